@@ -1,0 +1,103 @@
+"""An acquisition as a stream of documents: start, state snapshots, frames, stop.
+
+Following bluesky's event-model idea, what the recorder observed is kept as small immutable
+documents rather than as a growing OME model. The OME/NBO metadata is *derived* from them
+at the end (or, after a crash, from whatever documents made it to disk), so one code path
+serves writing, recovery and re-export.
+
+* :class:`RunStart` — once: profile, sequence, image geometry, software versions.
+* :class:`StateSnapshot` — each time the observed device state changes: raw property values
+  as the devices reported them, or :class:`Unknown` with the reason a value could not be read.
+* :class:`FrameRecord` — per frame: its indices, timing, position, and which snapshot was in
+  force when it was taken. Cheap to create: it only points at a snapshot.
+* :class:`RunStop` — once: how the run ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A value the recorder could not observe, with the reason. Never replaced by a guess."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"unknown ({self.reason})"
+
+
+#: A raw device property value as reported (a string, as Micro-Manager reports them).
+RawValue = str | Unknown
+PropertyKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """The observed values of every watched property at one moment."""
+
+    uid: int
+    values: Mapping[PropertyKey, RawValue]
+    elapsed_s: float
+    trigger: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One acquired frame. ``index`` is its page (IFD) number in the TIFF file."""
+
+    index: int
+    p: int
+    t: int
+    c: int
+    z: int
+    channel: str | None
+    elapsed_ms: float
+    exposure_ms: float
+    x_um: float | None
+    y_um: float | None
+    z_um: float | None
+    pixel_size_um: float
+    snapshot: int
+    hardware_triggered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """Everything fixed for the whole run."""
+
+    started_at: str
+    profile: Mapping[str, Any]
+    sequence: Mapping[str, Any]
+    width: int
+    height: int
+    dtype: str
+    camera: str
+    versions: Mapping[str, str]
+    position_names: tuple[str | None, ...] = ()
+    z_step_um: float | None = None
+    time_interval_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStop:
+    """How the run ended."""
+
+    stopped_at: str
+    frames_written: int
+    frames_expected: int | None
+    reason: str
+    errors: tuple[str, ...] = ()
+
+
+@dataclass
+class Run:
+    """The documents of one acquisition, in memory."""
+
+    start: RunStart
+    snapshots: dict[int, StateSnapshot] = field(default_factory=dict)
+    frames: list[FrameRecord] = field(default_factory=list)
+    stop: RunStop | None = None

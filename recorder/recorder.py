@@ -1,0 +1,266 @@
+"""Attach to a pymmcore-plus core and record an MDA run into an NBO-complete OME-TIFF.
+
+Usage, inside any pymmcore-plus script::
+
+    rec = Recorder(core, profile="hardware_profiles/mm_demo.yaml")
+    core.mda.run(sequence, output=rec.sink("exp1.ome.tif"))
+
+Timing is the whole point, so the work is split between two threads:
+
+* **On the acquisition thread**, directly connected to ``core.mda.events`` ahead of any other
+  listener, the sink captures state: at sequence start and whenever a frame belongs to another
+  channel, position, time point, or the state was hinted stale, it reads every bound property
+  (:meth:`StateMonitor.refresh`); otherwise it only takes a reference to the current snapshot.
+  Either way it records a :class:`FrameRecord` while the hardware is still in the state the
+  frame was taken in.
+* **On pymmcore-plus's relay thread** (the sink is an ordinary ``frameReady`` handler passed
+  as ``output=``), frames are appended to the TIFF and, at the end, the OME-XML is built from
+  the documents and written. The acquisition never waits for the disk.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import threading
+import warnings
+from collections import deque
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recorder.documents import FrameRecord, Run, RunStart, RunStop
+from recorder.ome_xml import build_ome_xml
+from recorder.profile import Profile, check_against_core, load_profile
+from recorder.state import StateMonitor
+from recorder.tiff_writer import (
+    TiffPageWriter,
+    WriterError,
+    check_output_path,
+    needs_bigtiff,
+    write_description,
+)
+
+_log = logging.getLogger(__name__)
+_PRIORITY = 1000  # run before pymmcore-plus's relay enqueues the same signal
+
+
+def software_versions(core: Any) -> dict[str, str]:
+    """Versions of the software stack that produced a file, as reported by itself."""
+    versions: dict[str, str] = {}
+    for dist in ("nbo-recorder", "pymmcore-plus", "pymmcore", "tifffile", "ome-types",
+                 "useq-schema"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed as a distribution"
+    versions["MMCore"] = str(core.getVersionInfo())
+    versions["MMDevice API"] = str(core.getAPIVersionInfo())
+    return versions
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class RecordingError(RuntimeError):
+    """The run was recorded only partly; the message says what failed."""
+
+
+class Recorder:
+    """Binds a hardware profile to a live core; makes one :class:`RecordingSink` per run.
+
+    The profile's bindings are checked against the loaded devices here, so a binding to a
+    device, property or label the core does not have fails before any acquisition starts.
+    """
+
+    def __init__(self, core: Any, profile: str | Path | Profile) -> None:
+        self.core = core
+        self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
+        check_against_core(self.profile, core)
+
+    def sink(self, path: str | Path, *, overwrite: bool = False) -> RecordingSink:
+        """A single-use ``output=`` handler for ``core.mda.run`` writing to ``path``."""
+        out = Path(path)
+        check_output_path(out, overwrite)
+        return RecordingSink(self.core, self.profile, out)
+
+
+class RecordingSink:
+    """Records one MDA run. Pass it as ``output=`` to ``core.mda.run``."""
+
+    def __init__(self, core: Any, profile: Profile, path: Path) -> None:
+        self.core = core
+        self.profile = profile
+        self.path = path
+        self.monitor = StateMonitor(core, profile.watched_properties())
+        self.run: Run | None = None
+        self.errors: list[str] = []
+        self.finished = threading.Event()
+        self._writer: TiffPageWriter | None = None
+        self._pending: deque[FrameRecord] = deque()
+        self._cond = threading.Condition()
+        self._captured = 0
+        self._last: tuple[int, int, int, str | None] | None = None
+        self._canceled = False
+        self._expected: int | None = None
+        self._software = f"nbo-recorder {software_versions(core)['nbo-recorder']}"
+        self.monitor.attach()
+        ev = core.mda.events
+        ev.sequenceStarted.connect(self._on_sequence_started, priority=_PRIORITY)
+        ev.frameReady.connect(self._on_frame, priority=_PRIORITY)
+        ev.sequenceCanceled.connect(self._on_canceled, priority=_PRIORITY)
+
+    # --- acquisition thread ---------------------------------------------------------------
+
+    def _on_sequence_started(self, sequence: Any, meta: Any) -> None:
+        if self.run is not None:
+            raise RuntimeError(f"{self.path}: a RecordingSink records one run; make a new sink")
+        info = (meta or {}).get("image_infos", [{}])[0]
+        self.monitor.restart_clock()
+        self.monitor.refresh("sequence start")
+        self._expected = _count_events(sequence)
+        z_plan = getattr(sequence, "z_plan", None)
+        time_plan = getattr(sequence, "time_plan", None)
+        interval = getattr(time_plan, "interval", None)
+        dtype = str(np.dtype(info.get("dtype", "uint16")))
+        width = int(info.get("width", self.core.getImageWidth()))
+        height = int(info.get("height", self.core.getImageHeight()))
+        self.run = Run(start=RunStart(
+            started_at=now_iso(),
+            profile=self.profile.model_dump(mode="json", exclude_none=True),
+            sequence=sequence.model_dump(mode="json", exclude_unset=True),
+            width=width, height=height, dtype=dtype,
+            camera=str(info.get("camera_label", self.core.getCameraDevice())),
+            versions=software_versions(self.core),
+            position_names=tuple(p.name for p in sequence.stage_positions),
+            z_step_um=getattr(z_plan, "step", None),
+            time_interval_s=interval.total_seconds() if interval is not None else None,
+        ))
+        frame_bytes = width * height * np.dtype(dtype).itemsize
+        expected_bytes = None if self._expected is None else self._expected * frame_bytes
+        self._writer = TiffPageWriter(self.path, bigtiff=needs_bigtiff(expected_bytes))
+
+    def _on_frame(self, img: np.ndarray, event: Any, meta: Any) -> None:
+        idx = event.index
+        p, t, c, z = idx.get("p", 0), idx.get("t", 0), idx.get("c", 0), idx.get("z", 0)
+        channel = event.channel.config if event.channel is not None else None
+        hardware = bool(meta.get("hardware_triggered", False))
+        key = (p, c, t, channel)
+        last = self._last
+        if last is None or self.monitor.stale:
+            snap = self.monitor.refresh("first frame" if last is None else "stale hint")
+        elif key[0] != last[0] or key[1] != last[1] or key[3] != last[3]:
+            snap = self.monitor.refresh("channel or position change")
+        elif key[2] != last[2] and not hardware:
+            snap = self.monitor.refresh("new time point")
+        else:
+            snap = self.monitor.snapshot()
+        self._last = key
+        pos = meta.get("position") or {}
+        record = FrameRecord(
+            index=self._captured, p=p, t=t, c=c, z=z, channel=channel,
+            elapsed_ms=float(meta.get("runner_time_ms", 0.0)),
+            exposure_ms=float(meta.get("exposure_ms", 0.0)),
+            x_um=_maybe_float(pos.get("x")), y_um=_maybe_float(pos.get("y")),
+            z_um=_maybe_float(pos.get("z")),
+            pixel_size_um=float(meta.get("pixel_size_um", 0.0)),
+            snapshot=snap.uid, hardware_triggered=hardware,
+        )
+        with self._cond:
+            self._pending.append(record)
+            self._captured += 1
+            self._cond.notify_all()
+
+    def _on_canceled(self, *_: Any) -> None:
+        self._canceled = True
+
+    # --- relay thread: the frameReady handler interface -----------------------------------
+
+    def frameReady(self, img: np.ndarray, event: Any, meta: Any) -> None:  # noqa: N802
+        """Write one frame (called by pymmcore-plus's relay thread, in acquisition order)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: bool(self._pending), timeout=30):
+                self.errors.append(f"frame {event.index}: no state was captured for it")
+                return
+            record = self._pending.popleft()
+        if self._writer is None or self.run is None:
+            return
+        try:
+            page = self._writer.write(img)
+        except WriterError as exc:
+            self.errors.append(str(exc))
+            self._writer.close()
+            self._writer = None
+            self.core.mda.cancel()
+            warnings.warn(f"acquisition stopped: {exc}", RuntimeWarning, stacklevel=2)
+            return
+        self.run.frames.append(replace(record, index=page))
+
+    def sequenceFinished(self, sequence: Any) -> None:  # noqa: N802
+        """Finalise: build the OME-XML from the documents and write it into the file."""
+        try:
+            self._finalise()
+        except Exception as exc:  # on the relay thread nobody would see it: keep it
+            self.errors.append(f"finalising {self.path} failed: {type(exc).__name__}: {exc}")
+            _log.exception("finalising %s failed", self.path)
+        finally:
+            self._disconnect()
+            self.finished.set()
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`RecordingError` listing what went wrong, if anything did."""
+        if self.errors:
+            raise RecordingError(f"{self.path}: " + "; ".join(self.errors))
+
+    def _finalise(self) -> None:
+        if self.run is None:
+            return
+        run = self.run
+        run.snapshots.update(self.monitor.snapshots)
+        if self.errors:
+            reason = "error"
+        elif self._canceled:
+            reason = "canceled"
+        else:
+            reason = "completed"
+        run.stop = RunStop(
+            stopped_at=now_iso(), frames_written=len(run.frames),
+            frames_expected=self._expected, reason=reason, errors=tuple(self.errors),
+        )
+        if self._writer is not None:
+            self._writer.finalise(build_ome_xml(run, self.profile, self._software))
+            self._writer = None
+        elif run.frames:
+            write_description(self.path, build_ome_xml(run, self.profile, self._software))
+
+    def _disconnect(self) -> None:
+        self.monitor.detach()
+        ev = self.core.mda.events
+        for sig, slot in ((ev.sequenceStarted, self._on_sequence_started),
+                          (ev.frameReady, self._on_frame),
+                          (ev.sequenceCanceled, self._on_canceled)):
+            try:
+                sig.disconnect(slot)
+            except (ValueError, RuntimeError):
+                pass
+
+
+def _maybe_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _count_events(sequence: Any, cap: int = 10_000_000) -> int | None:
+    """Number of frames a sequence will produce, or None if unbounded/unknown."""
+    try:
+        n = 0
+        for _ in sequence:
+            n += 1
+            if n > cap:
+                return None
+        return n
+    except Exception:
+        return None
