@@ -6,9 +6,11 @@ formatted directly as strings and spliced into each Pixels element: ``ome-types`
 ~230 µs per Plane to serialise, which would make finalising a long time-lapse take minutes.
 The spliced elements only ever contain numbers and IDs, so no escaping is needed there.
 
-Values come only from the profile (static specs) and the observed snapshots; a setting that
-was not observed is omitted from the OME attributes and listed, with its reason, in a
-MapAnnotation on the channel or plane.
+Values come only from the profile (static specs) and the observed snapshots. Each Channel
+references a MapAnnotation with every setting observed for it (including those OME 2016-06
+has no attribute for, such as light-source power in mW); a setting that was not observed is
+omitted from the OME attributes and listed there as ``unknown (reason)``. A Plane whose
+settings differ from its channel's references a MapAnnotation with just the differences.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from recorder.settings import ObservedSettings, interpret
 from recorder.xml_text import clean_text
 
 NS_PLANE = "urn:nbo-recorder:plane-settings"
-NS_UNKNOWN = "urn:nbo-recorder:unknown-values"
+NS_CHANNEL = "urn:nbo-recorder:channel-settings"
 NS_RUN = "urn:nbo-recorder:acquisition"
 
 _PIXEL_TYPES = {
@@ -203,11 +205,12 @@ def _build_channel(
     ch = m.Channel(
         id=f"Channel:{p}:{c}", name=clean_text(name), samples_per_pixel=1,
         fluor=clean_text(info.fluor),
-        color=("#" + info.color.lstrip("#")) if info.color else None,
         illumination_type=info.illumination_type.value if info.illumination_type else None,
         contrast_method=info.contrast_method.value if info.contrast_method else None,
         acquisition_mode=info.acquisition_mode.value if info.acquisition_mode else None,
     )
+    if info.color:
+        ch.color = m.Color("#" + info.color.lstrip("#"))
     if obs is None:
         return ch
     if obs.light_sources:
@@ -243,9 +246,9 @@ def _build_channel(
     if obs.pinholes:
         pinhole = profile.component(obs.pinholes[0])
         ch.pinhole_size = getattr(pinhole, "diameter_um", None)
-    unknown = {k: v for k, v in obs.flat().items() if v.startswith("unknown (")}
-    if unknown:
-        ch.annotation_refs.append(m.AnnotationRef(id=annotations.ref(NS_UNKNOWN, unknown)))
+    observed = obs.flat()
+    if observed:
+        ch.annotation_refs.append(m.AnnotationRef(id=annotations.ref(NS_CHANNEL, observed)))
     return ch
 
 
@@ -369,7 +372,9 @@ def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     return "".join(out)
 
 
-def _objective_settings(profile: Profile, objective: str | Unknown | None) -> m.ObjectiveSettings | None:
+def _objective_settings(
+    profile: Profile, objective: str | Unknown | None
+) -> m.ObjectiveSettings | None:
     if not isinstance(objective, str):
         return None
     comp = profile.component(objective)

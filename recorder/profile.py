@@ -434,7 +434,8 @@ class Profile(_Strict):
         for i, comp in enumerate(self.components):
             if comp.id in seen:
                 problems.append(
-                    f"components[{i}].id: duplicate id {comp.id!r} (also components[{seen[comp.id]}])"
+                    f"components[{i}].id: duplicate id {comp.id!r} "
+                    f"(also components[{seen[comp.id]}])"
                 )
             seen.setdefault(comp.id, i)
         kinds = {c.id: c.kind for c in self.components}
@@ -542,7 +543,9 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
 def parse_profile(data: Any, source: str = "<profile>") -> Profile:
     """Validate already-parsed profile data; errors name ``source`` and the field path."""
     if not isinstance(data, dict):
-        raise ProfileError(f"{source}: a profile is a mapping at the top level, got {type(data).__name__}")
+        raise ProfileError(
+            f"{source}: a profile is a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:

@@ -27,7 +27,7 @@ def read_ome_xml(path: str | Path) -> str:
     path = Path(path)
     try:
         with tifffile.TiffFile(path) as tf:
-            description = tf.pages.first.description
+            description = str(tf.pages.first.description)
     except (OSError, tifffile.TiffFileError, ValueError, IndexError) as exc:
         raise NotOmeTiffError(f"{path}: not a readable TIFF ({exc})") from exc
     if "<OME" not in description:

@@ -180,7 +180,7 @@ class RecordingSink:
 
     # --- relay thread: the frameReady handler interface -----------------------------------
 
-    def frameReady(self, img: np.ndarray, event: Any, meta: Any) -> None:  # noqa: N802
+    def frameReady(self, img: np.ndarray, event: Any, meta: Any) -> None:
         """Write one frame (called by pymmcore-plus's relay thread, in acquisition order)."""
         with self._cond:
             if not self._cond.wait_for(lambda: bool(self._pending), timeout=30):
@@ -200,7 +200,7 @@ class RecordingSink:
             return
         self.run.frames.append(replace(record, index=page))
 
-    def sequenceFinished(self, sequence: Any) -> None:  # noqa: N802
+    def sequenceFinished(self, sequence: Any) -> None:
         """Finalise: build the OME-XML from the documents and write it into the file."""
         try:
             self._finalise()

@@ -1,0 +1,82 @@
+"""The public command line: demo and acquire, and what bad input gets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+from conftest import DEMO_PROFILE
+from helpers import load, planes
+from recorder.cli import main
+
+
+def test_demo_command_writes_and_summarises(tmp_path):
+    out = tmp_path / "demo.ome.tif"
+    result = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "demo", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    _, ome = load(out)
+    px = ome.images[0].pixels
+    assert (px.size_c, px.size_z, px.size_t) == (2, 3, 3)
+    assert f"{out}: 18 frames" in result.stdout
+    assert "channel FITC: light LightSource:led-demo 470 nm" in result.stdout
+
+
+def _sequence(tmp_path):
+    seq = tmp_path / "seq.yaml"
+    seq.write_text(yaml.safe_dump({"channels": [{"config": "Cy5", "group": "Channel"}],
+                                   "time_plan": {"interval": 0, "loops": 2}}))
+    return seq
+
+
+def test_acquire_applies_set_before_the_sequence(tmp_path, capsys):
+    out = tmp_path / "exp1.ome.tif"
+    code = main(["acquire", "--mm-config", "demo", "--profile", str(DEMO_PROFILE),
+                 "--sequence", str(_sequence(tmp_path)), "--out", str(out),
+                 "--set", "Camera.Gain=3", "--set", "Camera.Binning=2"])
+    assert code == 0, capsys.readouterr().err
+    _, ome = load(out)
+    for pv in planes(ome):
+        assert pv.settings["detector[cam-demo].gain"] == "3"
+        assert pv.settings["detector[cam-demo].binning"] == "2"
+    ds = ome.images[0].pixels.channels[0].detector_settings
+    assert ds.gain == 3.0 and ds.binning.value == "2x2"
+
+
+def test_acquire_refuses_existing_output_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "exp1.ome.tif"
+    out.write_bytes(b"earlier experiment")
+    args = ["acquire", "--mm-config", "demo", "--profile", str(DEMO_PROFILE),
+            "--sequence", str(_sequence(tmp_path)), "--out", str(out)]
+    assert main(args) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"earlier experiment"
+    assert main([*args, "--overwrite"]) == 0
+    assert load(out)[1].images
+
+
+def test_acquire_bad_inputs_get_clear_errors(tmp_path, capsys):
+    seq = _sequence(tmp_path)
+    base = ["acquire", "--profile", str(DEMO_PROFILE), "--sequence", str(seq),
+            "--out", str(tmp_path / "o.ome.tif")]
+    assert main([*base, "--mm-config", str(tmp_path / "missing.cfg")]) == 2
+    assert "missing.cfg: Micro-Manager configuration file not found" in capsys.readouterr().err
+    assert main([*base, "--mm-config", "demo", "--set", "Camera.NoSuchProp=1"]) == 2
+    assert "has no property 'NoSuchProp'" in capsys.readouterr().err
+    assert main([*base, "--mm-config", "demo", "--set", "Gain=2"]) == 2
+    assert "expected Device.Property=Value" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("channels: {config: [}\n")
+    assert main(["acquire", "--mm-config", "demo", "--profile", str(DEMO_PROFILE),
+                 "--sequence", str(broken), "--out", str(tmp_path / "o.ome.tif")]) == 2
+    assert "broken.yaml: not a valid useq-schema MDASequence" in capsys.readouterr().err
+    bad_profile = tmp_path / "rig.yaml"
+    bad_profile.write_text("name: x\ncomponents:\n  - kind: objective\n    lens_na: high\n")
+    assert main(["acquire", "--mm-config", "demo", "--profile", str(bad_profile),
+                 "--sequence", str(seq), "--out", str(tmp_path / "o.ome.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "rig.yaml: components[0].id" in err and "rig.yaml: components[0].lens_na" in err
+    assert not (tmp_path / "o.ome.tif").exists()

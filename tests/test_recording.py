@@ -1,0 +1,243 @@
+"""End-to-end recording on the real demo adapters: what the file says equals what was active."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+import useq
+import yaml
+from conftest import DEMO_PROFILE
+from helpers import annotations, load, planes
+from pydevices import PyEmissionWheel, PyLaser
+
+from recorder.profile import ProfileError, parse_profile
+from recorder.recorder import Recorder
+
+
+class GroundTruth:
+    """Reads the hardware directly at each frame, independently of the recorder."""
+
+    def __init__(self, core: Any, keys: list[tuple[str, str]]) -> None:
+        self.core = core
+        self.keys = keys
+        self.frames: list[dict[str, Any]] = []
+        core.mda.events.frameReady.connect(self.on_frame)
+
+    def on_frame(self, img: np.ndarray, event: useq.MDAEvent, meta: dict) -> None:
+        state = {f"{d}.{p}": self.core.getProperty(d, p) for d, p in self.keys}
+        state["pixel_size_um"] = self.core.getPixelSizeUm()
+        self.frames.append({
+            "index": dict(event.index), "sha1": hashlib.sha1(img.tobytes()).hexdigest(),
+            "state": state,
+        })
+
+
+def _py_profile() -> Any:
+    data = yaml.safe_load(DEMO_PROFILE.read_text())
+    data["components"] += [
+        {"kind": "filter", "id": "py-hq535", "model": "HQ535/50m", "filter_type": "BandPass",
+         "transmittance_range": {"cut_in_nm": 510, "cut_out_nm": 560}},
+        {"kind": "filter", "id": "py-hq700", "model": "HQ700/75m", "filter_type": "BandPass",
+         "transmittance_range": {"cut_in_nm": 662.5, "cut_out_nm": 737.5}},
+        {"kind": "laser", "id": "py-laser", "model": "Py laser", "wavelength_nm": 488},
+    ]
+    data["bindings"] += [
+        {"device": "PyWheel", "role": "emission_filter",
+         "labels": {"Py-HQ535": "py-hq535", "Py-HQ700": "py-hq700"}},
+        {"device": "PyLaser", "role": "light_source", "component": "py-laser",
+         "settings": {"power": {"property": "PowerW", "unit": "W"}}},
+    ]
+    return parse_profile(data, "test-profile")
+
+
+@pytest.fixture
+def py_core(demo_core):
+    """Demo rig plus two Python devices and a config group that moves them silently."""
+    demo_core.loadPyDevice("PyWheel", PyEmissionWheel())
+    demo_core.loadPyDevice("PyLaser", PyLaser())
+    demo_core.initializeDevice("PyWheel")
+    demo_core.initializeDevice("PyLaser")
+    for preset, label, power, led in (("GFP", "Py-HQ535", "0.02", "470nm"),
+                                      ("RFP", "Py-HQ700", "0.05", "550nm")):
+        demo_core.defineConfig("PyChannel", preset, "PyWheel", "Label", label)
+        demo_core.defineConfig("PyChannel", preset, "PyLaser", "PowerW", power)
+        demo_core.defineConfig("PyChannel", preset, "LED", "Label", led)
+        demo_core.defineConfig("PyChannel", preset, "Core", "Shutter", "LED Shutter")
+    return demo_core
+
+
+def test_file_validates_and_pixels_are_the_camera_frames(demo_core, tmp_path, ome_schema):
+    truth = GroundTruth(demo_core, [])
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1},
+        time_plan={"interval": 0, "loops": 2},
+        stage_positions=[(0, 0, 0), {"x": 50, "y": 20, "z": 0, "name": "well B2"}],
+    )
+    out = tmp_path / "exp.ome.tif"
+    demo_core.mda.run(seq, output=Recorder(demo_core, DEMO_PROFILE).sink(out))
+
+    xml, ome = load(out)
+    ome_schema.validate(xml)
+    assert len(ome.images) == 2, "one image series per stage position"
+    assert ome.images[1].name == "well B2"
+    assert ome.images[1].stage_label.x == pytest.approx(50, abs=0.05)
+    by_index = {(f["index"].get("p", 0), f["index"].get("t", 0), f["index"]["c"],
+                 f["index"]["z"]): f["sha1"] for f in truth.frames}
+    with tifffile.TiffFile(out) as tf:
+        pages = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    seen = planes(ome)
+    assert len(seen) == len(truth.frames) == 24
+    for pv in seen:
+        assert pages[pv.ifd] == by_index[(pv.image, pv.t, pv.c, pv.z)]
+    px = ome.images[0].pixels
+    assert (px.size_c, px.size_z, px.size_t) == (2, 3, 2)
+    assert px.physical_size_x == pytest.approx(1.0) and px.physical_size_z == pytest.approx(1.0)
+
+
+def test_each_plane_names_the_state_active_when_it_was_taken(py_core, tmp_path, ome_schema):
+    """Objective, binning and channel presets change between and during sequences.
+
+    The PyChannel presets move Python devices (no propertyChanged at all) and demo state
+    devices through a config group (configSet only); the objective is switched mid-run
+    through a config group, binning through a property.
+    """
+    core = py_core
+    keys = [("Objective", "Label"), ("Camera", "Binning"), ("Emission", "Label"),
+            ("PyWheel", "Label"), ("PyLaser", "PowerW"), ("LED", "Label"),
+            ("Core", "Shutter")]
+    recorder = Recorder(core, _py_profile())
+    seq = useq.MDASequence(
+        channels=[{"config": "DAPI", "group": "Channel"},
+                  {"config": "GFP", "group": "PyChannel"},
+                  {"config": "RFP", "group": "PyChannel"}],
+        z_plan={"range": 1, "step": 1}, time_plan={"interval": 0, "loops": 3},
+        axis_order="tpcz",
+    )
+
+    def switch_mid_run(event: useq.MDAEvent) -> None:
+        if event.index.get("t") == 1 and event.index.get("c") == 0 and event.index.get("z") == 0:
+            core.setConfig("Objective", "40X")
+            core.setProperty("Camera", "Binning", "2")
+
+    files = []
+    for run in range(2):
+        if run == 1:  # between sequences: a different objective and binning, set silently
+            core.setConfig("Objective", "20X")
+            core.setConfig("Camera", "LowRes")
+        truth = GroundTruth(core, keys)
+        core.mda.events.eventStarted.connect(switch_mid_run)
+        out = tmp_path / f"run{run}.ome.tif"
+        core.mda.run(seq, output=recorder.sink(out))
+        core.mda.events.eventStarted.disconnect(switch_mid_run)
+        core.mda.events.frameReady.disconnect(truth.on_frame)
+        files.append((out, truth))
+
+    objective_ids = {"Nikon 10X S Fluor": "obj-nikon-10x-sfluor",
+                     "Nikon 20X Plan Fluor ELWD": "obj-nikon-20x-pf-elwd",
+                     "Nikon 40X Plan Fluor ELWD": "obj-nikon-40x-pf-elwd"}
+    for out, truth in files:
+        xml, ome = load(out)
+        ome_schema.validate(xml)
+        actual = {(f["index"]["t"], f["index"]["c"], f["index"]["z"]): f["state"]
+                  for f in truth.frames}
+        views = planes(ome)
+        assert len(views) == len(actual) == 18
+        objectives_used = {st["Objective.Label"] for st in actual.values()}
+        assert len(objectives_used) == 2, f"the objective must change mid-run: {objectives_used}"
+        for pv in views:
+            state = actual[(pv.t, pv.c, pv.z)]
+            s = pv.settings
+            where = f"{out.name} t={pv.t} c={pv.c} z={pv.z}"
+            assert s["objective"] == objective_ids[state["Objective.Label"]], where
+            assert s["detector[cam-demo].binning"] == state["Camera.Binning"], where
+            assert float(s["pixel_size_um"]) == pytest.approx(state["pixel_size_um"]), where
+            wheel = {"Py-HQ535": "py-hq535", "Py-HQ700": "py-hq700"}[state["PyWheel.Label"]]
+            emission = s["emission_filters"].split(",")
+            assert wheel in emission, where
+            power_mw = float(state["PyLaser.PowerW"]) * 1000
+            assert s["light_source[py-laser].power_mw"] == f"{power_mw:g} mW", where
+            if pv.channel == "DAPI":
+                assert "em-chroma-hq620" in emission, where
+                assert "light_source[led-demo]" not in s, where
+            else:
+                assert s["light_source[led-demo].wavelength_nm"] == \
+                    state["LED.Label"].replace("nm", " nm"), where
+
+    # the channel elements themselves carry the first state of each channel
+    _, ome = load(files[0][0])
+    chans = {c.name: c for c in ome.images[0].pixels.channels}
+    assert "Filter:py-hq535" in [r.id for r in chans["GFP"].light_path.emission_filters]
+    assert "Filter:py-hq700" in [r.id for r in chans["RFP"].light_path.emission_filters]
+    assert chans["RFP"].light_source_settings.wavelength in (None, 550.0)
+    assert ome.images[0].objective_settings.id == "Objective:obj-nikon-10x-sfluor"
+    _, ome2 = load(files[1][0])
+    assert ome2.images[0].objective_settings.id == "Objective:obj-nikon-20x-pf-elwd"
+    assert ome2.images[0].pixels.channels[0].detector_settings.binning.value == "4x4"
+
+
+def test_unreadable_value_is_recorded_as_unknown_not_invented(py_core, tmp_path):
+    laser = py_core.getPyDevice("PyLaser") if hasattr(py_core, "getPyDevice") else None
+    recorder = Recorder(py_core, _py_profile())
+    device = laser or py_core._pydevices["PyLaser"]
+    device.fail_reads = True
+    out = tmp_path / "unknown.ome.tif"
+    seq = useq.MDASequence(channels=[{"config": "GFP", "group": "PyChannel"}])
+    py_core.mda.run(seq, output=recorder.sink(out))
+    _, ome = load(out)
+    anns = annotations(ome)
+    channel = ome.images[0].pixels.channels[0]
+    values = {k: v for ref in channel.annotation_refs for k, v in anns[ref.id].items()}
+    assert values["light_source[py-laser].power_mw"].startswith("unknown (reading PyLaser.PowerW")
+    assert "laser did not answer" in values["light_source[py-laser].power_mw"]
+
+
+def test_output_exists_and_unwritable_directory_fail_before_acquiring(demo_core, tmp_path):
+    recorder = Recorder(demo_core, DEMO_PROFILE)
+    existing = tmp_path / "taken.ome.tif"
+    existing.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        recorder.sink(existing)
+    assert existing.read_bytes() == b"precious"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        recorder.sink(tmp_path / "no" / "such" / "dir.ome.tif")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        recorder.sink(existing / "inside-a-file.ome.tif")
+
+
+def test_profile_binding_unknown_device_is_rejected_at_attach(demo_core):
+    data = yaml.safe_load(DEMO_PROFILE.read_text())
+    data["bindings"][1]["device"] = "ExcitationWheel2"
+    with pytest.raises(ProfileError, match="ExcitationWheel2"):
+        Recorder(demo_core, parse_profile(data, "p.yaml"))
+
+
+def test_big_runs_switch_to_bigtiff():
+    from recorder.tiff_writer import needs_bigtiff
+
+    assert not needs_bigtiff(100 * 512 * 512 * 2)
+    assert needs_bigtiff(5 * 2**30)
+    assert needs_bigtiff(None)
+
+
+def test_written_file_is_valid_tiff_after_every_frame(demo_core, tmp_path):
+    """Frames are streamed: while acquiring, the file already holds every frame so far."""
+    seen: list[int] = []
+    out = tmp_path / "stream.ome.tif"
+
+    def count_pages(*_: Any) -> None:
+        if out.exists() and out.stat().st_size > 0:
+            with tifffile.TiffFile(out) as tf:
+                seen.append(len(tf.pages))
+
+    demo_core.mda.events.frameReady.connect(count_pages)
+    seq = useq.MDASequence(time_plan={"interval": 0.15, "loops": 4})
+    demo_core.mda.run(seq, output=Recorder(demo_core, DEMO_PROFILE).sink(out))
+    assert seen and max(seen) >= 2, f"pages visible during the run: {seen}"
+    with tifffile.TiffFile(out) as tf:
+        assert len(tf.pages) == 4
+
+
