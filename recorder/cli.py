@@ -1,4 +1,4 @@
-"""``nbo-recorder`` command line: demo and acquire."""
+"""``nbo-recorder`` command line: demo, acquire, recover."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from recorder.profile import ProfileError
+from recorder.recorder import RecordingError
+from recorder.recovery import RecoveryError
 from recorder.rig import DEMO, RigError
 
 DEMO_SEQUENCE: dict[str, Any] = {
@@ -113,6 +115,18 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from recorder.recovery import recover
+
+    report = recover(Path(args.partial), Path(args.out) if args.out else None)
+    expected = report.frames_expected if report.frames_expected is not None else "unknown"
+    print(f"{report.path}: recovered {report.frames_recovered} frames "
+          f"({report.frames_journaled} journaled, {report.intact_pages} intact pages, "
+          f"{expected} planned); marked incomplete")
+    print(summarise(report.path))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbo-recorder",
@@ -133,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="apply a device property before the sequence (repeatable)")
     acq.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     acq.set_defaults(func=_cmd_acquire)
+    rec = sub.add_parser("recover", help="make a crashed recording a valid OME-TIFF again")
+    rec.add_argument("partial", help="the .ome.tif left by the crash (its journal beside it)")
+    rec.add_argument("--out", help="write the recovered file here instead of in place")
+    rec.set_defaults(func=_cmd_recover)
     return parser
 
 
@@ -141,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (ProfileError, RigError, ValueError, OSError) as exc:
+    except (ProfileError, RigError, RecoveryError, RecordingError, ValueError, OSError) as exc:
         print(f"nbo-recorder: error: {exc}", file=sys.stderr)
         return 2
     return code

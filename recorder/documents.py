@@ -78,6 +78,7 @@ class RunStart:
     camera: str
     versions: Mapping[str, str]
     position_names: tuple[str | None, ...] = ()
+    frames_expected: int | None = None
     z_step_um: float | None = None
     time_interval_s: float | None = None
 

@@ -33,15 +33,16 @@ from typing import Any
 import numpy as np
 
 from recorder.documents import FrameRecord, Run, RunStart, RunStop
+from recorder.journal import JournalWriter, journal_path
 from recorder.ome_xml import build_ome_xml
 from recorder.profile import Profile, check_against_core, load_profile
+from recorder.recovery import recover
 from recorder.state import StateMonitor
 from recorder.tiff_writer import (
     TiffPageWriter,
     WriterError,
     check_output_path,
     needs_bigtiff,
-    write_description,
 )
 
 _log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class RecordingSink:
         self.errors: list[str] = []
         self.finished = threading.Event()
         self._writer: TiffPageWriter | None = None
+        self._journal: JournalWriter | None = None
         self._pending: deque[FrameRecord] = deque()
         self._cond = threading.Condition()
         self._captured = 0
@@ -131,7 +133,7 @@ class RecordingSink:
         height = int(info.get("height", self.core.getImageHeight()))
         self.run = Run(start=RunStart(
             started_at=now_iso(),
-            profile=self.profile.model_dump(mode="json", exclude_none=True),
+            profile=self.profile.model_dump(mode="json"),
             sequence=sequence.model_dump(mode="json", exclude_unset=True),
             width=width, height=height, dtype=dtype,
             camera=str(info.get("camera_label", self.core.getCameraDevice())),
@@ -139,9 +141,12 @@ class RecordingSink:
             position_names=tuple(p.name for p in sequence.stage_positions),
             z_step_um=getattr(z_plan, "step", None),
             time_interval_s=interval.total_seconds() if interval is not None else None,
+            frames_expected=self._expected,
         ))
         frame_bytes = width * height * np.dtype(dtype).itemsize
         expected_bytes = None if self._expected is None else self._expected * frame_bytes
+        self._journal = JournalWriter(journal_path(self.path))
+        self._journal.start(self.run.start)
         self._writer = TiffPageWriter(self.path, bigtiff=needs_bigtiff(expected_bytes))
 
     def _on_frame(self, img: np.ndarray, event: Any, meta: Any) -> None:
@@ -187,13 +192,18 @@ class RecordingSink:
                 self.errors.append(f"frame {event.index}: no state was captured for it")
                 return
             record = self._pending.popleft()
-        if self._writer is None or self.run is None:
+        if self._writer is None or self.run is None or self._journal is None:
             return
         try:
+            self._journal.frame(record, self.monitor.snapshots[record.snapshot])
             page = self._writer.write(img)
-        except WriterError as exc:
+            self._journal.sync_if_due(self._writer.fileno())
+        except (WriterError, OSError) as exc:
             self.errors.append(str(exc))
-            self._writer.close()
+            try:
+                self._writer.close()
+            except OSError:
+                pass  # the file is finished by recovery from the journal
             self._writer = None
             self.core.mda.cancel()
             warnings.warn(f"acquisition stopped: {exc}", RuntimeWarning, stacklevel=2)
@@ -231,11 +241,27 @@ class RecordingSink:
             stopped_at=now_iso(), frames_written=len(run.frames),
             frames_expected=self._expected, reason=reason, errors=tuple(self.errors),
         )
+        journal, self._journal = self._journal, None
+        if journal is None:
+            return
+        journal.stop(run.stop)
         if self._writer is not None:
             self._writer.finalise(build_ome_xml(run, self.profile, self._software))
             self._writer = None
-        elif run.frames:
-            write_description(self.path, build_ome_xml(run, self.profile, self._software))
+            journal.remove()
+            return
+        journal.close()
+        if not run.frames:
+            return
+        # The writer failed mid-run: the file may end in a torn page. Recovery from the
+        # journal makes what was written valid, exactly as after a crash.
+        try:
+            recover(self.path)
+        except Exception as exc:
+            self.errors.append(
+                f"could not finalise {self.path} ({type(exc).__name__}: {exc}); its journal "
+                f"is kept: run `nbo-recorder recover {self.path}` once the cause is fixed"
+            )
 
     def _disconnect(self) -> None:
         self.monitor.detach()

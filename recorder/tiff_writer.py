@@ -49,12 +49,17 @@ def check_output_path(path: Path, overwrite: bool) -> None:
 
 
 class TiffPageWriter:
-    """Appends frames as TIFF pages; finalises by writing the OME-XML description."""
+    """Appends frames as TIFF pages; finalises by writing the OME-XML description.
+
+    The file is opened unbuffered, so when :meth:`write` returns, the page is in the
+    operating system's hands: a process crash after that cannot lose it.
+    """
 
     def __init__(self, path: Path, *, bigtiff: bool) -> None:
         self.path = path
         self.pages = 0
-        self._tw: tifffile.TiffWriter | None = tifffile.TiffWriter(path, bigtiff=bigtiff)
+        self._fh = open(path, "wb", buffering=0)
+        self._tw: tifffile.TiffWriter | None = tifffile.TiffWriter(self._fh, bigtiff=bigtiff)
 
     @property
     def bytes_written(self) -> int:
@@ -62,6 +67,9 @@ class TiffPageWriter:
             return self.path.stat().st_size
         except OSError:
             return 0
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
 
     def write(self, frame: np.ndarray) -> int:
         """Append ``frame`` as the next page; return its page (IFD) index."""
@@ -88,7 +96,10 @@ class TiffPageWriter:
     def close(self) -> None:
         if self._tw is not None:
             tw, self._tw = self._tw, None
-            tw.close()
+            try:
+                tw.close()
+            finally:
+                self._fh.close()
 
     def finalise(self, ome_xml: str) -> None:
         """Close the pixel stream and put ``ome_xml`` into the first page's description."""

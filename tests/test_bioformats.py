@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import useq
 from conftest import DEMO_PROFILE, REPO
+
 from recorder.recorder import Recorder
 
 OME_NS = {"ome": "http://www.openmicroscopy.org/Schemas/OME/2016-06"}

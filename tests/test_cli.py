@@ -8,6 +8,7 @@ import sys
 import yaml
 from conftest import DEMO_PROFILE
 from helpers import load, planes
+
 from recorder.cli import main
 
 
