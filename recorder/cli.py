@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from recorder.profile import ProfileError
 from recorder.recorder import RecordingError
@@ -46,7 +46,7 @@ def _load_sequence(path: Path) -> Any:
 
 def record(
     mm_config: str, profile: str | Path, sequence: Any, out: Path, *, overwrite: bool,
-    settings: Sequence[str] = (),
+    settings: Sequence[str] = (), on_device_error: Literal["continue", "stop"] = "continue",
 ) -> Path:
     """Load the rig, apply settings, run ``sequence`` and record it to ``out``."""
     from recorder.recorder import Recorder
@@ -54,7 +54,7 @@ def record(
 
     core = load_core(mm_config)
     apply_settings(core, settings)
-    recorder = Recorder(core, profile)
+    recorder = Recorder(core, profile, on_device_error=on_device_error)
     sink = recorder.sink(out, overwrite=overwrite)
     core.mda.run(sequence, output=sink)
     sink.raise_if_failed()
@@ -110,7 +110,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_acquire(args: argparse.Namespace) -> int:
     sequence = _load_sequence(Path(args.sequence))
     out = record(args.mm_config, args.profile, sequence, Path(args.out),
-                 overwrite=args.overwrite, settings=args.set)
+                 overwrite=args.overwrite, settings=args.set,
+                 on_device_error=args.on_device_error)
     print(summarise(out))
     return 0
 
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     acq.add_argument("--set", action="append", default=[], metavar="DEVICE.PROPERTY=VALUE",
                      help="apply a device property before the sequence (repeatable)")
     acq.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    acq.add_argument("--on-device-error", choices=["continue", "stop"], default="continue",
+                     help="a bound property that cannot be read is recorded as unknown; "
+                          "'stop' also ends the acquisition (default: continue)")
     acq.set_defaults(func=_cmd_acquire)
     rec = sub.add_parser("recover", help="make a crashed recording a valid OME-TIFF again")
     rec.add_argument("partial", help="the .ome.tif left by the crash (its journal beside it)")

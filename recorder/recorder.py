@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import math
 import threading
 import warnings
 from collections import deque
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from recorder.documents import FrameRecord, Run, RunStart, RunStop
+from recorder.documents import FrameRecord, Run, RunStart, RunStop, Unknown
 from recorder.journal import JournalWriter, journal_path
 from recorder.ome_xml import build_ome_xml
 from recorder.profile import Profile, check_against_core, load_profile
@@ -78,25 +79,35 @@ class Recorder:
     device, property or label the core does not have fails before any acquisition starts.
     """
 
-    def __init__(self, core: Any, profile: str | Path | Profile) -> None:
+    def __init__(
+        self, core: Any, profile: str | Path | Profile, *,
+        on_device_error: Literal["continue", "stop"] = "continue",
+    ) -> None:
+        """``on_device_error``: when a bound property cannot be read during a run, record it
+        as unknown and carry on (default), or record it and stop the acquisition."""
         self.core = core
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
+        self.on_device_error = on_device_error
         check_against_core(self.profile, core)
 
     def sink(self, path: str | Path, *, overwrite: bool = False) -> RecordingSink:
         """A single-use ``output=`` handler for ``core.mda.run`` writing to ``path``."""
         out = Path(path)
         check_output_path(out, overwrite)
-        return RecordingSink(self.core, self.profile, out)
+        return RecordingSink(self.core, self.profile, out,
+                             stop_on_device_error=self.on_device_error == "stop")
 
 
 class RecordingSink:
     """Records one MDA run. Pass it as ``output=`` to ``core.mda.run``."""
 
-    def __init__(self, core: Any, profile: Profile, path: Path) -> None:
+    def __init__(
+        self, core: Any, profile: Profile, path: Path, *, stop_on_device_error: bool = False
+    ) -> None:
         self.core = core
         self.profile = profile
         self.path = path
+        self.stop_on_device_error = stop_on_device_error
         self.monitor = StateMonitor(core, profile.watched_properties())
         self.run: Run | None = None
         self.errors: list[str] = []
@@ -108,6 +119,7 @@ class RecordingSink:
         self._captured = 0
         self._last: tuple[int, int, int, str | None] | None = None
         self._canceled = False
+        self._checked: set[int] = set()
         self._expected: int | None = None
         self._software = f"nbo-recorder {software_versions(core)['nbo-recorder']}"
         self.monitor.attach()
@@ -164,14 +176,21 @@ class RecordingSink:
             snap = self.monitor.refresh("new time point")
         else:
             snap = self.monitor.snapshot()
+        if self.stop_on_device_error and snap.uid not in self._checked:
+            self._checked.add(snap.uid)
+            failed = [v.reason for v in snap.values.values()
+                      if isinstance(v, Unknown) and v.reason.startswith("reading ")]
+            if failed:
+                self.errors.append("stopped on device error: " + "; ".join(failed))
+                self.core.mda.cancel()
         self._last = key
         pos = meta.get("position") or {}
+        x, y, zpos = (_finite(pos.get(a)) for a in ("x", "y", "z"))
         record = FrameRecord(
             index=self._captured, p=p, t=t, c=c, z=z, channel=channel,
             elapsed_ms=float(meta.get("runner_time_ms", 0.0)),
             exposure_ms=float(meta.get("exposure_ms", 0.0)),
-            x_um=_maybe_float(pos.get("x")), y_um=_maybe_float(pos.get("y")),
-            z_um=_maybe_float(pos.get("z")),
+            x_um=x, y_um=y, z_um=zpos,
             pixel_size_um=float(meta.get("pixel_size_um", 0.0)),
             snapshot=snap.uid, hardware_triggered=hardware,
         )
@@ -275,8 +294,13 @@ class RecordingSink:
                 pass
 
 
-def _maybe_float(v: Any) -> float | None:
-    return None if v is None else float(v)
+def _finite(v: Any) -> float | None:
+    """A stage coordinate, or None when the engine reported none or a non-finite one."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def _count_events(sequence: Any, cap: int = 10_000_000) -> int | None:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-DEMO_PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import useq
-from conftest import DEMO_PROFILE, REPO
 
 from recorder.recorder import Recorder
+from tests.helpers import DEMO_PROFILE, REPO
 
 OME_NS = {"ome": "http://www.openmicroscopy.org/Schemas/OME/2016-06"}
 

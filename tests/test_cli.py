@@ -6,10 +6,9 @@ import subprocess
 import sys
 
 import yaml
-from conftest import DEMO_PROFILE
-from helpers import load, planes
 
 from recorder.cli import main
+from tests.helpers import DEMO_PROFILE, load, planes
 
 
 def test_demo_command_writes_and_summarises(tmp_path):

@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 import tifffile
 import useq
-from conftest import DEMO_PROFILE
-from helpers import annotations, load, planes
 
 from recorder import tiff_writer
 from recorder.cli import main
 from recorder.journal import journal_path
 from recorder.recorder import Recorder
+from tests.helpers import DEMO_PROFILE, annotations, load, planes
 
 CHILD = Path(__file__).with_name("crash_child.py")
 FRAMES = 12  # 2 channels x 2 z x 3 t in crash_child.py

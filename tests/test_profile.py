@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DEMO_PROFILE
 
 from recorder.profile import ProfileError, check_against_core, load_profile, parse_profile
+from tests.helpers import DEMO_PROFILE
 
 
 @pytest.fixture

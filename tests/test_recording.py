@@ -10,12 +10,11 @@ import pytest
 import tifffile
 import useq
 import yaml
-from conftest import DEMO_PROFILE
-from helpers import annotations, load, planes
-from pydevices import PyEmissionWheel, PyLaser
 
 from recorder.profile import ProfileError, parse_profile
 from recorder.recorder import Recorder
+from tests.helpers import DEMO_PROFILE, annotations, load, planes
+from tests.pydevices import PyEmissionWheel, PyLaser
 
 
 class GroundTruth:
