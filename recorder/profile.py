@@ -16,6 +16,7 @@ the bindings against a loaded Micro-Manager core before an acquisition starts.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
@@ -404,6 +405,49 @@ class ChannelInfo(_Strict):
     acquisition_mode: AcquisitionMode | None = None
 
 
+CalibrationKind = Literal[
+    "light_power", "psf", "chromatic_registration", "field_uniformity", "pixel_size", "other"
+]
+
+
+class CalibrationRecord(_Strict):
+    """A calibration or performance measurement the rig's metadata should cite.
+
+    ``measured`` holds the values as ``name: {value, unit}`` or plain text; ``file`` is a
+    result file (e.g. a field-uniformity map), resolved relative to the profile.
+    """
+
+    id: Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
+    kind: CalibrationKind
+    date: datetime.date
+    tool: str | None = None
+    component: str | None = None
+    measured: dict[str, MeasuredValue | str] = Field(default_factory=dict)
+    file: str | None = None
+    notes: str | None = None
+
+
+class MeasuredValue(_Strict):
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    unit: str
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, unit: str) -> str:
+        if unit not in KNOWN_UNITS:
+            raise ValueError(f"unknown unit {unit!r}; known units: {sorted(KNOWN_UNITS)}")
+        return unit
+
+
+class ImagingEnvironment(_Strict):
+    """Environment control settings stated by the profile (OME ImagingEnvironment)."""
+
+    temperature_c: Annotated[float, Field(ge=-100, le=200)] | None = None
+    co2_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    humidity_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    air_pressure_hpa: Annotated[float, Field(gt=0, le=2000)] | None = None
+
+
 class Microscope(_Strict):
     """The stand."""
 
@@ -426,6 +470,11 @@ class Profile(_Strict):
     bindings: tuple[Binding, ...] = ()
     channel_defaults: ChannelInfo = Field(default_factory=ChannelInfo)
     channels: dict[str, ChannelInfo] = Field(default_factory=dict)
+    environment: ImagingEnvironment | None = None
+    calibrations: tuple[CalibrationRecord, ...] = ()
+    calibration_max_age_days: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Calibrations older than this are flagged stale."
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Profile:
@@ -461,6 +510,8 @@ class Profile(_Strict):
             if isinstance(comp, SpinningDisk):
                 for j, ref in enumerate(comp.pinholes):
                     need(f"components[{i}].pinholes[{j}]", ref, ["pinhole"])
+        for i, cal in enumerate(self.calibrations):
+            need(f"calibrations[{i}].component", cal.component, _COMPONENT_TAGS)
         for i, b in enumerate(self.bindings):
             allowed = _ROLE_KINDS[b.role]
             for label, target in (b.labels or {}).items():
