@@ -14,7 +14,6 @@ import yaml
 from recorder.profile import ProfileError, parse_profile
 from recorder.recorder import Recorder
 from tests.helpers import DEMO_PROFILE, annotations, load, planes
-from tests.pydevices import PyEmissionWheel, PyLaser
 
 
 class GroundTruth:
@@ -51,22 +50,6 @@ def _py_profile() -> Any:
          "settings": {"power": {"property": "PowerW", "unit": "W"}}},
     ]
     return parse_profile(data, "test-profile")
-
-
-@pytest.fixture
-def py_core(demo_core):
-    """Demo rig plus two Python devices and a config group that moves them silently."""
-    demo_core.loadPyDevice("PyWheel", PyEmissionWheel())
-    demo_core.loadPyDevice("PyLaser", PyLaser())
-    demo_core.initializeDevice("PyWheel")
-    demo_core.initializeDevice("PyLaser")
-    for preset, label, power, led in (("GFP", "Py-HQ535", "0.02", "470nm"),
-                                      ("RFP", "Py-HQ700", "0.05", "550nm")):
-        demo_core.defineConfig("PyChannel", preset, "PyWheel", "Label", label)
-        demo_core.defineConfig("PyChannel", preset, "PyLaser", "PowerW", power)
-        demo_core.defineConfig("PyChannel", preset, "LED", "Label", led)
-        demo_core.defineConfig("PyChannel", preset, "Core", "Shutter", "LED Shutter")
-    return demo_core
 
 
 def test_file_validates_and_pixels_are_the_camera_frames(demo_core, tmp_path, ome_schema):
