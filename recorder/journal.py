@@ -6,7 +6,7 @@ a frame's line is written *before* its TIFF page, so every complete page on disk
 metadata in the journal; :mod:`recorder.recovery` keeps the frames that have both.
 
 Lines: ``{"start": ...}``, ``{"snapshot": ...}`` (before the first frame that uses it),
-``{"frame": ...}``, ``{"stop": ...}``. The journal is removed once the OME-XML has been
+``{"f": [FrameRecord fields in order]}``, ``{"stop": ...}``. The journal is removed once the OME-XML has been
 written into the file; a journal left beside a file means the run did not finish cleanly.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from recorder.documents import (
 )
 
 SUFFIX = ".nbo-journal"
+_FRAME_FIELDS = tuple(f.name for f in fields(FrameRecord))
 _FSYNC_INTERVAL_S = 2.0
 
 
@@ -76,7 +77,8 @@ class JournalWriter:
                 "values": [[d, p, _value(v)] for (d, p), v in snapshot.values.items()],
             }})
             self._written.add(snapshot.uid)
-        self._line({"frame": asdict(record)})
+        # a positional list: this runs once per frame, and asdict() costs ~10x more
+        self._line({"f": [getattr(record, name) for name in _FRAME_FIELDS]})
 
     def sync_if_due(self, *fds: int) -> None:
         """fsync the journal (and ``fds``) if the last sync is older than the interval."""
@@ -128,8 +130,8 @@ def read_journal(path: Path) -> Run:
                 uid=s["uid"], elapsed_s=s["elapsed_s"], trigger=s["trigger"],
                 values={(d, p): _unvalue(v) for d, p, v in s["values"]},
             )
-        elif "frame" in doc:
-            run.frames.append(FrameRecord(**doc["frame"]))
+        elif "f" in doc:
+            run.frames.append(FrameRecord(*doc["f"]))
         elif "stop" in doc:
             s = doc["stop"]
             s["errors"] = tuple(s.get("errors", ()))

@@ -20,13 +20,13 @@ Timing is the whole point, so the work is split between two threads:
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import math
 import threading
 import warnings
 from collections import deque
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -48,17 +48,27 @@ from recorder.tiff_writer import (
 
 _log = logging.getLogger(__name__)
 _PRIORITY = 1000  # run before pymmcore-plus's relay enqueues the same signal
+#: frames waiting for the writer beyond this many bytes trigger a warning ...
+BACKLOG_WARN_BYTES = 256 * 2**20
+#: ... and beyond this many, the acquisition thread waits for the writer
+BACKLOG_LIMIT_BYTES = 1024 * 2**20
+
+
+@functools.cache
+def _distribution_versions() -> tuple[tuple[str, str], ...]:
+    versions = []
+    for dist in ("nbo-recorder", "pymmcore-plus", "pymmcore", "tifffile", "ome-types",
+                 "useq-schema"):
+        try:
+            versions.append((dist, importlib.metadata.version(dist)))
+        except importlib.metadata.PackageNotFoundError:
+            versions.append((dist, "not installed as a distribution"))
+    return tuple(versions)
 
 
 def software_versions(core: Any) -> dict[str, str]:
     """Versions of the software stack that produced a file, as reported by itself."""
-    versions: dict[str, str] = {}
-    for dist in ("nbo-recorder", "pymmcore-plus", "pymmcore", "tifffile", "ome-types",
-                 "useq-schema"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[dist] = "not installed as a distribution"
+    versions = dict(_distribution_versions())
     versions["MMCore"] = str(core.getVersionInfo())
     versions["MMDevice API"] = str(core.getAPIVersionInfo())
     return versions
@@ -117,6 +127,8 @@ class RecordingSink:
         self._pending: deque[FrameRecord] = deque()
         self._cond = threading.Condition()
         self._captured = 0
+        self._written = 0
+        self._warned_backlog = False
         self._last: tuple[int, int, int, str | None] | None = None
         self._canceled = False
         self._checked: set[int] = set()
@@ -198,6 +210,30 @@ class RecordingSink:
             self._pending.append(record)
             self._captured += 1
             self._cond.notify_all()
+            self._check_backlog(img.nbytes, meta)
+
+    def _check_backlog(self, frame_bytes: int, meta: Any) -> None:
+        """Warn early when frames pile up faster than the disk takes them (lock held).
+
+        Frames waiting for the writer are already out of the camera's circular buffer, so
+        a slow disk shows up here first, long before Micro-Manager's 'Buffer overflowed'.
+        Past ``BACKLOG_LIMIT_BYTES`` the acquisition thread waits for the writer, so memory
+        stays bounded and the camera's own buffer absorbs (or reports) the rest.
+        """
+        waiting = (self._captured - self._written) * frame_bytes
+        if waiting > BACKLOG_WARN_BYTES and not self._warned_backlog:
+            self._warned_backlog = True
+            remaining = meta.get("images_remaining_in_buffer")
+            in_camera = f"; {remaining} more in the camera buffer" if remaining else ""
+            warnings.warn(
+                f"{self.path}: the camera is outrunning the disk: "
+                f"{self._captured - self._written} frames ({waiting / 2**20:.0f} MiB) wait "
+                f"to be written{in_camera}. Slow the acquisition or write to a faster disk.",
+                ResourceWarning, stacklevel=2,
+            )
+        while ((self._captured - self._written) * frame_bytes > BACKLOG_LIMIT_BYTES
+               and self._writer is not None):
+            self._cond.wait(timeout=0.1)
 
     def _on_canceled(self, *_: Any) -> None:
         self._canceled = True
@@ -223,11 +259,18 @@ class RecordingSink:
                 self._writer.close()
             except OSError:
                 pass  # the file is finished by recovery from the journal
-            self._writer = None
+            with self._cond:
+                self._writer = None
+                self._cond.notify_all()
             self.core.mda.cancel()
             warnings.warn(f"acquisition stopped: {exc}", RuntimeWarning, stacklevel=2)
             return
-        self.run.frames.append(replace(record, index=page))
+        if page != record.index:  # pages are written in capture order, one per record
+            raise RuntimeError(f"{self.path}: page {page} written for frame {record.index}")
+        self.run.frames.append(record)
+        with self._cond:
+            self._written += 1
+            self._cond.notify_all()
 
     def sequenceFinished(self, sequence: Any) -> None:
         """Finalise: build the OME-XML from the documents and write it into the file."""
@@ -304,7 +347,15 @@ def _finite(v: Any) -> float | None:
 
 
 def _count_events(sequence: Any, cap: int = 10_000_000) -> int | None:
-    """Number of frames a sequence will produce, or None if unbounded/unknown."""
+    """Number of frames a sequence will produce, or None if unbounded/unknown.
+
+    The product of the axis sizes when no position carries its own sub-sequence (exact
+    and instant); otherwise the events are counted (up to ``cap``).
+    """
+    sizes = getattr(sequence, "sizes", None)
+    positions = getattr(sequence, "stage_positions", ())
+    if sizes is not None and not any(getattr(p, "sequence", None) for p in positions):
+        return math.prod(v for v in sizes.values() if v)
     try:
         n = 0
         for _ in sequence:

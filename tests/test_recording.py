@@ -223,3 +223,29 @@ def test_written_file_is_valid_tiff_after_every_frame(demo_core, tmp_path):
         assert len(tf.pages) == 4
 
 
+
+
+def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path, monkeypatch):
+    import time
+
+    from recorder import recorder as recorder_module
+    from recorder.tiff_writer import TiffPageWriter
+
+    frame_bytes = 512 * 512 * 2
+    monkeypatch.setattr(recorder_module, "BACKLOG_WARN_BYTES", 3 * frame_bytes)
+    monkeypatch.setattr(recorder_module, "BACKLOG_LIMIT_BYTES", 6 * frame_bytes)
+    real_write = TiffPageWriter.write
+
+    def slow_write(self, img):  # a disk far slower than the camera
+        time.sleep(0.03)
+        return real_write(self, img)
+
+    monkeypatch.setattr(TiffPageWriter, "write", slow_write)
+    demo_core.setProperty("Camera", "FastImage", "1")
+    demo_core.setExposure(0)
+    out = tmp_path / "slow.ome.tif"
+    seq = useq.MDASequence(time_plan={"interval": 0, "loops": 40})
+    with pytest.warns(ResourceWarning, match="outrunning the disk"):
+        demo_core.mda.run(seq, output=Recorder(demo_core, DEMO_PROFILE).sink(out))
+    with tifffile.TiffFile(out) as tf:
+        assert len(tf.pages) == 40

@@ -1,0 +1,292 @@
+"""Benchmarks of nbo-recorder against pymmcore-plus's own writer and against no writer.
+
+Run by hand (not part of the unit suite); it prints a table and writes the same as JSON:
+
+    python benchmarks/bench_recorder.py [--quick] [--json benchmarks/results.json]
+
+Every comparison is a ratio measured in the same run, with the variants interleaved and
+repeated, so a shared, noisy machine affects all of them alike; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from recorder.documents import FrameRecord, Run, RunStart, StateSnapshot  # noqa: E402
+from recorder.profile import load_profile  # noqa: E402
+
+PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"
+
+
+def demo_core(size: int, buffer_mb: int | None = None) -> Any:
+    from recorder.rig import load_core
+
+    core = load_core("demo")
+    core.setProperty("Camera", "OnCameraCCDXSize", str(size))
+    core.setProperty("Camera", "OnCameraCCDYSize", str(size))
+    core.setProperty("Camera", "FastImage", "1")
+    core.setExposure(0)
+    if buffer_mb:
+        core.setCircularBufferMemoryFootprint(buffer_mb)
+    return core
+
+
+def _run_variant(core: Any, variant: str, frames: int, workdir: Path) -> dict[str, Any]:
+    import useq
+
+    from recorder.recorder import Recorder
+
+    seq = useq.MDASequence(time_plan={"interval": 0, "loops": frames})
+    out = workdir / f"{variant}.ome.tif"
+    out.unlink(missing_ok=True)
+    output: Any = None
+    if variant == "pymmcore-plus":
+        output = str(out)
+    elif variant == "nbo-recorder":
+        output = Recorder(core, PROFILE).sink(out)
+    t0 = time.perf_counter()
+    error = None
+    try:
+        core.mda.run(seq, output=output)
+    except Exception as exc:  # pymmcore-plus's writer fails with 'Buffer overflowed'
+        error = f"{type(exc).__name__}: {exc}"
+    wall = time.perf_counter() - t0
+    if variant == "nbo-recorder" and output.errors:
+        error = "; ".join(output.errors)
+    size = out.stat().st_size if out.exists() else 0
+    out.unlink(missing_ok=True)
+    return {"wall_s": wall, "error": error, "bytes": size}
+
+
+def bench_mda(size: int, frames: int, repeats: int, buffer_mb: int | None) -> dict[str, Any]:
+    """The same hardware-sequenced MDA with no writer, pymmcore-plus's OME-TIFF, nbo-recorder."""
+    core = demo_core(size, buffer_mb)
+    variants = ["none", "pymmcore-plus", "nbo-recorder"]
+    walls: dict[str, list[float]] = {v: [] for v in variants}
+    errors: dict[str, str | None] = {v: None for v in variants}
+    with tempfile.TemporaryDirectory(dir=REPO) as tmp:
+        _run_variant(core, "none", min(frames, 20), Path(tmp))  # warm-up
+        for _ in range(repeats):
+            for v in variants:
+                r = _run_variant(core, v, frames, Path(tmp))
+                walls[v].append(r["wall_s"])
+                errors[v] = errors[v] or r["error"]
+    med = {v: statistics.median(w) for v, w in walls.items()}
+    return {
+        "size": size, "frames": frames, "repeats": repeats, "buffer_mb": buffer_mb,
+        "median_wall_s": med, "fps": {v: frames / med[v] for v in variants},
+        "ratio_to_no_writer": {v: med[v] / med["none"] for v in variants},
+        "errors": errors, "all_walls_s": walls,
+    }
+
+
+def bench_writer(size: int, frames: int, repeats: int) -> dict[str, Any]:
+    """Raw writer throughput: nbo-recorder's page writer vs plain tifffile, same frames."""
+    import tifffile
+
+    from recorder.tiff_writer import TiffPageWriter
+
+    rng = np.random.default_rng(0)
+    data = [rng.integers(0, 4000, (size, size), dtype=np.uint16) for _ in range(4)]
+    nbytes = frames * data[0].nbytes
+
+    def plain(path: Path) -> None:
+        with tifffile.TiffWriter(path, bigtiff=True) as tw:
+            for i in range(frames):
+                tw.write(data[i % 4], contiguous=True)
+
+    def ours(path: Path) -> None:
+        w = TiffPageWriter(path, bigtiff=True)
+        for i in range(frames):
+            w.write(data[i % 4])
+        w.close()
+
+    results: dict[str, list[float]] = {"tifffile": [], "nbo-recorder": []}
+    fns: dict[str, Callable[[Path], None]] = {"tifffile": plain, "nbo-recorder": ours}
+    with tempfile.TemporaryDirectory(dir=REPO) as tmp:
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                path = Path(tmp) / f"{name}.tif"
+                t0 = time.perf_counter()
+                fn(path)
+                results[name].append(nbytes / (time.perf_counter() - t0) / 1e6)
+                path.unlink()
+    med = {k: statistics.median(v) for k, v in results.items()}
+    return {"size": size, "frames": frames, "median_MB_per_s": med,
+            "ratio": med["nbo-recorder"] / med["tifffile"], "all_MB_per_s": results}
+
+
+def synthetic_run(planes: int, channels: int = 2) -> tuple[Run, Any]:
+    """A run of ``planes`` frames that alternate between a few observed states."""
+    profile = load_profile(PROFILE)
+    base = {("Objective", "Label"): "Nikon 10X S Fluor", ("Core", "Shutter"): "LED Shutter",
+            ("Camera", "Gain"): "1", ("Camera", "Binning"): "1", ("Camera", "Offset"): "0",
+            ("Camera", "BitDepth"): "16", ("Camera", "CCDTemperature"): "0",
+            ("Excitation", "Label"): "Empty", ("Emission", "Label"): "89402m",
+            ("Dichroic", "Label"): "89402bs"}
+    snaps = {}
+    for uid, led in enumerate(("470nm", "550nm")):
+        values = dict(base)
+        values[("LED", "Label")] = led
+        snaps[uid] = StateSnapshot(uid, MappingProxyType(values), 0.0, "bench")
+    start = RunStart(started_at="2026-11-23T00:00:00+00:00",
+                     profile=profile.model_dump(mode="json"), sequence={}, width=512,
+                     height=512, dtype="uint16", camera="Camera", versions={"bench": "1"},
+                     position_names=(None,))
+    frames = [FrameRecord(index=i, p=0, t=i // channels, c=i % channels, z=0,
+                          channel=("FITC", "TRITC")[i % channels], elapsed_ms=i * 10.0,
+                          exposure_ms=10.0, x_um=0.0, y_um=0.0, z_um=1.0, pixel_size_um=1.0,
+                          snapshot=i % channels) for i in range(planes)]
+    return Run(start=start, snapshots=snaps, frames=frames), profile
+
+
+def bench_finalise(counts: list[int], validate_max: int) -> list[dict[str, Any]]:
+    """Time to build the OME-XML for N planes, its size, and (up to a size) XSD validity."""
+    from recorder.ome_xml import build_ome_xml
+
+    out = []
+    for n in counts:
+        run, profile = synthetic_run(n)
+        t0 = time.perf_counter()
+        xml = build_ome_xml(run, profile, "nbo-recorder bench")
+        dt = time.perf_counter() - t0
+        entry: dict[str, Any] = {"planes": n, "build_s": dt, "xml_bytes": len(xml.encode())}
+        if n <= validate_max:
+            import ome_types
+            import xmlschema
+
+            schema = xmlschema.XMLSchema(Path(ome_types.__file__).parent / "ome-2016-06.xsd")
+            t0 = time.perf_counter()
+            entry["valid"] = schema.is_valid(xml)
+            entry["validate_s"] = time.perf_counter() - t0
+        out.append(entry)
+    return out
+
+
+_RSS_CHILD = """
+import resource, sys, tempfile, useq
+sys.path.insert(0, {repo!r})
+sys.path.insert(0, {repo!r} + "/benchmarks")
+from bench_recorder import demo_core, PROFILE
+from recorder.recorder import Recorder
+core = demo_core(512)
+seq = useq.MDASequence(time_plan={{"interval": 0, "loops": {frames}}})
+with tempfile.TemporaryDirectory(dir={repo!r}) as d:
+    sink = Recorder(core, PROFILE).sink(d + "/rss.ome.tif")
+    core.mda.run(seq, output=sink)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def bench_rss(counts: list[int]) -> list[dict[str, Any]]:
+    """Peak RSS of a whole recording process for different frame counts (512x512)."""
+    out = []
+    for n in counts:
+        code = _RSS_CHILD.format(repo=str(REPO), frames=n)
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, timeout=600)
+        out.append({"frames": n, "peak_rss_mb": int(res.stdout.split()[-1]) / 1024})
+    return out
+
+
+def bench_capture(frames: int) -> dict[str, Any]:
+    """Per-frame state-capture cost on the acquisition thread (RecordingSink._on_frame)."""
+    import useq
+
+    from recorder.recorder import Recorder, RecordingSink
+    from recorder.state import StateMonitor
+
+    core = demo_core(512)
+    durations: list[float] = []
+    original = RecordingSink._on_frame
+
+    def timed(self: RecordingSink, *args: Any) -> None:
+        t0 = time.perf_counter_ns()
+        original(self, *args)
+        durations.append((time.perf_counter_ns() - t0) / 1000)
+
+    RecordingSink._on_frame = timed  # type: ignore[method-assign]
+    reads = {"n": 0}
+    real_read = StateMonitor.read
+
+    def counting_read(self: StateMonitor, key: Any) -> Any:
+        reads["n"] += 1
+        return real_read(self, key)
+
+    StateMonitor.read = counting_read  # type: ignore[method-assign]
+    try:
+        with tempfile.TemporaryDirectory(dir=REPO) as tmp:
+            seq = useq.MDASequence(time_plan={"interval": 0, "loops": frames})
+            sink = Recorder(core, PROFILE).sink(Path(tmp) / "cap.ome.tif")
+            core.mda.run(seq, output=sink)
+    finally:
+        RecordingSink._on_frame = original  # type: ignore[method-assign]
+        StateMonitor.read = real_read  # type: ignore[method-assign]
+    steady = durations[1:]
+    return {"frames": frames, "median_us": statistics.median(steady),
+            "p95_us": float(np.percentile(steady, 95)), "first_frame_us": durations[0],
+            "device_reads_during_run": reads["n"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    parser.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
+    args = parser.parse_args(argv)
+    quick = args.quick
+    reps = 2 if quick else 5
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "quick": quick}
+    report["mda_512"] = bench_mda(512, 100 if quick else 300, reps, None)
+    report["mda_2048"] = bench_mda(2048, 50 if quick else 200, max(2, reps - 2), None)
+    report["writer_2048"] = bench_writer(2048, 50 if quick else 200, reps)
+    report["finalise"] = bench_finalise([1000, 10000, 100000], 10000 if quick else 100000)
+    report["peak_rss"] = bench_rss([100, 2000] if not quick else [100, 500])
+    report["capture"] = bench_capture(300 if quick else 1000)
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    print(format_table(report))
+    return 0
+
+
+def format_table(r: dict[str, Any]) -> str:
+    lines = ["| measurement | value |", "|---|---|"]
+    for key in ("mda_512", "mda_2048"):
+        m = r[key]
+        for v, ratio in m["ratio_to_no_writer"].items():
+            err = f" ({m['errors'][v]})" if m["errors"][v] else ""
+            lines.append(f"| {m['size']}² x {m['frames']}: {v} | {m['fps'][v]:.0f} fps, "
+                         f"{ratio:.2f} x no-writer wall{err} |")
+    w = r["writer_2048"]
+    lines.append(f"| writer 2048² x {w['frames']}: nbo-recorder vs tifffile | "
+                 f"{w['median_MB_per_s']['nbo-recorder']:.0f} vs "
+                 f"{w['median_MB_per_s']['tifffile']:.0f} MB/s ({w['ratio']:.0%}) |")
+    for f in r["finalise"]:
+        valid = f" valid={f['valid']}" if "valid" in f else ""
+        lines.append(f"| finalise {f['planes']} planes | {f['build_s']:.3f} s, "
+                     f"{f['xml_bytes'] / 1e6:.1f} MB XML{valid} |")
+    for p in r["peak_rss"]:
+        lines.append(f"| peak RSS, {p['frames']} frames 512² | {p['peak_rss_mb']:.0f} MB |")
+    c = r["capture"]
+    lines.append(f"| per-frame capture, {c['frames']} frames | median {c['median_us']:.1f} µs, "
+                 f"p95 {c['p95_us']:.1f} µs, {c['device_reads_during_run']} property reads "
+                 f"in the whole run |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
