@@ -6,8 +6,9 @@ a frame's line is written *before* its TIFF page, so every complete page on disk
 metadata in the journal; :mod:`recorder.recovery` keeps the frames that have both.
 
 Lines: ``{"start": ...}``, ``{"snapshot": ...}`` (before the first frame that uses it),
-``{"f": [FrameRecord fields in order]}``, ``{"stop": ...}``. The journal is removed once the OME-XML has been
-written into the file; a journal left beside a file means the run did not finish cleanly.
+``{"f": [FrameRecord fields in order]}``, ``{"stop": ...}``. The journal is removed once the
+OME-XML has been written into the file; a journal left beside a file means the run did not
+finish cleanly.
 """
 
 from __future__ import annotations

@@ -51,7 +51,9 @@ _PRIORITY = 1000  # run before pymmcore-plus's relay enqueues the same signal
 #: frames waiting for the writer beyond this many bytes trigger a warning ...
 BACKLOG_WARN_BYTES = 256 * 2**20
 #: ... and beyond this many, the acquisition thread waits for the writer
-BACKLOG_LIMIT_BYTES = 1024 * 2**20
+BACKLOG_LIMIT_BYTES = 2048 * 2**20
+#: a camera circular buffer fuller than this during a hardware burst triggers a warning
+BUFFER_WARN_FRACTION = 0.5
 
 
 @functools.cache
@@ -129,6 +131,8 @@ class RecordingSink:
         self._captured = 0
         self._written = 0
         self._warned_backlog = False
+        self._warned_buffer = False
+        self._buffer_capacity = 0
         self._last: tuple[int, int, int, str | None] | None = None
         self._canceled = False
         self._checked: set[int] = set()
@@ -148,6 +152,10 @@ class RecordingSink:
         info = (meta or {}).get("image_infos", [{}])[0]
         self.monitor.restart_clock()
         self.monitor.refresh("sequence start")
+        try:
+            self._buffer_capacity = int(self.core.getBufferTotalCapacity())
+        except Exception:  # a core without a circular buffer (e.g. some Python cameras)
+            self._buffer_capacity = 0
         self._expected = _count_events(sequence)
         z_plan = getattr(sequence, "z_plan", None)
         time_plan = getattr(sequence, "time_plan", None)
@@ -220,6 +228,17 @@ class RecordingSink:
         Past ``BACKLOG_LIMIT_BYTES`` the acquisition thread waits for the writer, so memory
         stays bounded and the camera's own buffer absorbs (or reports) the rest.
         """
+        remaining = meta.get("images_remaining_in_buffer")
+        if (remaining and self._buffer_capacity and not self._warned_buffer
+                and remaining > BUFFER_WARN_FRACTION * self._buffer_capacity):
+            self._warned_buffer = True
+            warnings.warn(
+                f"{self.path}: the camera's circular buffer is {remaining} of "
+                f"{self._buffer_capacity} images full during a hardware-triggered burst; "
+                "Micro-Manager will stop with 'Buffer overflowed' if this goes on. Enlarge "
+                "the buffer, slow the camera, or reduce the frame size.",
+                ResourceWarning, stacklevel=2,
+            )
         waiting = (self._captured - self._written) * frame_bytes
         if waiting > BACKLOG_WARN_BYTES and not self._warned_backlog:
             self._warned_backlog = True
@@ -355,7 +374,7 @@ def _count_events(sequence: Any, cap: int = 10_000_000) -> int | None:
     sizes = getattr(sequence, "sizes", None)
     positions = getattr(sequence, "stage_positions", ())
     if sizes is not None and not any(getattr(p, "sequence", None) for p in positions):
-        return math.prod(v for v in sizes.values() if v)
+        return int(math.prod(int(v) for v in sizes.values() if v))
     try:
         n = 0
         for _ in sequence:

@@ -1,0 +1,37 @@
+"""Serial drivers and Micro-Manager Python devices for the rig's instruments.
+
+Drivers (one class per instrument, units in the API names):
+:class:`~drivers.obis.ObisLaserDriver`, :class:`~drivers.csuw1.CSUW1Driver`,
+:class:`~drivers.coolled.CoolLEDDriver`, :class:`~drivers.fw102c.FW102CDriver`.
+Each takes a port string: a real port (``/dev/ttyUSB0``) or a ``sim://`` URL served by
+the ``mocks`` package. Micro-Manager (UniMMCore) Python devices live in
+:mod:`drivers.mm_devices`.
+"""
+
+from drivers._serial import (
+    InstrumentBusy,
+    InstrumentConnectionError,
+    InstrumentError,
+    InstrumentReplyError,
+    InstrumentReportedError,
+    InstrumentTimeout,
+    WrongInstrument,
+)
+from drivers.coolled import CoolLEDDriver
+from drivers.csuw1 import CSUW1Driver
+from drivers.fw102c import FW102CDriver
+from drivers.obis import ObisLaserDriver
+
+__all__ = [
+    "CSUW1Driver",
+    "CoolLEDDriver",
+    "FW102CDriver",
+    "InstrumentBusy",
+    "InstrumentConnectionError",
+    "InstrumentError",
+    "InstrumentReplyError",
+    "InstrumentReportedError",
+    "InstrumentTimeout",
+    "ObisLaserDriver",
+    "WrongInstrument",
+]

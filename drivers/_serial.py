@@ -1,0 +1,196 @@
+"""Serial line I/O shared by the instrument drivers, and their error types.
+
+Every driver opens its port with ``serial.serial_for_url`` so a real port
+(``/dev/ttyUSB0``, ``COM3``) and a simulator URL (``sim://obis?...``, served by the
+``mocks`` package) behave the same. All failures surface as one exception hierarchy
+whose messages name the device, the command and the bytes that came back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import serial
+from serial.serialutil import SerialException
+
+MAX_REPLY_BYTES = 4096
+"""A reply longer than this without its terminator is treated as garbage."""
+
+
+class InstrumentError(Exception):
+    """Talking to a serial instrument failed.
+
+    Attributes name the instrument (``device``), the command being executed
+    (``command``, ``None`` while connecting) and the bytes received (``reply``).
+    """
+
+    def __init__(
+        self, device: str, problem: str, *, command: str | None = None, reply: bytes | None = None
+    ) -> None:
+        self.device = device
+        self.problem = problem
+        self.command = command
+        self.reply = reply
+        parts = [f"{device}: {problem}"]
+        if command is not None:
+            parts.append(f"command {command!r}")
+        if reply is not None:
+            parts.append(f"received {reply!r}")
+        super().__init__("; ".join(parts))
+
+
+class InstrumentTimeout(InstrumentError):
+    """The instrument did not answer (completely) within the allowed time."""
+
+
+class InstrumentReplyError(InstrumentError):
+    """The instrument answered with an error, garbage or an unexpected reply."""
+
+
+class InstrumentReportedError(InstrumentReplyError):
+    """The instrument answered, in its own error grammar, that the command failed."""
+
+
+class WrongInstrument(InstrumentReplyError):
+    """The port answers, but not like the instrument the driver was written for."""
+
+
+class InstrumentBusy(InstrumentError):
+    """The instrument stayed busy through every retry."""
+
+
+class InstrumentConnectionError(InstrumentError):
+    """The port could not be opened, or the instrument disappeared from it."""
+
+
+@contextmanager
+def identifying(device: str, expectation: str) -> Iterator[None]:
+    """Turn a malformed answer during an identity check into :class:`WrongInstrument`.
+
+    Silence stays an :class:`InstrumentTimeout` (nothing answered: switched off, wrong
+    baud rate, wrong port) and an error in the instrument's own grammar stays an
+    :class:`InstrumentReportedError`; a reply in the wrong format, or cut off before the
+    expected terminator, means something else is listening on the port.
+    """
+    try:
+        yield
+    except (WrongInstrument, InstrumentReportedError):
+        raise
+    except (InstrumentReplyError, InstrumentTimeout) as error:
+        if isinstance(error, InstrumentTimeout) and not error.reply:
+            raise
+        raise WrongInstrument(
+            device, f"{expectation} ({error.problem})", command=error.command, reply=error.reply
+        ) from error
+
+
+class Deadline:
+    """A point in time by which an exchange with the instrument must be complete."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (never negative)."""
+        return max(0.0, self._end - time.monotonic())
+
+
+def open_port(url: str, *, baudrate: int, timeout_s: float, device: str) -> serial.Serial:
+    """Open a real port or a ``sim://`` simulator URL, 8N1, no flow control."""
+    if url.lower().startswith("sim://"):
+        importlib.import_module("mocks").register()
+    try:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout_s)
+    except (SerialException, ValueError) as error:
+        raise InstrumentConnectionError(device, f"cannot open port {url!r}: {error}") from error
+
+
+class SerialLine:
+    """One instrument's serial port with line-oriented, thread-safe exchanges."""
+
+    def __init__(self, url: str, *, device: str, baudrate: int, timeout_s: float) -> None:
+        self.url = url
+        self.device = device
+        """Human-readable name used in error messages; drivers refine it after connect."""
+        self.timeout_s = timeout_s
+        self._port = open_port(url, baudrate=baudrate, timeout_s=timeout_s, device=device)
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def exchange(self) -> Iterator[None]:
+        """Hold the line for one command and its reply (other threads wait)."""
+        with self._lock:
+            yield
+
+    def close(self) -> None:
+        """Close the port (idempotent)."""
+        with self._lock:
+            self._port.close()
+
+    def discard_input(self) -> None:
+        """Forget bytes that arrived unasked (greetings, late replies)."""
+        try:
+            self._port.reset_input_buffer()
+        except SerialException as error:
+            raise self._lost(None, error) from error
+
+    def send(self, command: str, terminator: bytes) -> None:
+        """Discard stale input, then write ``command`` + ``terminator``."""
+        self.discard_input()
+        try:
+            self._port.write(command.encode("ascii") + terminator)
+        except SerialException as error:
+            raise self._lost(command, error) from error
+
+    def read_until(self, command: str | None, terminator: bytes, deadline: Deadline) -> bytes:
+        """Read up to and including ``terminator``; return the bytes before it."""
+        received = bytearray()
+        while not received.endswith(terminator):
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise InstrumentTimeout(
+                    self.device,
+                    f"no reply ending in {terminator!r} within {deadline.seconds:g} s",
+                    command=command,
+                    reply=bytes(received),
+                )
+            if len(received) > MAX_REPLY_BYTES:
+                raise InstrumentReplyError(
+                    self.device,
+                    f"reply longer than {MAX_REPLY_BYTES} bytes without {terminator!r}",
+                    command=command,
+                    reply=bytes(received[:64]),
+                )
+            self._port.timeout = remaining
+            try:
+                received += self._port.read_until(terminator, MAX_REPLY_BYTES + 1)
+            except SerialException as error:
+                raise self._lost(command, error) from error
+        return bytes(received[: -len(terminator)])
+
+    def read_text_line(self, command: str | None, terminator: bytes, deadline: Deadline) -> str:
+        """Read one line and decode it as printable ASCII (anything else is garbage)."""
+        raw = self.read_until(command, terminator, deadline)
+        return self.decode(command, raw)
+
+    def decode(self, command: str | None, raw: bytes) -> str:
+        """Decode reply bytes as printable ASCII, or raise InstrumentReplyError."""
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            text = ""
+        if raw and (not text or not text.isprintable()):
+            raise InstrumentReplyError(
+                self.device, "reply is not printable ASCII", command=command, reply=raw
+            )
+        return text
+
+    def _lost(self, command: str | None, error: SerialException) -> InstrumentConnectionError:
+        return InstrumentConnectionError(
+            self.device, f"serial port {self.url!r} failed: {error}", command=command
+        )
