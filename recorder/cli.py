@@ -13,14 +13,27 @@ from recorder.recorder import RecordingError
 from recorder.recovery import RecoveryError
 from recorder.rig import DEMO, RigError
 
-DEMO_SEQUENCE: dict[str, Any] = {
-    "channels": [
-        {"config": "DAPI", "group": "Channel", "exposure": 10},
-        {"config": "FITC", "group": "Channel-Multiband", "exposure": 15},
-    ],
-    "z_plan": {"range": 2.0, "step": 1.0},
-    "time_plan": {"interval": 0.05, "loops": 3},
-    "axis_order": "tpcz",
+#: The demo rigs: Micro-Manager config, bundled profile, and the sequence the demo runs.
+DEMO_RIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "widefield": ("demo", "mm_demo.yaml", {
+        "channels": [
+            {"config": "DAPI", "group": "Channel", "exposure": 10},
+            {"config": "FITC", "group": "Channel-Multiband", "exposure": 15},
+        ],
+        "z_plan": {"range": 2.0, "step": 1.0},
+        "time_plan": {"interval": 0.05, "loops": 3},
+        "axis_order": "tpcz",
+    }),
+    "spinning-disk": ("sim_spinning_disk.cfg", "sim_spinning_disk.yaml", {
+        "channels": [
+            {"config": "488-GFP", "group": "Channel", "exposure": 20},
+            {"config": "561-mCherry", "group": "Channel", "exposure": 30},
+            {"config": "BF-LED", "group": "Channel", "exposure": 5},
+        ],
+        "z_plan": {"range": 2.0, "step": 1.0},
+        "time_plan": {"interval": 0.05, "loops": 3},
+        "axis_order": "tpcz",
+    }),
 }
 
 
@@ -31,6 +44,15 @@ def bundled_profile(name: str) -> Path:
         if candidate.is_file():
             return candidate
     raise ProfileError(f"bundled profile {name!r} not found next to {here}")
+
+
+def bundled_rig_config(name: str) -> str:
+    """``"demo"`` or the path of a simulated rig's .cfg shipped in ``mocks/rigs``."""
+    if name == DEMO:
+        return DEMO
+    import mocks
+
+    return str(Path(mocks.__file__).resolve().parent / "rigs" / name)
 
 
 def _load_sequence(path: Path) -> Any:
@@ -67,6 +89,9 @@ def summarise(path: Path) -> str:
 
     f = read(path)
     ome = f.ome
+    sa = ome.structured_annotations
+    observed = {a.id: {m.k: m.value for m in a.value.ms}
+                for a in (sa.map_annotations if sa else [])}
     lines = [f"{path}: {f.pages} frames in {len(ome.images)} image(s)"]
     for inst in ome.instruments:
         parts = [f"{len(inst.objectives)} objectives", f"{len(inst.filters)} filters",
@@ -89,10 +114,16 @@ def summarise(path: Path) -> str:
                 if ch.light_path.dichroic_ref is not None:
                     refs.append(ch.light_path.dichroic_ref.id)
                 bits.append("path " + ", ".join(refs))
+            if ch.pinhole_size is not None:
+                bits.append(f"pinhole {ch.pinhole_size:g} µm")
             if ch.detector_settings is not None:
                 ds = ch.detector_settings
                 bits.append(f"detector gain {ds.gain} offset {ds.offset} binning "
                             f"{ds.binning.value if ds.binning else None}")
+            for ref in ch.annotation_refs:
+                for key, value in observed.get(ref.id, {}).items():
+                    if key and key.endswith(("power_mw", "intensity_percent")):
+                        bits.append(f"{key.split('].')[0].split('[')[1]} {value}")
             lines.append(" ".join(bits))
     return "\n".join(lines)
 
@@ -101,8 +132,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import useq
 
     out = Path(args.out)
-    record(DEMO, bundled_profile("mm_demo.yaml"), useq.MDASequence(**DEMO_SEQUENCE), out,
-           overwrite=True)
+    config, profile, sequence = DEMO_RIGS[args.rig]
+    record(bundled_rig_config(config), bundled_profile(profile), useq.MDASequence(**sequence),
+           out, overwrite=True)
     print(summarise(out))
     return 0
 
@@ -137,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="acquire on the simulated demo rig and summarise the file")
     demo.add_argument("--out", default="demo.ome.tif",
                       help="output file (default: demo.ome.tif, replaced if it exists)")
+    demo.add_argument("--rig", choices=sorted(DEMO_RIGS), default="widefield",
+                      help="simulated rig: Micro-Manager's demo widefield (default) or the "
+                           "spinning-disk confocal with simulated serial instruments")
     demo.set_defaults(func=_cmd_demo)
     acq = sub.add_parser("acquire", help="run a useq-schema sequence and record it")
     acq.add_argument("--mm-config", required=True,
