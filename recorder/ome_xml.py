@@ -311,15 +311,20 @@ def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
                 baselines[c] = base
         planes: list[str] = []
         tiffdata: list[str] = []
+        # frames share few distinct (snapshot, channel, pixel size) combinations: compare
+        # each combination with its channel's baseline once, not once per plane
+        refs: dict[tuple[int, int, float], str | None] = {}
         for f in frames:
-            current = settings(f.snapshot).flat()
-            current.setdefault("objective", "")
-            current["pixel_size_um"] = repr(f.pixel_size_um if f.pixel_size_um > 0 else None)
-            base = baselines.get(f.c, {})
-            diff = {k: v for k, v in current.items() if base.get(k) != v}
-            diff.update({k: "not observed" for k in base if k not in current})
-            ref = annotations.ref(NS_PLANE, diff) if diff else None
-            planes.append(_plane_xml(f, ref))
+            key = (f.snapshot, f.c, f.pixel_size_um)
+            if key not in refs:
+                current = settings(f.snapshot).flat()
+                current.setdefault("objective", "")
+                current["pixel_size_um"] = repr(f.pixel_size_um if f.pixel_size_um > 0 else None)
+                base = baselines.get(f.c, {})
+                diff = {k: v for k, v in current.items() if base.get(k) != v}
+                diff.update({k: "not observed" for k in base if k not in current})
+                refs[key] = annotations.ref(NS_PLANE, diff) if diff else None
+            planes.append(_plane_xml(f, refs[key]))
             tiffdata.append(f'<TiffData IFD="{f.index}" FirstZ="{f.z}" FirstT="{f.t}" '
                             f'FirstC="{f.c}" PlaneCount="1"/>')
         objective = image_obs.objective
