@@ -1,4 +1,4 @@
-"""``nbo-recorder`` command line: demo, acquire, recover."""
+"""``nbo-recorder`` command line: demo, acquire, recover, methods."""
 
 from __future__ import annotations
 
@@ -160,6 +160,14 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from recorder.methods import build_methods
+    from recorder.reader import read
+
+    print(build_methods(read(Path(args.file)).ome).text(args.format))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbo-recorder",
@@ -190,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("partial", help="the .ome.tif left by the crash (its journal beside it)")
     rec.add_argument("--out", help="write the recovered file here instead of in place")
     rec.set_defaults(func=_cmd_recover)
+    met = sub.add_parser("methods", help="write a Materials & Methods paragraph from a file")
+    met.add_argument("file", help="an OME-TIFF written by nbo-recorder")
+    met.add_argument("--format", choices=["text", "markdown"], default="text")
+    met.set_defaults(func=_cmd_methods)
     return parser
 
 

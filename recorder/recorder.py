@@ -71,7 +71,7 @@ def _distribution_versions() -> tuple[tuple[str, str], ...]:
 def software_versions(core: Any) -> dict[str, str]:
     """Versions of the software stack that produced a file, as reported by itself."""
     versions = dict(_distribution_versions())
-    versions["MMCore"] = str(core.getVersionInfo())
+    versions["MMCore"] = str(core.getVersionInfo()).removeprefix("MMCore version ").strip()
     versions["MMDevice API"] = str(core.getAPIVersionInfo())
     return versions
 
