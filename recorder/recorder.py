@@ -25,6 +25,7 @@ import importlib.metadata
 import logging
 import math
 import threading
+import time
 import warnings
 from collections import deque
 from datetime import datetime, timezone
@@ -127,7 +128,6 @@ class RecordingSink:
         self._writer: TiffPageWriter | None = None
         self._journal: JournalWriter | None = None
         self._pending: deque[FrameRecord] = deque()
-        self._cond = threading.Condition()
         self._captured = 0
         self._written = 0
         self._warned_backlog = False
@@ -214,14 +214,14 @@ class RecordingSink:
             pixel_size_um=float(meta.get("pixel_size_um", 0.0)),
             snapshot=snap.uid, hardware_triggered=hardware,
         )
-        with self._cond:
-            self._pending.append(record)
-            self._captured += 1
-            self._cond.notify_all()
-            self._check_backlog(img.nbytes, meta)
+        # deque.append is atomic; only this thread counts captures, only the writer counts
+        # writes, so the hot path takes no lock
+        self._pending.append(record)
+        self._captured += 1
+        self._check_backlog(img.nbytes, meta)
 
     def _check_backlog(self, frame_bytes: int, meta: Any) -> None:
-        """Warn early when frames pile up faster than the disk takes them (lock held).
+        """Warn early when frames pile up faster than the disk takes them.
 
         Frames waiting for the writer are already out of the camera's circular buffer, so
         a slow disk shows up here first, long before Micro-Manager's 'Buffer overflowed'.
@@ -252,7 +252,7 @@ class RecordingSink:
             )
         while ((self._captured - self._written) * frame_bytes > BACKLOG_LIMIT_BYTES
                and self._writer is not None):
-            self._cond.wait(timeout=0.1)
+            time.sleep(0.005)
 
     def _on_canceled(self, *_: Any) -> None:
         self._canceled = True
@@ -261,11 +261,10 @@ class RecordingSink:
 
     def frameReady(self, img: np.ndarray, event: Any, meta: Any) -> None:
         """Write one frame (called by pymmcore-plus's relay thread, in acquisition order)."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: bool(self._pending), timeout=30):
-                self.errors.append(f"frame {event.index}: no state was captured for it")
-                return
-            record = self._pending.popleft()
+        record = self._next_record()
+        if record is None:
+            self.errors.append(f"frame {event.index}: no state was captured for it")
+            return
         if self._writer is None or self.run is None or self._journal is None:
             return
         try:
@@ -278,18 +277,30 @@ class RecordingSink:
                 self._writer.close()
             except OSError:
                 pass  # the file is finished by recovery from the journal
-            with self._cond:
-                self._writer = None
-                self._cond.notify_all()
+            self._writer = None
             self.core.mda.cancel()
             warnings.warn(f"acquisition stopped: {exc}", RuntimeWarning, stacklevel=2)
             return
         if page != record.index:  # pages are written in capture order, one per record
             raise RuntimeError(f"{self.path}: page {page} written for frame {record.index}")
         self.run.frames.append(record)
-        with self._cond:
-            self._written += 1
-            self._cond.notify_all()
+        self._written += 1
+
+    def _next_record(self, timeout_s: float = 30.0) -> FrameRecord | None:
+        """The record the acquisition thread captured for the frame being written.
+
+        It is always there already: the capture hook runs on the acquisition thread before
+        pymmcore-plus's relay even queues the frame. The wait only guards against a hook
+        that was disconnected or failed.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self._pending.popleft()
+            except IndexError:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.001)
 
     def sequenceFinished(self, sequence: Any) -> None:
         """Finalise: build the OME-XML from the documents and write it into the file."""
