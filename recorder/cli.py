@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recorder.profile import ProfileError
+from recorder.profile_cli import add_profile_commands
 from recorder.recorder import RecordingError
 from recorder.recovery import RecoveryError
 from recorder.rig import DEMO, RigError
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a bound property that cannot be read is recorded as unknown; "
                           "'stop' also ends the acquisition (default: continue)")
     acq.set_defaults(func=_cmd_acquire)
+    add_profile_commands(sub)
     rec = sub.add_parser("recover", help="make a crashed recording a valid OME-TIFF again")
     rec.add_argument("partial", help="the .ome.tif left by the crash (its journal beside it)")
     rec.add_argument("--out", help="write the recovered file here instead of in place")

@@ -17,6 +17,7 @@ the bindings against a loaded Micro-Manager core before an acquisition starts.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
@@ -185,6 +186,12 @@ class ComponentBase(_Strict):
     lot_number: str | None = None
     source: str | None = Field(
         default=None, description="Where the specs come from (datasheet, catalogue page)."
+    )
+    extra: dict[str, str | bool | int | float | None] | None = Field(
+        default=None,
+        description="Fields from an imported record (e.g. a Micro-Meta App component) that the "
+        "profile model has no place for, kept for round trips; nested values are flattened to "
+        "keys like 'TransmittanceRange[0].Wavelength'.",
     )
 
 
@@ -457,6 +464,11 @@ class Microscope(_Strict):
     serial_number: str | None = None
     lot_number: str | None = None
     source: str | None = None
+    extra: dict[str, str | bool | int | float | None] | None = Field(
+        default=None,
+        description="Stand facts the profile model has no field for, keyed like a component's "
+        "'extra' (e.g. the NBO stand 'Type', 'CatalogNumber', 'Origin').",
+    )
 
 
 class Profile(_Strict):
@@ -470,6 +482,11 @@ class Profile(_Strict):
     bindings: tuple[Binding, ...] = ()
     channel_defaults: ChannelInfo = Field(default_factory=ChannelInfo)
     channels: dict[str, ChannelInfo] = Field(default_factory=dict)
+    todo: tuple[str, ...] = Field(
+        default=(),
+        description="Static specs or bindings a human still has to supply (written by "
+        "'profile init' / 'profile import-micrometa'; listed by 'profile check').",
+    )
     environment: ImagingEnvironment | None = None
     calibrations: tuple[CalibrationRecord, ...] = ()
     calibration_max_age_days: Annotated[float, Field(gt=0)] | None = Field(
@@ -619,17 +636,146 @@ _COMPONENT_TAGS = frozenset(
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Read and validate a profile YAML file."""
+    """Read and validate a profile YAML file, merging the files it includes.
+
+    A profile may say ``include: [relative/path.yaml, ...]``: shared component files (e.g. a
+    facility's objective inventory) holding ``components:`` and optionally ``bindings:`` (and
+    their own ``include:``). Paths are relative to the including file. Included components
+    are added; a component of the including file with the same ``id`` overrides fields of the
+    included one (deep merge of that component's mapping), and a binding of the including
+    file for the same ``device`` and ``role`` replaces the included binding. Include cycles,
+    unreadable include files and ids defined by two included files are errors naming both
+    files.
+    """
     path = Path(path)
+    data, origins = _read_with_includes(path, ())
+    try:
+        return parse_profile(data, str(path))
+    except ProfileError as exc:
+        if not origins:
+            raise
+        raise ProfileError(_annotate_origins(str(exc), origins)) from None
+
+
+#: keys an included file may have (anything else would be silently lost in the merge)
+_INCLUDE_KEYS = frozenset({"components", "bindings", "include", "description"})
+
+
+def _read_yaml(path: Path, context: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ProfileError(f"{path}: cannot read profile: {exc.strerror or exc}") from None
+        raise ProfileError(f"{context}cannot read profile: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
-    return parse_profile(data, str(path))
+        raise ProfileError(f"{context}not valid YAML: {exc}") from None
+
+
+def _read_with_includes(
+    path: Path, stack: tuple[Path, ...], included_by: str | None = None
+) -> tuple[Any, dict[int, str]]:
+    """The file's data with its includes merged, and per merged component where it came from."""
+    context = f"{included_by}{path}: " if included_by else f"{path}: "
+    data = _read_yaml(path, context)
+    if not isinstance(data, dict) or "include" not in data:
+        return data, {}
+    data = dict(data)
+    raw = data.pop("include")
+    includes = [raw] if isinstance(raw, str) else raw
+    if includes is None:
+        includes = []
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ProfileError(f"{path}: include: expected a list of file paths, got {raw!r}")
+    me = path.resolve()
+    components: list[Any] = []
+    origin: list[str] = []
+    defined_in: dict[str, Path] = {}
+    bindings: list[Any] = []
+    for i, rel in enumerate(includes):
+        inc = path.parent / rel
+        chain = [*stack, me]
+        if inc.resolve() in chain:
+            cycle = " -> ".join(str(p) for p in [*chain[chain.index(inc.resolve()):], inc])
+            raise ProfileError(
+                f"{path}: include[{i}]: {inc} is already being included (include cycle: {cycle})"
+            )
+        if not inc.is_file():
+            raise ProfileError(f"{path}: include[{i}]: included file {inc} not found")
+        inc_data, _ = _read_with_includes(inc, (*stack, me), f"{path}: include[{i}]: ")
+        if not isinstance(inc_data, dict):
+            raise ProfileError(f"{path}: include[{i}]: {inc}: an included file is a mapping with "
+                               f"'components:' and/or 'bindings:', got {type(inc_data).__name__}")
+        unknown = sorted(set(inc_data) - _INCLUDE_KEYS)
+        if unknown:
+            raise ProfileError(f"{path}: include[{i}]: {inc}: an included file may only have "
+                               f"{sorted(_INCLUDE_KEYS)}; found {unknown}")
+        inc_components = inc_data.get("components") or []
+        inc_bindings = inc_data.get("bindings") or []
+        if not isinstance(inc_components, list) or not isinstance(inc_bindings, list):
+            raise ProfileError(f"{path}: include[{i}]: {inc}: 'components' and 'bindings' "
+                               f"must be lists")
+        for j, comp in enumerate(inc_components):
+            cid = comp.get("id") if isinstance(comp, dict) else None
+            if isinstance(cid, str):
+                if cid in defined_in:
+                    raise ProfileError(
+                        f"{path}: include[{i}]: component id {cid!r} is defined both in "
+                        f"{defined_in[cid]} and in {inc}"
+                    )
+                defined_in[cid] = inc
+            components.append(comp)
+            origin.append(f"from {inc} components[{j}]")
+        bindings.extend(inc_bindings)
+    own_components = data.get("components") or []
+    own_bindings = data.get("bindings") or []
+    if not isinstance(own_components, list) or not isinstance(own_bindings, list):
+        return data, {}  # let validation report the wrong type
+    index = {c.get("id"): k for k, c in enumerate(components) if isinstance(c, dict)}
+    for j, comp in enumerate(own_components):
+        cid = comp.get("id") if isinstance(comp, dict) else None
+        if isinstance(comp, dict) and isinstance(cid, str) and cid in index:
+            k = index[cid]
+            base = components[k]
+            if "kind" in comp and comp["kind"] != base.get("kind"):
+                raise ProfileError(
+                    f"{path}: components[{j}]: id {cid!r} overrides a {base.get('kind')!r} "
+                    f"from {defined_in[cid]} with kind {comp['kind']!r}"
+                )
+            components[k] = _deep_merge(base, comp)
+            origin[k] += f", overridden by {path} components[{j}]"
+        else:
+            components.append(comp)
+            origin.append(f"{path} components[{j}]")
+    own_keys = {
+        (b.get("device"), b.get("role")) for b in own_bindings if isinstance(b, dict)
+    }
+    merged_bindings = [
+        b for b in bindings
+        if not (isinstance(b, dict) and (b.get("device"), b.get("role")) in own_keys)
+    ]
+    data["components"] = components
+    data["bindings"] = [*merged_bindings, *own_bindings]
+    return data, dict(enumerate(origin))
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _annotate_origins(message: str, origins: dict[int, str]) -> str:
+    """Say which file a ``components[i]`` of the merged list in a validation error is from."""
+    def repl(m: re.Match[str]) -> str:
+        k = int(m.group(1))
+        return f"{m.group(0)} ({origins[k]})" if k in origins else m.group(0)
+
+    return re.sub(r"components\[(\d+)\]", repl, message)
 
 
 def check_against_core(profile: Profile, core: Any) -> None:
