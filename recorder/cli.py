@@ -67,11 +67,20 @@ def _load_sequence(path: Path) -> Any:
         raise ValueError(f"{path}: not a valid useq-schema MDASequence: {exc}") from exc
 
 
+class PreflightRefused(RuntimeError):
+    """--strict and the pre-flight check found gaps at the requested tier."""
+
+
 def record(
     mm_config: str, profile: str | Path, sequence: Any, out: Path, *, overwrite: bool,
     settings: Sequence[str] = (), on_device_error: Literal["continue", "stop"] = "continue",
+    tier: int | None = None, strict: bool = False,
 ) -> Path:
-    """Load the rig, apply settings, run ``sequence`` and record it to ``out``."""
+    """Load the rig, apply settings, run ``sequence`` and record it to ``out``.
+
+    With ``tier``, a pre-flight check lists (on stderr) what the file would lack at that
+    NBO tier before the first frame; with ``strict`` too, any gap refuses the acquisition.
+    """
     from recorder.recorder import Recorder
     from recorder.rig import apply_settings, load_core
 
@@ -79,6 +88,16 @@ def record(
     apply_settings(core, settings)
     recorder = Recorder(core, profile, on_device_error=on_device_error)
     sink = recorder.sink(out, overwrite=overwrite)
+    if tier is not None:
+        gaps = recorder.preflight(tier)
+        print(f"pre-flight, NBO tier {tier}: "
+              + (f"{len(gaps)} item(s) would be missing" if gaps else "nothing missing"),
+              file=sys.stderr)
+        for gap in gaps:
+            print(f"  {gap}", file=sys.stderr)
+        if gaps and strict:
+            raise PreflightRefused(f"--strict: not starting; {len(gaps)} item(s) missing for "
+                                   f"tier {tier} (listed above)")
     core.mda.run(sequence, output=sink)
     sink.raise_if_failed()
     return out
@@ -142,9 +161,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_acquire(args: argparse.Namespace) -> int:
     sequence = _load_sequence(Path(args.sequence))
+    if args.strict and args.tier is None:
+        raise ValueError("--strict needs --tier N")
     out = record(args.mm_config, args.profile, sequence, Path(args.out),
                  overwrite=args.overwrite, settings=args.set,
-                 on_device_error=args.on_device_error)
+                 on_device_error=args.on_device_error, tier=args.tier, strict=args.strict)
     print(summarise(out))
     return 0
 
@@ -194,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     acq.add_argument("--on-device-error", choices=["continue", "stop"], default="continue",
                      help="a bound property that cannot be read is recorded as unknown; "
                           "'stop' also ends the acquisition (default: continue)")
+    acq.add_argument("--tier", type=int, choices=[1, 2, 3],
+                     help="before the first frame, list what the file would lack at this tier")
+    acq.add_argument("--strict", action="store_true",
+                     help="with --tier: refuse to start when anything is missing")
     acq.set_defaults(func=_cmd_acquire)
     add_profile_commands(sub)
     rec = sub.add_parser("recover", help="make a crashed recording a valid OME-TIFF again")
@@ -212,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except PreflightRefused as exc:
+        print(f"nbo-recorder: {exc}", file=sys.stderr)
+        return 1
     except (ProfileError, RigError, RecoveryError, RecordingError, ValueError, OSError) as exc:
         print(f"nbo-recorder: error: {exc}", file=sys.stderr)
         return 2

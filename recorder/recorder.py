@@ -103,6 +103,22 @@ class Recorder:
         self.on_device_error = on_device_error
         check_against_core(self.profile, core)
 
+    def preflight(self, tier: int) -> list[str]:
+        """What a file recorded now would lack at NBO ``tier``: one line per gap.
+
+        Static specs the profile leaves empty (MUST attributes at tier <= ``tier``), and what
+        the live state cannot resolve right now (a device that does not answer, a label
+        the profile does not describe), read from the devices before the first frame.
+        """
+        from recorder.profile_check import missing_for_tier
+        from recorder.settings import interpret
+
+        gaps = missing_for_tier(self.profile, tier)
+        monitor = StateMonitor(self.core, self.profile.watched_properties())
+        observed = interpret(monitor.refresh("pre-flight"), self.profile)
+        gaps += [f"live state: {what}: {reason}" for what, reason in observed.unknown]
+        return gaps
+
     def sink(self, path: str | Path, *, overwrite: bool = False) -> RecordingSink:
         """A single-use ``output=`` handler for ``core.mda.run`` writing to ``path``."""
         out = Path(path)

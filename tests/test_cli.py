@@ -80,3 +80,26 @@ def test_acquire_bad_inputs_get_clear_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "rig.yaml: components[0].id" in err and "rig.yaml: components[0].lens_na" in err
     assert not (tmp_path / "o.ome.tif").exists()
+
+
+def test_preflight_lists_gaps_and_strict_refuses_before_any_frame(tmp_path, capsys):
+    out = tmp_path / "pf.ome.tif"
+    args = ["acquire", "--mm-config", "demo", "--profile", str(DEMO_PROFILE),
+            "--sequence", str(_sequence(tmp_path)), "--out", str(out), "--tier", "1"]
+    assert main([*args, "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "pre-flight, NBO tier 1:" in err and "microscope.type" in err
+    assert "--strict: not starting" in err
+    assert not out.exists(), "nothing may be acquired when --strict refuses"
+    assert main(args) == 0
+    assert "pre-flight, NBO tier 1:" in capsys.readouterr().err
+    assert out.exists()
+
+
+def test_preflight_reports_live_state_the_profile_cannot_resolve(demo_core):
+    from recorder.recorder import Recorder
+
+    demo_core.setProperty("Objective", "Label", "Objective-2")  # an empty, unprofiled slot
+    gaps = Recorder(demo_core, DEMO_PROFILE).preflight(1)
+    assert any(g.startswith("live state: objective[Objective]: label 'Objective-2'")
+               for g in gaps)
