@@ -11,18 +11,28 @@ references a MapAnnotation with every setting observed for it (including those O
 has no attribute for, such as light-source power in mW); a setting that was not observed is
 omitted from the OME attributes and listed there as ``unknown (reason)``. A Plane whose
 settings differ from its channel's references a MapAnnotation with just the differences.
+
+The full 4DN-BINA-OME (NBO) v2.01 record (:mod:`recorder.nbo_xml`) is embedded intact as one
+XMLAnnotation in the NBO namespace, spliced in as text like the planes, and every Image refers
+to it and to a MapAnnotation (``urn:nbo-recorder:nbo-compliance``) saying which NBO tier the
+record reaches and how many MUST/SHOULD attributes it has per extension. The OME part stays
+plain OME 2016-06: the OME schema does not look inside the XMLAnnotation's value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ome_types import model as m
 from ome_types import to_xml
 
+from recorder.calibration import stale_calibrations
 from recorder.documents import FrameRecord, Run, StateSnapshot, Unknown
+from recorder.nbo_spec import NBO_NAMESPACE
+from recorder.nbo_xml import build_nbo_xml, nbo_compliance
 from recorder.profile import (
     LED,
     Arc,
@@ -42,6 +52,9 @@ from recorder.xml_text import clean_text
 NS_PLANE = "urn:nbo-recorder:plane-settings"
 NS_CHANNEL = "urn:nbo-recorder:channel-settings"
 NS_RUN = "urn:nbo-recorder:acquisition"
+NS_NBO_COMPLIANCE = "urn:nbo-recorder:nbo-compliance"
+#: ID of the XMLAnnotation holding the NBO record.
+NBO_ANNOTATION_ID = "Annotation:nbo"
 
 _PIXEL_TYPES = {
     "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "int8": "int8",
@@ -283,6 +296,14 @@ def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     by_position: dict[int, list[FrameRecord]] = {}
     for f in run.frames:
         by_position.setdefault(f.p, []).append(f)
+    nbo = build_nbo_xml(run, profile, frames_by_position=by_position, observed=settings)
+    nbo_view = build_nbo_xml(run, profile, frames_by_position=by_position, observed=settings,
+                             planes="first_per_channel")
+    run_date = datetime.fromisoformat(start.started_at).date()
+    stale = [s.calibration for s in stale_calibrations(profile, run_date)]
+    image_refs = [m.AnnotationRef(id=run_ref), m.AnnotationRef(id=NBO_ANNOTATION_ID),
+                  m.AnnotationRef(id=annotations.ref(NS_NBO_COMPLIANCE,
+                                                     nbo_compliance(nbo_view, stale)))]
     seq_channels = [ch.get("config") for ch in start.sequence.get("channels", [])]
     images: list[m.Image] = []
     bodies: list[str] = []
@@ -356,7 +377,7 @@ def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
                 channels=channels,
                 metadata_only=m.MetadataOnly(),
             ),
-            annotation_refs=[m.AnnotationRef(id=run_ref)],
+            annotation_refs=list(image_refs),
         )
         images.append(image)
         bodies.append("".join(tiffdata) + "".join(planes))
@@ -364,7 +385,11 @@ def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
         creator=clean_text(software),
         instruments=[instrument],
         images=images,
-        structured_annotations=m.StructuredAnnotations(map_annotations=annotations.items),
+        structured_annotations=m.StructuredAnnotations(
+            map_annotations=annotations.items,
+            xml_annotations=[m.XMLAnnotation(id=NBO_ANNOTATION_ID, namespace=NBO_NAMESPACE,
+                                             value=m.XMLAnnotation.Value())],
+        ),
     )
     head = to_xml(ome)
     parts = head.split("<MetadataOnly/>")
@@ -374,7 +399,16 @@ def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     for body, rest in zip(bodies, parts[1:], strict=True):
         out.append(body)
         out.append(rest)
-    return "".join(out)
+    return _embed_nbo("".join(out), nbo)
+
+
+def _embed_nbo(xml: str, nbo: str) -> str:
+    """Put the NBO document into the (empty) value of the NBO XMLAnnotation."""
+    start = xml.find(f'<XMLAnnotation ID="{NBO_ANNOTATION_ID}"')
+    value = xml.find("<Value/>", start) if start >= 0 else -1
+    if value < 0:
+        raise RuntimeError("unexpected OME-XML layout from ome-types; cannot embed the NBO record")
+    return f"{xml[:value]}<Value>{nbo}</Value>{xml[value + len('<Value/>'):]}"
 
 
 def _objective_settings(
