@@ -61,10 +61,16 @@ def _load_sequence(path: Path) -> Any:
 
     if not path.is_file():
         raise ValueError(f"{path}: sequence file not found")
+    from recorder.nbo_xml import study_problems
+
     try:
-        return useq.MDASequence.from_file(path)
+        sequence = useq.MDASequence.from_file(path)
     except Exception as exc:
         raise ValueError(f"{path}: not a valid useq-schema MDASequence: {exc}") from exc
+    problems = study_problems(sequence.metadata)
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    return sequence
 
 
 class PreflightRefused(RuntimeError):

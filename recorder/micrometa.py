@@ -763,8 +763,24 @@ def _extra_for(schema: str, kind: str, rec: Data, m: _Mapped) -> dict[str, Scala
             candidate = dict(regen)
             candidate[k] = v
             if _same(to_fields(schema, kind, unflatten(candidate)).fields, m.fields):
-                extra[k] = v  # same meaning, different spelling: keep the original spelling
+                # same meaning, different spelling: keep the original, namespaced so the NBO
+                # record (which reads NBO attribute names from extra) does not see two values
+                extra[ROUND_TRIP_PREFIX + k] = v
     return extra
+
+
+#: prefix of ``extra`` keys kept only to write a Micro-Meta App file back unchanged (an
+#: original spelling, the stand's UUID); the NBO record ignores them
+ROUND_TRIP_PREFIX = "MicroMetaApp."
+
+
+def _round_trip_keys(extra: Mapping[str, Scalar | None] | None) -> dict[str, Scalar]:
+    """``extra`` with round-trip keys restored to their Micro-Meta App names (they win)."""
+    plain: dict[str, Scalar] = {k: v for k, v in (extra or {}).items()
+             if v is not None and not k.startswith(ROUND_TRIP_PREFIX)}
+    plain.update({k.removeprefix(ROUND_TRIP_PREFIX): v for k, v in (extra or {}).items()
+                  if v is not None and k.startswith(ROUND_TRIP_PREFIX)})
+    return plain
 
 
 def import_micrometa(doc: Any, source: str, core: Any | None = None) -> ImportResult:
@@ -900,7 +916,9 @@ def import_micrometa(doc: Any, source: str, core: Any | None = None) -> ImportRe
                 microscope[name] = stand_rec.pop(key)
         if "extra" in Microscope.model_fields:  # the stand's other fields stay in the profile
             if stand_rec:
-                microscope["extra"] = flatten(stand_rec)
+                # the stand's Micro-Meta ID is not an NBO ID: the recorder makes its own
+                microscope["extra"] = {(ROUND_TRIP_PREFIX + k if k == "ID" else k): v
+                                       for k, v in flatten(stand_rec).items()}
         else:
             kept["MicroscopeStand"] = stand_rec
     if "linkedFields" in doc:
@@ -1081,7 +1099,7 @@ def schema_for(comp: Any, roles: Mapping[str, str], warnings: list[str] | None =
 
 def export_component(comp: Any, roles: Mapping[str, str], warnings: list[str]) -> Data | None:
     """One profile component as a Micro-Meta App record (None: no Micro-Meta schema for it)."""
-    extra: dict[str, Scalar] = dict(comp.extra or {})
+    extra: dict[str, Scalar] = _round_trip_keys(comp.extra)
     schema = schema_for(comp, roles, warnings)
     if schema is None:
         warnings.append(f"components {comp.id!r}: a {comp.kind} has no Micro-Meta App schema "
@@ -1141,7 +1159,7 @@ def export_micrometa(profile: Profile, kept: Mapping[str, Any] | None = None
     doc.update(instrument)
     mic = profile.microscope
     stand: Data = {**(kept.get("MicroscopeStand") or {}),
-                   **unflatten(getattr(mic, "extra", None) or {})}
+                   **unflatten(_round_trip_keys(getattr(mic, "extra", None)))}
     mtype = mic.type.value if mic.type else None
     if mtype in ("Inverted", "Upright"):
         stand["Schema_ID"] = f"{mtype}MicroscopeStand.json"

@@ -334,6 +334,21 @@ class PropertySource(_Strict):
     property: Annotated[str, Field(min_length=1)]
     unit: str | None = None
     true_values: tuple[str, ...] = ("On", "ON", "on", "1", "True", "true", "Yes")
+    test_values: tuple[str, ...] = Field(
+        default=(),
+        description="Values (in the device's unit) the conformance suite sets; when empty it "
+        "tries the allowed values, or lowest, middle and highest within the property limits.",
+    )
+
+    @field_validator("test_values", mode="before")
+    @classmethod
+    def _values_as_text(cls, values: Any) -> Any:
+        # YAML numbers become text; YAML booleans (On/Off unquoted) stay and are refused,
+        # since the device's spelling of them cannot be recovered
+        if isinstance(values, list | tuple):
+            return tuple(str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                         for v in values)
+        return values
 
     @field_validator("unit")
     @classmethod
@@ -385,6 +400,12 @@ class Binding(_Strict):
     component: str | None = None
     settings: dict[str, PropertySource] = Field(default_factory=dict)
     active_when: ActiveWhen | None = None
+    power_cap_mw: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="Highest light-source power (mW) the conformance suite may set without "
+        "--allow-unsafe; absent means 0 mW. Without --allow-unsafe emission is never switched "
+        "on, whatever the cap.",
+    )
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -650,11 +671,24 @@ def load_profile(path: str | Path) -> Profile:
     path = Path(path)
     data, origins = _read_with_includes(path, ())
     try:
-        return parse_profile(data, str(path))
+        profile = parse_profile(data, str(path))
     except ProfileError as exc:
         if not origins:
             raise
         raise ProfileError(_annotate_origins(str(exc), origins)) from None
+    # what the profile model alone cannot judge: NBO vocabularies and calibration files
+    from recorder.calibration import check_calibration_files
+    from recorder.nbo_xml import check_nbo_profile
+
+    problems: list[str] = []
+    for check, args in ((check_nbo_profile, ()), (check_calibration_files, (path.parent,))):
+        try:
+            check(profile, *args)
+        except ProfileError as exc:
+            problems += [f"{path}: {line.strip()}" for line in str(exc).splitlines()]
+    if problems:
+        raise ProfileError("\n".join(problems))
+    return profile
 
 
 #: keys an included file may have (anything else would be silently lost in the merge)

@@ -36,6 +36,7 @@ import numpy as np
 
 from recorder.documents import FrameRecord, Run, RunStart, RunStop, Unknown
 from recorder.journal import JournalWriter, journal_path
+from recorder.nbo_xml import study_problems
 from recorder.ome_xml import build_ome_xml
 from recorder.profile import Profile, check_against_core, load_profile
 from recorder.recovery import recover
@@ -165,6 +166,10 @@ class RecordingSink:
     def _on_sequence_started(self, sequence: Any, meta: Any) -> None:
         if self.run is not None:
             raise RuntimeError(f"{self.path}: a RecordingSink records one run; make a new sink")
+        problems = study_problems(getattr(sequence, "metadata", None))
+        if problems:
+            raise ValueError("sequence metadata the NBO record cannot hold: "
+                             + "; ".join(problems))
         info = (meta or {}).get("image_infos", [{}])[0]
         self.monitor.restart_clock()
         self.monitor.refresh("sequence start")

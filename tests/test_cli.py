@@ -103,3 +103,15 @@ def test_preflight_reports_live_state_the_profile_cannot_resolve(demo_core):
     gaps = Recorder(demo_core, DEMO_PROFILE).preflight(1)
     assert any(g.startswith("live state: objective[Objective]: label 'Objective-2'")
                for g in gaps)
+
+
+def test_sequence_metadata_outside_nbo_vocabulary_is_refused_before_acquiring(tmp_path, capsys):
+    seq = tmp_path / "seq.yaml"
+    seq.write_text(yaml.safe_dump({"channels": [{"config": "DAPI", "group": "Channel"}],
+                                   "metadata": {"nbo": {"Sample": {"LiveSample": "perhaps"}}}}))
+    out = tmp_path / "o.ome.tif"
+    assert main(["acquire", "--mm-config", "demo", "--profile", str(DEMO_PROFILE),
+                 "--sequence", str(seq), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "seq.yaml: metadata.nbo.Sample.LiveSample" in err
+    assert not out.exists()

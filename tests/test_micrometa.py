@@ -77,7 +77,8 @@ def test_import_maps_every_component(doc):
     assert obj10.extra["ContrastModulation"] == "Ph1" and obj10.extra["DIC"] is False
     assert "WorkingDistance" not in obj10.extra and "WorkingDistanceUnit" not in obj10.extra
     obj40 = c["40X LD ACHROPLAN, NA=0.60, Ph2, Korr"]
-    assert obj40.correction.value == "Achromat" and obj40.extra["Correction"] == "Achroplan"
+    assert obj40.correction.value == "Achromat"
+    assert obj40.extra["MicroMetaApp.Correction"] == "Achroplan"
     obj63 = c["63X PLAN APOCHROMAT, NA=1.40, OIL, DIC"]
     assert obj63.immersion.value == "Oil" and obj63.correction.value == "Apo"
     assert obj63.working_distance_um == pytest.approx(190)

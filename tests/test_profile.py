@@ -104,3 +104,18 @@ def test_readme_worked_example_is_a_valid_profile():
     profile = parse_profile(yaml.safe_load(block), "README.md")
     laser = next(b for b in profile.bindings if b.device == "Laser488")
     assert laser.settings["power"].unit == "W"
+
+
+def test_nbo_vocabulary_and_missing_calibration_file_are_named(tmp_path, demo_data):
+    demo_data["components"][0]["extra"] = {"ContrastModulation": "Hoffmannn"}
+    demo_data["calibrations"] = [{"id": "flat-1", "kind": "field_uniformity",
+                                  "date": "2026-10-01", "file": "maps/flat.tif"}]
+    with pytest.raises(ProfileError) as err:
+        load_profile(_write(tmp_path, demo_data))
+    text = str(err.value)
+    assert "components[0].extra.ContrastModulation: 'Hoffmannn'" in text and "'Hoffman'" in text
+    assert "calibrations[0].file:" in text and "flat.tif does not exist" in text
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "flat.tif").write_bytes(b"II*\x00")
+    demo_data["components"][0]["extra"] = {"ContrastModulation": "Hoffman"}
+    assert load_profile(_write(tmp_path, demo_data)).calibrations[0].file == "maps/flat.tif"
