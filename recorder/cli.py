@@ -1,4 +1,4 @@
-"""``nbo-recorder`` command line: demo, acquire, recover, methods."""
+"""``nbo-recorder`` command line: demo, acquire, recover, validate, methods, profile, ..."""
 
 from __future__ import annotations
 
@@ -196,6 +196,32 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from recorder.nbo_rules import EXTENSIONS
+    from recorder.reader import NotOmeTiffError
+    from recorder.validate import format_report, validate_file
+
+    extensions = tuple(e.strip() for e in args.extensions.split(",") if e.strip())
+    bad = [e for e in extensions if e not in EXTENSIONS]
+    if bad:
+        raise ValueError(f"--extensions: unknown {bad}; choose from {','.join(EXTENSIONS)}")
+    try:
+        report = validate_file(Path(args.file), args.tier, extensions)  # type: ignore[arg-type]
+    except NotOmeTiffError as exc:
+        if args.json:
+            print(json.dumps({"file": args.file, "readable": False, "error": str(exc)}))
+        else:
+            print(f"nbo-recorder: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print(format_report(report, all_rows=args.all))
+    return 0 if report.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbo-recorder",
@@ -231,6 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("partial", help="the .ome.tif left by the crash (its journal beside it)")
     rec.add_argument("--out", help="write the recovered file here instead of in place")
     rec.set_defaults(func=_cmd_recover)
+    val = sub.add_parser("validate", help="grade a file against the NBO tiers (exit 0 pass, "
+                                          "1 a MUST missing, 2 not a readable OME-TIFF)")
+    val.add_argument("file")
+    val.add_argument("--tier", type=int, choices=[1, 2, 3], default=1)
+    val.add_argument("--extensions", default="core,basic,advconf,calib",
+                     help="comma-separated subset of core,basic,advconf,calib")
+    val.add_argument("--json", action="store_true", help="machine-readable report")
+    val.add_argument("--all", action="store_true",
+                     help="list attributes of every tier, not only up to --tier")
+    val.set_defaults(func=_cmd_validate)
     met = sub.add_parser("methods", help="write a Materials & Methods paragraph from a file")
     met.add_argument("file", help="an OME-TIFF written by nbo-recorder")
     met.add_argument("--format", choices=["text", "markdown"], default="text")

@@ -153,7 +153,7 @@ def _as_element(document: Document) -> ET.Element:
     return document
 
 
-def _element_paths(root: ET.Element) -> dict[ET.Element, tuple[str, tuple[str, ...]]]:
+def element_paths(root: ET.Element) -> dict[ET.Element, tuple[str, tuple[str, ...]]]:
     """XPath-like path (``/OME/Instrument[1]/Objective[2]``) and ancestry of each element."""
     found: dict[ET.Element, tuple[str, tuple[str, ...]]] = {}
     name = local_name(root.tag)
@@ -318,7 +318,7 @@ def validate_nbo(
         message = f"root element must be {{{NBO_NAMESPACE}}}OME, not {root.tag}"
         return ValidationResult(tier, (ValidationIssue("/", message),), ())
     work = copy.deepcopy(root)
-    state = _ValidationState(tier, rules or load_rules(), get_schema(), _element_paths(work))
+    state = _ValidationState(tier, rules or load_rules(), get_schema(), element_paths(work))
     errors: list[ValidationIssue] = []
     for _ in range(MAX_PASSES):
         errors, inserted = _run_pass(state, work)
@@ -373,7 +373,7 @@ def attribute_compliance(
     table = rules or load_rules()
     allowed = tuple(extensions)
     root = _as_element(document)
-    paths = _element_paths(root)
+    paths = element_paths(root)
     report: list[ElementCompliance] = []
     for element in _iter_elements(root):
         path, ancestors = paths[element]

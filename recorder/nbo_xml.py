@@ -226,6 +226,24 @@ def xsd_attribute(element: str, attribute: str) -> Any:
     return declaration.type.attributes.get(attribute)
 
 
+def xsd_allows(element: str, item: str, *, child: bool = False) -> bool:
+    """Whether the NBO XSD lets ``element`` carry ``item`` (an attribute or a child element).
+
+    The spreadsheet lists a few items the XSD has no place for (e.g. Pixels
+    SequentialAcquisition); a valid record cannot hold them. Elements the XSD does not
+    declare globally are given the benefit of the doubt.
+    """
+    declaration = _xsd_element(element)
+    if declaration is None or not declaration.type.is_complex():
+        return declaration is None
+    if not child:
+        return item in declaration.type.attributes
+    content = declaration.type.content
+    if not hasattr(content, "iter_elements"):
+        return False
+    return any(e.local_name == item for e in content.iter_elements())
+
+
 def allowed_values(element: str, attribute: str) -> tuple[str, ...]:
     """The XSD enumeration of an attribute (empty when it is not enumerated)."""
     declaration = xsd_attribute(element, attribute)

@@ -1,0 +1,127 @@
+"""nbo-recorder validate: grading files against NBO tiers, and what bad input gets."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import tifffile
+import useq
+import yaml
+
+from recorder.cli import main
+from recorder.profile import parse_profile
+from recorder.recorder import Recorder
+from tests.helpers import DEMO_PROFILE
+from tests.test_nbo_record import DEMO_FACTS, DEMO_STAND, STUDY, _state_contact
+from tests.test_recording import _py_profile
+
+#: the experiment as a user states it, complete for tier 1
+COMPLETE_STUDY = copy.deepcopy(STUDY)
+COMPLETE_STUDY["nbo"]["Experiment"]["Name"] = "Nuclear envelope in fixed HeLa"
+for fluor in COMPLETE_STUDY["nbo"]["Fluorophore"].values():
+    fluor.update({"ExcitationWavelength": 358, "EmissionWavelength": 461})
+
+
+def _complete_profile(drop: tuple[str, str] | None = None):
+    data = yaml.safe_load(DEMO_PROFILE.read_text())
+    data["microscope"].update(DEMO_STAND)
+    for comp in data["components"]:
+        comp["extra"] = DEMO_FACTS.get(comp["id"])
+        if drop and comp["id"] == drop[0]:
+            comp.pop(drop[1])
+    return parse_profile(data, "complete demo profile")
+
+
+@pytest.fixture
+def record(demo_core, tmp_path, monkeypatch):
+    _state_contact(monkeypatch)
+
+    def run(name: str, drop: tuple[str, str] | None = None):
+        out = tmp_path / name
+        seq = useq.MDASequence(channels=["DAPI", "FITC"], metadata=COMPLETE_STUDY)
+        demo_core.mda.run(seq, output=Recorder(demo_core, _complete_profile(drop)).sink(out))
+        return out
+
+    return run
+
+
+def test_complete_profile_passes_tier_1(record, capsys):
+    out = record("complete.ome.tif")
+    assert main(["validate", str(out), "--tier", "1"]) == 0, capsys.readouterr().out
+    assert "NBO tier 1, extensions core, basic, advconf, calib: PASS" in capsys.readouterr().out
+
+
+def test_one_missing_tier1_must_fails_and_is_named_exactly(record, capsys):
+    out = record("no-na.ome.tif", drop=("obj-nikon-10x-sfluor", "lens_na"))
+    assert main(["validate", str(out), "--tier", "1", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    failing = {(f["element"], f["attribute"]) for f in report["failures"]}
+    assert failing == {("Objective", "LensNA")}
+    assert report["verdicts"]["tier 1"]["core"] is False
+    assert main(["validate", str(out), "--tier", "1"]) == 1
+    table = capsys.readouterr().out
+    assert "Objective" in table and "LensNA" in table and "missing" in table
+
+
+def test_missing_tier3_attributes_do_not_fail_tier_1_or_2(record, capsys):
+    out = record("complete.ome.tif")
+    assert main(["validate", str(out), "--tier", "3", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    tier3_missing = [r for r in report["failures"] if r["tier"] == 3]
+    assert tier3_missing, "the demo profile leaves tier-3 MUST attributes empty"
+    assert main(["validate", str(out), "--tier", "2", "--json"]) in (0, 1)
+    report2 = json.loads(capsys.readouterr().out)
+    assert all(r["tier"] <= 2 for r in report2["failures"])
+    assert main(["validate", str(out), "--tier", "1"]) == 0
+
+
+def test_extensions_limit_what_is_graded(record, capsys):
+    out = record("no-na.ome.tif", drop=("obj-nikon-10x-sfluor", "lens_na"))
+    assert main(["validate", str(out), "--extensions", "basic,advconf", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {r["extension"] for r in report["attributes"]} <= {"basic", "advconf"}
+    assert main(["validate", str(out), "--extensions", "core,bogus"]) == 2
+    assert "unknown ['bogus']" in capsys.readouterr().err
+
+
+def test_unreadable_files_exit_2_with_a_clear_message(tmp_path, capsys):
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, [[1, 2], [3, 4]])
+    assert main(["validate", str(plain)]) == 2
+    assert "plain.tif" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.ome.tif"
+    garbage.write_bytes(b"not a tiff at all")
+    assert main(["validate", str(garbage), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["readable"] is False
+
+
+def test_truncated_recording_is_not_a_traceback(record, tmp_path, capsys):
+    out = record("complete.ome.tif")
+    cut = tmp_path / "cut.ome.tif"
+    cut.write_bytes(out.read_bytes()[:5000])
+    assert main(["validate", str(cut)]) in (1, 2)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_other_tools_ome_tiff_is_graded_from_its_ome_part(demo_core, tmp_path, capsys):
+    out = tmp_path / "pmp.ome.tif"
+    demo_core.mda.run(useq.MDASequence(channels=["DAPI"]), output=str(out))
+    assert main(["validate", str(out), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["graded"].startswith("the OME part")
+    assert report["failures"]
+
+
+def test_unreadable_setting_is_reported_as_unknown_at_acquisition(py_core, tmp_path, capsys):
+    py_core._pydevices["PyLaser"].fail_reads = True
+    out = tmp_path / "unknown.ome.tif"
+    seq = useq.MDASequence(channels=[{"config": "GFP", "group": "PyChannel"}])
+    py_core.mda.run(seq, output=Recorder(py_core, _py_profile()).sink(out))
+    main(["validate", str(out), "--json"])
+    rows = json.loads(capsys.readouterr().out)["attributes"]
+    power = [r for r in rows if r["attribute"] == "IlluminationPowerSettings"
+             and "PyLaser" in r["reason"]]
+    assert power and power[0]["status"] == "unknown at acquisition"
+    assert "laser did not answer" in power[0]["reason"]
