@@ -81,7 +81,8 @@ def bench_mda(size: int, frames: int, repeats: int, buffer_mb: int | None) -> di
     walls: dict[str, list[float]] = {v: [] for v in variants}
     errors: dict[str, str | None] = {v: None for v in variants}
     with tempfile.TemporaryDirectory(dir=REPO) as tmp:
-        _run_variant(core, "none", min(frames, 20), Path(tmp))  # warm-up
+        for v in variants:  # warm-up: first-use costs (imports, schema loads) of each variant
+            _run_variant(core, v, min(frames, 20), Path(tmp))
         for _ in range(repeats):
             for v in variants:
                 r = _run_variant(core, v, frames, Path(tmp))

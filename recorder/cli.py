@@ -208,7 +208,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"--extensions: unknown {bad}; choose from {','.join(EXTENSIONS)}")
     try:
-        report = validate_file(Path(args.file), args.tier, extensions)  # type: ignore[arg-type]
+        report = validate_file(Path(args.file), args.tier, extensions)
     except NotOmeTiffError as exc:
         if args.json:
             print(json.dumps({"file": args.file, "readable": False, "error": str(exc)}))

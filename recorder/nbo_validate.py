@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -130,10 +131,21 @@ class ElementCompliance:
         return tuple(s for s in self.attributes if not s.present and s.requirement == "MUST")
 
 
+_SCHEMA_LOCK = threading.Lock()
+
+
 @cache
-def get_schema() -> xmlschema.XMLSchema:
-    """The NBO XSD, loaded once per process (loading takes about a second)."""
+def _load_schema() -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema(str(XSD_PATH))
+
+
+def get_schema() -> xmlschema.XMLSchema:
+    """The NBO XSD, loaded once per process (loading takes about a second).
+
+    Thread-safe, so a recorder can start loading it in the background when it is created.
+    """
+    with _SCHEMA_LOCK:
+        return _load_schema()
 
 
 def local_name(tag: str) -> str:

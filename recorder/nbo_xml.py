@@ -48,6 +48,7 @@ import datetime
 import importlib.metadata
 import math
 import re
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1364,6 +1365,33 @@ def _tier_reached(root: ET.Element) -> tuple[int, list[ValidationResult]]:
         if not result.ok:
             return tier - 1, results
     return max(TIERS), results
+
+
+#: compliance results by view text with the plane counts removed (see compliance_of_view)
+_COMPLIANCE_CACHE: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+_COMPLIANCE_LOCK = threading.Lock()
+_SIZES = re.compile(r' Size[XYZCT]="\d+"')
+
+
+def compliance_of_view(view: str, stale: Sequence[CalibrationRecord] = ()) -> dict[str, str]:
+    """:func:`nbo_compliance` of a ``planes="first_per_channel"`` view, remembered.
+
+    Validating against the NBO XSD takes about 0.1 s (1.3 s the first time, to load it),
+    too long to add to every file's finalisation. The view of a run does not change once
+    every position and channel has its first frame, except for the Pixels sizes, which
+    compliance does not look at; so the recorder computes it on a background thread while
+    acquiring, and finalisation finds it here.
+    """
+    key = (_SIZES.sub("", view), tuple(c.id for c in stale))
+    with _COMPLIANCE_LOCK:
+        cached = _COMPLIANCE_CACHE.get(key)
+    if cached is None:
+        cached = nbo_compliance(view, stale)
+        with _COMPLIANCE_LOCK:
+            if len(_COMPLIANCE_CACHE) >= 16:
+                _COMPLIANCE_CACHE.clear()
+            _COMPLIANCE_CACHE[key] = cached
+    return dict(cached)
 
 
 def nbo_compliance(document: str | ET.Element,

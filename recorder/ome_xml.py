@@ -32,7 +32,7 @@ from ome_types import to_xml
 from recorder.calibration import stale_calibrations
 from recorder.documents import FrameRecord, Run, StateSnapshot, Unknown
 from recorder.nbo_spec import NBO_NAMESPACE
-from recorder.nbo_xml import build_nbo_xml, nbo_compliance
+from recorder.nbo_xml import build_nbo_xml, compliance_of_view
 from recorder.profile import (
     LED,
     Arc,
@@ -303,7 +303,7 @@ def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     stale = [s.calibration for s in stale_calibrations(profile, run_date)]
     image_refs = [m.AnnotationRef(id=run_ref), m.AnnotationRef(id=NBO_ANNOTATION_ID),
                   m.AnnotationRef(id=annotations.ref(NS_NBO_COMPLIANCE,
-                                                     nbo_compliance(nbo_view, stale)))]
+                                                     compliance_of_view(nbo_view, stale)))]
     seq_channels = [ch.get("config") for ch in start.sequence.get("channels", [])]
     images: list[m.Image] = []
     bodies: list[str] = []

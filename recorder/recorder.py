@@ -34,9 +34,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from recorder.calibration import stale_calibrations
 from recorder.documents import FrameRecord, Run, RunStart, RunStop, Unknown
 from recorder.journal import JournalWriter, journal_path
-from recorder.nbo_xml import study_problems
+from recorder.nbo_validate import get_schema
+from recorder.nbo_xml import build_nbo_xml, compliance_of_view, study_problems
 from recorder.ome_xml import build_ome_xml
 from recorder.profile import Profile, check_against_core, load_profile
 from recorder.recovery import recover
@@ -103,6 +105,8 @@ class Recorder:
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         self.on_device_error = on_device_error
         check_against_core(self.profile, core)
+        # the NBO XSD takes ~1 s to load; have it ready before the first run ends
+        threading.Thread(target=get_schema, daemon=True, name="nbo-xsd-load").start()
 
     def preflight(self, tier: int) -> list[str]:
         """What a file recorded now would lack at NBO ``tier``: one line per gap.
@@ -153,6 +157,8 @@ class RecordingSink:
         self._last: tuple[int, int, int, str | None] | None = None
         self._canceled = False
         self._checked: set[int] = set()
+        self._first_frames_pending: set[tuple[int, int]] | None = None
+        self._compliance_thread: threading.Thread | None = None
         self._expected: int | None = None
         self._software = f"nbo-recorder {software_versions(core)['nbo-recorder']}"
         self.monitor.attach()
@@ -178,6 +184,7 @@ class RecordingSink:
         except Exception:  # a core without a circular buffer (e.g. some Python cameras)
             self._buffer_capacity = 0
         self._expected = _count_events(sequence)
+        self._first_frames_pending = _planned_channels(sequence)
         z_plan = getattr(sequence, "z_plan", None)
         time_plan = getattr(sequence, "time_plan", None)
         interval = getattr(time_plan, "interval", None)
@@ -306,6 +313,30 @@ class RecordingSink:
             raise RuntimeError(f"{self.path}: page {page} written for frame {record.index}")
         self.run.frames.append(record)
         self._written += 1
+        if self._compliance_thread is None and self._first_frames_pending is not None:
+            self._first_frames_pending.discard((record.p, record.c))
+            if not self._first_frames_pending:
+                self._start_compliance_precompute()
+
+    def _start_compliance_precompute(self) -> None:
+        """Every position and channel has its first frame: the NBO compliance of the file
+        is now fixed, so work it out in the background instead of at finalisation."""
+        assert self.run is not None
+        early = Run(start=self.run.start, snapshots=dict(self.monitor.snapshots),
+                    frames=list(self.run.frames))
+        self._compliance_thread = threading.Thread(
+            target=self._precompute_compliance, args=(early,), daemon=True,
+            name="nbo-compliance")
+        self._compliance_thread.start()
+
+    def _precompute_compliance(self, early: Run) -> None:
+        try:
+            view = build_nbo_xml(early, self.profile, planes="first_per_channel")
+            run_date = datetime.fromisoformat(early.start.started_at).date()
+            stale = [s.calibration for s in stale_calibrations(self.profile, run_date)]
+            compliance_of_view(view, stale)
+        except Exception:  # finalisation computes it again and reports any error there
+            _log.debug("background compliance check failed", exc_info=True)
 
     def _next_record(self, timeout_s: float = 30.0) -> FrameRecord | None:
         """The record the acquisition thread captured for the frame being written.
@@ -354,6 +385,8 @@ class RecordingSink:
             stopped_at=now_iso(), frames_written=len(run.frames),
             frames_expected=self._expected, reason=reason, errors=tuple(self.errors),
         )
+        if self._compliance_thread is not None:
+            self._compliance_thread.join(timeout=60)
         journal, self._journal = self._journal, None
         if journal is None:
             return
@@ -395,6 +428,16 @@ def _finite(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+def _planned_channels(sequence: Any) -> set[tuple[int, int]] | None:
+    """Every (position, channel) index pair a plain sequence will visit; None when positions
+    carry their own sub-sequences (then the pairs are not known in advance)."""
+    positions = list(getattr(sequence, "stage_positions", ())) or [None]
+    if any(getattr(p, "sequence", None) for p in positions):
+        return None
+    channels = len(getattr(sequence, "channels", ())) or 1
+    return {(p, c) for p in range(len(positions)) for c in range(channels)}
 
 
 def _count_events(sequence: Any, cap: int = 10_000_000) -> int | None:
