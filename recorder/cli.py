@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from recorder.conformance_cli import add_conformance_command
 from recorder.profile import ProfileError
 from recorder.profile_cli import add_profile_commands
 from recorder.recorder import RecordingError
@@ -87,10 +88,27 @@ def record(
     With ``tier``, a pre-flight check lists (on stderr) what the file would lack at that
     NBO tier before the first frame; with ``strict`` too, any gap refuses the acquisition.
     """
-    from recorder.recorder import Recorder
-    from recorder.rig import apply_settings, load_core
+    from recorder.rig import load_core
 
     core = load_core(mm_config)
+    try:
+        _record_on(core, profile, sequence, out, overwrite=overwrite, settings=settings,
+                   on_device_error=on_device_error, tier=tier, strict=strict)
+    finally:
+        # Unload while the core is still referenced: MMCore can abort the interpreter
+        # ("exception not rethrown") when a core with loaded devices is torn down at exit.
+        core.unloadAllDevices()
+    return out
+
+
+def _record_on(
+    core: Any, profile: str | Path, sequence: Any, out: Path, *, overwrite: bool,
+    settings: Sequence[str], on_device_error: Literal["continue", "stop"], tier: int | None,
+    strict: bool,
+) -> None:
+    from recorder.recorder import Recorder
+    from recorder.rig import apply_settings
+
     apply_settings(core, settings)
     recorder = Recorder(core, profile, on_device_error=on_device_error)
     sink = recorder.sink(out, overwrite=overwrite)
@@ -106,7 +124,6 @@ def record(
                                    f"tier {tier} (listed above)")
     core.mda.run(sequence, output=sink)
     sink.raise_if_failed()
-    return out
 
 
 def summarise(path: Path) -> str:
@@ -253,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --tier: refuse to start when anything is missing")
     acq.set_defaults(func=_cmd_acquire)
     add_profile_commands(sub)
+    add_conformance_command(sub)
     rec = sub.add_parser("recover", help="make a crashed recording a valid OME-TIFF again")
     rec.add_argument("partial", help="the .ome.tif left by the crash (its journal beside it)")
     rec.add_argument("--out", help="write the recovered file here instead of in place")
