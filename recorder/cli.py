@@ -136,6 +136,9 @@ def summarise(path: Path) -> str:
     observed = {a.id: {m.k: m.value for m in a.value.ms}
                 for a in (sa.map_annotations if sa else [])}
     lines = [f"{path}: {f.pages} frames in {len(ome.images)} image(s)"]
+    status = next((v.get("status") for v in observed.values() if "status" in v), None)
+    if status:
+        lines.append(f"  acquisition: {status}")
     for inst in ome.instruments:
         parts = [f"{len(inst.objectives)} objectives", f"{len(inst.filters)} filters",
                  f"{len(inst.dichroics)} dichroics", f"{len(inst.detectors)} detectors",

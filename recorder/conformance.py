@@ -387,8 +387,10 @@ def acquire(
 
     from recorder.recorder import Recorder
 
+    # a small positive interval: frames are snapped one by one, not as a hardware-sequenced
+    # burst, in which the demo camera occasionally delivers fewer images than asked for
     seq = sequence if sequence is not None else useq.MDASequence(
-        time_plan={"interval": 0, "loops": frames})
+        time_plan={"interval": 0.001, "loops": frames})
     sink = Recorder(core, profile).sink(path)
     core.mda.run(seq, output=sink)
     sink.raise_if_failed()

@@ -442,7 +442,15 @@ def _run_summary(run: Run, software: str) -> dict[str, str]:
         complete = stop.reason == "completed" and (
             stop.frames_expected is None or stop.frames_written >= stop.frames_expected
         )
-        summary["status"] = "complete" if complete else f"incomplete: {stop.reason}"
+        if complete:
+            summary["status"] = "complete"
+        elif stop.reason == "completed" and stop.frames_expected is not None:
+            summary["status"] = (
+                f"incomplete: {stop.frames_written} of {stop.frames_expected} expected frames "
+                f"reached the recorder ({stop.frames_expected - stop.frames_written} dropped "
+                "before it, e.g. by the camera or the acquisition engine)")
+        else:
+            summary["status"] = f"incomplete: {stop.reason}"
         summary["stopped"] = stop.stopped_at
         if stop.frames_expected is not None:
             summary["frames expected"] = str(stop.frames_expected)

@@ -145,6 +145,8 @@ class RecordingSink:
         self.monitor = StateMonitor(core, profile.watched_properties())
         self.run: Run | None = None
         self.errors: list[str] = []
+        #: frames the sequence planned that never arrived (reported, never hidden)
+        self.dropped_frames = 0
         self.finished = threading.Event()
         self._writer: TiffPageWriter | None = None
         self._journal: JournalWriter | None = None
@@ -387,6 +389,13 @@ class RecordingSink:
         )
         if self._compliance_thread is not None:
             self._compliance_thread.join(timeout=60)
+        if (reason == "completed" and self._expected is not None
+                and len(run.frames) < self._expected):
+            self.dropped_frames = self._expected - len(run.frames)
+            warnings.warn(f"{self.path}: {self.dropped_frames} of {self._expected} frames never "
+                          "reached the recorder (dropped by the camera or the acquisition "
+                          "engine); the file says so in its acquisition status",
+                          RuntimeWarning, stacklevel=2)
         journal, self._journal = self._journal, None
         if journal is None:
             return

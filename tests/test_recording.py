@@ -249,3 +249,25 @@ def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path,
         demo_core.mda.run(seq, output=Recorder(demo_core, DEMO_PROFILE).sink(out))
     with tifffile.TiffFile(out) as tf:
         assert len(tf.pages) == 40
+
+
+def test_dropped_frames_are_reported_not_hidden(demo_core, tmp_path, monkeypatch):
+    """Frames the sequence planned but the engine never delivered show up in the file."""
+    engine = demo_core.mda.engine
+    real_exec = engine.exec_event
+
+    def exec_dropping_t1(event):  # as when a camera delivers fewer images than asked
+        for payload in real_exec(event) or ():
+            if payload[1].index.get("t") != 1:
+                yield payload
+
+    monkeypatch.setattr(engine, "exec_event", exec_dropping_t1)
+    out = tmp_path / "dropped.ome.tif"
+    sink = Recorder(demo_core, DEMO_PROFILE).sink(out)
+    seq = useq.MDASequence(time_plan={"interval": 0.01, "loops": 3})
+    with pytest.warns(RuntimeWarning, match="1 of 3 frames never reached the recorder"):
+        demo_core.mda.run(seq, output=sink)
+    assert sink.dropped_frames == 1
+    _, ome = load(out)
+    status = next(a["status"] for a in annotations(ome).values() if "status" in a)
+    assert status.startswith("incomplete: 2 of 3 expected frames reached the recorder")
