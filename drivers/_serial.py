@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
+from typing import TypeVar
 
 import serial
 from serial.serialutil import SerialException
@@ -194,3 +196,30 @@ class SerialLine:
         return InstrumentConnectionError(
             self.device, f"serial port {self.url!r} failed: {error}", command=command
         )
+
+
+_DriverT = TypeVar("_DriverT", bound="SerialDriver")
+
+
+class SerialDriver:
+    """What every driver shares: one :class:`SerialLine`, closed by ``close()`` or ``with``.
+
+    Closing only releases the port; the instrument keeps its state.
+    """
+
+    _line: SerialLine
+
+    def close(self) -> None:
+        """Close the serial port (the instrument keeps its state)."""
+        self._line.close()
+
+    def __enter__(self: _DriverT) -> _DriverT:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

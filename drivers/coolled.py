@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from types import TracebackType
 
 from drivers._serial import (
     Deadline,
     InstrumentReplyError,
+    SerialDriver,
     SerialLine,
     WrongInstrument,
     identifying,
@@ -63,7 +63,7 @@ def parse_status(text: str) -> dict[str, ChannelStatus] | None:
     return status
 
 
-class CoolLEDDriver:
+class CoolLEDDriver(SerialDriver):
     """One CoolLED light engine on a serial port (or a ``sim://coolled`` URL)."""
 
     def __init__(self, port: str, *, timeout_s: float = 1.0) -> None:
@@ -195,20 +195,6 @@ class CoolLEDDriver:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def close(self) -> None:
-        """Close the serial port (the light engine keeps its state)."""
-        self._line.close()
-
-    def __enter__(self) -> CoolLEDDriver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ protocol
 

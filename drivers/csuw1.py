@@ -14,13 +14,13 @@ belong in the hardware profile, not here.
 from __future__ import annotations
 
 import time
-from types import TracebackType
 
 from drivers._serial import (
     Deadline,
     InstrumentBusy,
     InstrumentReplyError,
     InstrumentReportedError,
+    SerialDriver,
     SerialLine,
     identifying,
 )
@@ -52,7 +52,7 @@ ERROR_MEANINGS: dict[str, str] = {
 _BUSY_CODES = ("", "30031")
 
 
-class CSUW1Driver:
+class CSUW1Driver(SerialDriver):
     """One CSU-W1 unit on a serial port (or a ``sim://csuw1`` URL)."""
 
     def __init__(
@@ -195,20 +195,6 @@ class CSUW1Driver:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def close(self) -> None:
-        """Close the serial port (the unit keeps its state)."""
-        self._line.close()
-
-    def __enter__(self) -> CSUW1Driver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ protocol
 

@@ -10,12 +10,12 @@ or a line containing ``error``, is reported as an instrument error.
 from __future__ import annotations
 
 import re
-from types import TracebackType
 
 from drivers._serial import (
     Deadline,
     InstrumentReplyError,
     InstrumentReportedError,
+    SerialDriver,
     SerialLine,
     WrongInstrument,
     identifying,
@@ -28,7 +28,7 @@ POSITION_COUNTS = (6, 12)
 MAX_REPLY_LINES = 4
 
 
-class FW102CDriver:
+class FW102CDriver(SerialDriver):
     """One FW102C filter wheel controller on a serial port (or a ``sim://fw102c`` URL)."""
 
     def __init__(self, port: str, *, timeout_s: float = 1.0, move_timeout_s: float = 6.0) -> None:
@@ -124,20 +124,6 @@ class FW102CDriver:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def close(self) -> None:
-        """Close the serial port (the controller keeps its state)."""
-        self._line.close()
-
-    def __enter__(self) -> FW102CDriver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ protocol
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
-from types import TracebackType
 
 from drivers._serial import (
     Deadline,
     InstrumentReplyError,
     InstrumentReportedError,
+    SerialDriver,
     SerialLine,
     WrongInstrument,
     identifying,
@@ -41,7 +41,7 @@ _NUMBER = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z
 _HEX_WORD = re.compile(r"[0-9A-Fa-f]{8}")
 
 
-class ObisLaserDriver:
+class ObisLaserDriver(SerialDriver):
     """One OBIS laser head on a serial port (or a ``sim://obis`` URL)."""
 
     def __init__(self, port: str, *, timeout_s: float = 1.0) -> None:
@@ -167,20 +167,6 @@ class ObisLaserDriver:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def close(self) -> None:
-        """Close the serial port (the laser keeps its state)."""
-        self._line.close()
-
-    def __enter__(self) -> ObisLaserDriver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ protocol
 
