@@ -158,6 +158,7 @@ class RecordingSink:
         self._buffer_capacity = 0
         self._last: tuple[int, int, int, str | None] | None = None
         self._canceled = False
+        self._engine_failed = False
         self._checked: set[int] = set()
         self._first_frames_pending: set[tuple[int, int]] | None = None
         self._compliance_thread: threading.Thread | None = None
@@ -168,6 +169,7 @@ class RecordingSink:
         ev.sequenceStarted.connect(self._on_sequence_started, priority=_PRIORITY)
         ev.frameReady.connect(self._on_frame, priority=_PRIORITY)
         ev.sequenceCanceled.connect(self._on_canceled, priority=_PRIORITY)
+        ev.sequenceFinished.connect(self._on_finished, priority=_PRIORITY)
 
     # --- acquisition thread ---------------------------------------------------------------
 
@@ -284,6 +286,11 @@ class RecordingSink:
                and self._writer is not None):
             time.sleep(0.005)
 
+    def _on_finished(self, *_: Any) -> None:
+        """Note, while the runner still knows it, whether the run ended in an exception."""
+        status = getattr(self.core.mda, "status", None)
+        self._engine_failed = str(getattr(status, "finish_reason", "")) == "errored"
+
     def _on_canceled(self, *_: Any) -> None:
         self._canceled = True
 
@@ -379,6 +386,9 @@ class RecordingSink:
         run.snapshots.update(self.monitor.snapshots)
         if self.errors:
             reason = "error"
+        elif self._engine_failed:
+            reason = ("the acquisition stopped with an error raised by the engine or a device "
+                      "(e.g. Micro-Manager's 'Buffer overflowed'); core.mda.run re-raised it")
         elif self._canceled:
             reason = "canceled"
         else:
@@ -423,7 +433,8 @@ class RecordingSink:
         ev = self.core.mda.events
         for sig, slot in ((ev.sequenceStarted, self._on_sequence_started),
                           (ev.frameReady, self._on_frame),
-                          (ev.sequenceCanceled, self._on_canceled)):
+                          (ev.sequenceCanceled, self._on_canceled),
+                          (ev.sequenceFinished, self._on_finished)):
             try:
                 sig.disconnect(slot)
             except (ValueError, RuntimeError):

@@ -271,3 +271,24 @@ def test_dropped_frames_are_reported_not_hidden(demo_core, tmp_path, monkeypatch
     _, ome = load(out)
     status = next(a["status"] for a in annotations(ome).values() if "status" in a)
     assert status.startswith("incomplete: 2 of 3 expected frames reached the recorder")
+
+
+def test_a_run_ended_by_an_exception_says_so_in_the_file(demo_core, tmp_path, monkeypatch):
+    engine = demo_core.mda.engine
+    real_exec = engine.exec_event
+
+    def failing_at_t1(event):
+        if event.index.get("t") == 1:
+            raise MemoryError("Buffer overflowed")
+        return real_exec(event)
+
+    monkeypatch.setattr(engine, "exec_event", failing_at_t1)
+    out = tmp_path / "errored.ome.tif"
+    sink = Recorder(demo_core, DEMO_PROFILE).sink(out)
+    with pytest.raises(MemoryError):
+        demo_core.mda.run(useq.MDASequence(time_plan={"interval": 0.01, "loops": 3}),
+                          output=sink)
+    _, ome = load(out)
+    status = next(a["status"] for a in annotations(ome).values() if "status" in a)
+    assert status.startswith("incomplete: the acquisition stopped with an error"), status
+    assert len(ome.images[0].pixels.planes) == 1
