@@ -105,8 +105,9 @@ class Recorder:
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         self.on_device_error = on_device_error
         check_against_core(self.profile, core)
-        # the NBO XSD takes ~1 s to load; have it ready before the first run ends
-        threading.Thread(target=get_schema, daemon=True, name="nbo-xsd-load").start()
+        # the NBO XSD takes ~1 s of CPU to load: do it now, during set-up, rather than
+        # while a camera is streaming or at the end of the first run
+        get_schema()
 
     def preflight(self, tier: int) -> list[str]:
         """What a file recorded now would lack at NBO ``tier``: one line per gap.
@@ -183,10 +184,6 @@ class RecordingSink:
         info = (meta or {}).get("image_infos", [{}])[0]
         self.monitor.restart_clock()
         self.monitor.refresh("sequence start")
-        try:
-            self._buffer_capacity = int(self.core.getBufferTotalCapacity())
-        except Exception:  # a core without a circular buffer (e.g. some Python cameras)
-            self._buffer_capacity = 0
         self._expected = _count_events(sequence)
         self._first_frames_pending = _planned_channels(sequence)
         z_plan = getattr(sequence, "z_plan", None)
@@ -261,6 +258,9 @@ class RecordingSink:
         stays bounded and the camera's own buffer absorbs (or reports) the rest.
         """
         remaining = meta.get("images_remaining_in_buffer")
+        if remaining and not self._buffer_capacity:
+            # the circular buffer is sized when the camera sequence starts, not before
+            self._buffer_capacity = int(self.core.getBufferTotalCapacity())
         if (remaining and self._buffer_capacity and not self._warned_buffer
                 and remaining > BUFFER_WARN_FRACTION * self._buffer_capacity):
             self._warned_buffer = True
@@ -269,7 +269,7 @@ class RecordingSink:
                 f"{self._buffer_capacity} images full during a hardware-triggered burst; "
                 "Micro-Manager will stop with 'Buffer overflowed' if this goes on. Enlarge "
                 "the buffer, slow the camera, or reduce the frame size.",
-                ResourceWarning, stacklevel=2,
+                RuntimeWarning, stacklevel=2,
             )
         waiting = (self._captured - self._written) * frame_bytes
         if waiting > BACKLOG_WARN_BYTES and not self._warned_backlog:
@@ -280,7 +280,7 @@ class RecordingSink:
                 f"{self.path}: the camera is outrunning the disk: "
                 f"{self._captured - self._written} frames ({waiting / 2**20:.0f} MiB) wait "
                 f"to be written{in_camera}. Slow the acquisition or write to a faster disk.",
-                ResourceWarning, stacklevel=2,
+                RuntimeWarning, stacklevel=2,
             )
         while ((self._captured - self._written) * frame_bytes > BACKLOG_LIMIT_BYTES
                and self._writer is not None):
@@ -322,7 +322,8 @@ class RecordingSink:
             raise RuntimeError(f"{self.path}: page {page} written for frame {record.index}")
         self.run.frames.append(record)
         self._written += 1
-        if self._compliance_thread is None and self._first_frames_pending is not None:
+        if (self._compliance_thread is None and self._first_frames_pending is not None
+                and not record.hardware_triggered):  # never compete with a camera burst
             self._first_frames_pending.discard((record.p, record.c))
             if not self._first_frames_pending:
                 self._start_compliance_precompute()

@@ -245,7 +245,7 @@ def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path,
     demo_core.setExposure(0)
     out = tmp_path / "slow.ome.tif"
     seq = useq.MDASequence(time_plan={"interval": 0, "loops": 40})
-    with pytest.warns(ResourceWarning, match="outrunning the disk"):
+    with pytest.warns(RuntimeWarning, match="outrunning the disk"):
         demo_core.mda.run(seq, output=Recorder(demo_core, DEMO_PROFILE).sink(out))
     with tifffile.TiffFile(out) as tf:
         assert len(tf.pages) == 40
@@ -292,3 +292,27 @@ def test_a_run_ended_by_an_exception_says_so_in_the_file(demo_core, tmp_path, mo
     status = next(a["status"] for a in annotations(ome).values() if "status" in a)
     assert status.startswith("incomplete: the acquisition stopped with an error"), status
     assert len(ome.images[0].pixels.planes) == 1
+
+
+def test_filling_camera_buffer_warns_before_micro_manager_overflows(demo_core, tmp_path):
+    """A burst that outruns the acquisition loop is announced while there is still room."""
+    import time
+
+    demo_core.setProperty("Camera", "FastImage", "1")
+    demo_core.setExposure(0)
+    demo_core.setCircularBufferMemoryFootprint(8)  # MB: about 16 frames of 512x512x2
+
+    def slow_consumer(*_):  # e.g. an analysis callback that cannot keep up
+        time.sleep(0.004)
+
+    demo_core.mda.events.frameReady.connect(slow_consumer)
+    out = tmp_path / "burst.ome.tif"
+    sink = Recorder(demo_core, DEMO_PROFILE).sink(out)
+    with pytest.warns(RuntimeWarning, match="circular buffer is .* full"):
+        try:
+            demo_core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": 300}),
+                              output=sink)
+        except MemoryError:  # the overflow may or may not come: the warning must
+            pass
+    demo_core.mda.events.frameReady.disconnect(slow_consumer)
+    assert sink.run is not None and sink.run.frames, "frames before the warning are kept"
