@@ -56,6 +56,7 @@ from functools import cache
 from typing import Any, Literal
 
 from recorder import calibration
+from recorder.annotations import AnnotationRegistry
 from recorder.documents import FrameRecord, Run
 from recorder.nbo_rules import EXTENSIONS, TIERS
 from recorder.nbo_spec import NBO_NAMESPACE
@@ -338,22 +339,6 @@ def _map_annotation(annotation_id: str, namespace: str, values: Mapping[str, str
         _element("M", {"K": key}, value).text = clean_text(text)
     return annotation
 
-
-class _Annotations:
-    """Deduplicated StructuredAnnotations MapAnnotations, numbered in order of first use."""
-
-    def __init__(self) -> None:
-        self._by_key: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
-        self.items: list[ET.Element] = []
-
-    def ref(self, namespace: str, values: Mapping[str, str]) -> str:
-        key = (namespace, tuple(sorted(values.items())))
-        if key not in self._by_key:
-            annotation_id = f"Annotation:{len(self.items)}"
-            self._by_key[key] = annotation_id
-            self.items.append(_map_annotation(annotation_id, namespace,
-                                              dict(sorted(values.items()))))
-        return self._by_key[key]
 
 
 # --- profile components -> NBO elements ---------------------------------------------------------
@@ -698,7 +683,7 @@ def _add_children(profile: Profile, comp: Component, element: str, extra: _Extra
 
 
 def _component_element(profile: Profile, comp: Component, element: str, extra: _Extra,
-                       annotations: _Annotations) -> ET.Element:
+                       annotations: AnnotationRegistry[ET.Element]) -> ET.Element:
     """One profiled component as its NBO element (see :func:`nbo_element_name`).
 
     Profile facts NBO has no attribute for go into an inline MapAnnotation; a SpinningDisk
@@ -818,7 +803,7 @@ _SLOT = {name: i for i, names in enumerate((
 
 
 def _instrument(profile: Profile, versions: Mapping[str, str],
-                annotations: _Annotations) -> _Rig:
+                annotations: AnnotationRegistry[ET.Element]) -> _Rig:
     """The Instrument: stand, software, then every component, in the XSD's child order."""
     roles = filter_roles(profile)
     elements = {comp.id: nbo_element_name(comp, roles) for comp in profile.components}
@@ -941,7 +926,7 @@ def _num(value: object) -> float | None:
 class _ImageContext:
     profile: Profile
     rig: _Rig
-    annotations: _Annotations
+    annotations: AnnotationRegistry[ET.Element]
     study: Mapping[str, Any]
     run_date: datetime.date
     calibration_refs: dict[str, str]
@@ -1268,7 +1253,7 @@ def build_nbo_xml(
                 cache_[uid] = interpret(run.snapshots[uid], profile)
             return cache_[uid]
 
-    annotations = _Annotations()
+    annotations = AnnotationRegistry(_map_annotation)
     study = _study(run)
     run_date = _run_date(run)
     calibration_refs = {

@@ -29,6 +29,7 @@ from typing import Any
 from ome_types import model as m
 from ome_types import to_xml
 
+from recorder.annotations import AnnotationRegistry
 from recorder.calibration import stale_calibrations
 from recorder.documents import FrameRecord, Run, StateSnapshot, Unknown
 from recorder.nbo_spec import NBO_NAMESPACE
@@ -71,23 +72,10 @@ def ome_id(kind: str, component_id: str) -> str:
     return f"{kind}:{component_id}"
 
 
-class _Annotations:
-    """Deduplicated MapAnnotations, numbered in order of first use."""
-
-    def __init__(self) -> None:
-        self._by_key: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
-        self.items: list[m.MapAnnotation] = []
-
-    def ref(self, namespace: str, values: Mapping[str, str]) -> str:
-        key = (namespace, tuple(sorted(values.items())))
-        if key not in self._by_key:
-            ann_id = f"Annotation:{len(self.items)}"
-            self._by_key[key] = ann_id
-            self.items.append(m.MapAnnotation(
-                id=ann_id, namespace=namespace,
-                value={clean_text(k): clean_text(v) for k, v in sorted(values.items())},
-            ))
-        return self._by_key[key]
+def _ome_map_annotation(annotation_id: str, namespace: str,
+                        values: dict[str, str]) -> m.MapAnnotation:
+    return m.MapAnnotation(id=annotation_id, namespace=namespace,
+                           value={clean_text(k): clean_text(v) for k, v in values.items()})
 
 
 @dataclass
@@ -212,7 +200,7 @@ def _channel_info(profile: Profile, name: str | None) -> ChannelInfo:
 
 def _build_channel(
     profile: Profile, p: int, c: int, name: str | None, obs: ObservedSettings | None,
-    annotations: _Annotations,
+    annotations: AnnotationRegistry[m.MapAnnotation],
 ) -> m.Channel:
     info = _channel_info(profile, name)
     ch = m.Channel(
@@ -290,7 +278,7 @@ def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     """Return the complete OME-XML for the frames recorded in ``run``."""
     start = run.start
     settings = _Interpreted(profile, {}, run.snapshots)
-    annotations = _Annotations()
+    annotations = AnnotationRegistry(_ome_map_annotation)
     run_ref = annotations.ref(NS_RUN, _run_summary(run, software))
     instrument = build_instrument(profile)
     by_position: dict[int, list[FrameRecord]] = {}
