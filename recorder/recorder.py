@@ -322,8 +322,7 @@ class RecordingSink:
             raise RuntimeError(f"{self.path}: page {page} written for frame {record.index}")
         self.run.frames.append(record)
         self._written += 1
-        if (self._compliance_thread is None and self._first_frames_pending is not None
-                and not record.hardware_triggered):  # never compete with a camera burst
+        if self._compliance_thread is None and self._first_frames_pending is not None:
             self._first_frames_pending.discard((record.p, record.c))
             if not self._first_frames_pending:
                 self._start_compliance_precompute()
