@@ -181,17 +181,28 @@ def bench_finalise(counts: list[int], validate_max: int) -> list[dict[str, Any]]
 
 
 _RSS_CHILD = """
-import resource, sys, tempfile, useq
+import json, resource, sys, tempfile, useq
 sys.path.insert(0, {repo!r})
 sys.path.insert(0, {repo!r} + "/benchmarks")
 from bench_recorder import demo_core, PROFILE
 from recorder.recorder import Recorder
-core = demo_core(512)
-seq = useq.MDASequence(time_plan={{"interval": 0, "loops": {frames}}})
-with tempfile.TemporaryDirectory(dir={repo!r}) as d:
-    sink = Recorder(core, PROFILE).sink(d + "/rss.ome.tif")
-    core.mda.run(seq, output=sink)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+def main():
+    core = demo_core(512)
+    seq = useq.MDASequence(time_plan={{"interval": 0, "loops": {frames}}})
+    error, written = None, 0
+    with tempfile.TemporaryDirectory(dir={repo!r}) as d:
+        sink = Recorder(core, PROFILE).sink(d + "/rss.ome.tif")
+        try:
+            core.mda.run(seq, output=sink)
+        except Exception as exc:
+            error = f"{{type(exc).__name__}}: {{exc}}"
+        written = len(sink.run.frames) if sink.run else 0
+    core.unloadAllDevices()
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({{"peak_rss_kib": kib, "written": written, "error": error}}), flush=True)
+
+main()
 """
 
 
@@ -201,8 +212,14 @@ def bench_rss(counts: list[int]) -> list[dict[str, Any]]:
     for n in counts:
         code = _RSS_CHILD.format(repo=str(REPO), frames=n)
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, timeout=600)
-        out.append({"frames": n, "peak_rss_mb": int(res.stdout.split()[-1]) / 1024})
+                             timeout=600)
+        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("{")), None)
+        if line is None:
+            out.append({"frames": n, "error": f"exit {res.returncode}: {res.stderr[-300:]}"})
+            continue
+        child = json.loads(line)
+        out.append({"frames": n, "frames_written": child["written"], "error": child["error"],
+                    "peak_rss_mb": child["peak_rss_kib"] / 1024})
     return out
 
 
@@ -281,7 +298,10 @@ def format_table(r: dict[str, Any]) -> str:
         lines.append(f"| finalise {f['planes']} planes | {f['build_s']:.3f} s, "
                      f"{f['xml_bytes'] / 1e6:.1f} MB XML{valid} |")
     for p in r["peak_rss"]:
-        lines.append(f"| peak RSS, {p['frames']} frames 512² | {p['peak_rss_mb']:.0f} MB |")
+        value = (f"{p['peak_rss_mb']:.0f} MB ({p['frames_written']} written)"
+                 if "peak_rss_mb" in p else "failed")
+        err = f" ({p['error']})" if p.get("error") else ""
+        lines.append(f"| peak RSS, {p['frames']} frames 512² | {value}{err} |")
     c = r["capture"]
     lines.append(f"| per-frame capture, {c['frames']} frames | median {c['median_us']:.1f} µs, "
                  f"p95 {c['p95_us']:.1f} µs, {c['device_reads_during_run']} property reads "
