@@ -209,6 +209,15 @@ class SerialDriver:
 
     _line: SerialLine
 
+    @contextmanager
+    def _closed_on_failure(self) -> Iterator[None]:
+        """Release the port if connecting fails: a half-opened driver is never returned."""
+        try:
+            yield
+        except BaseException:
+            self._line.close()
+            raise
+
     def close(self) -> None:
         """Close the serial port (the instrument keeps its state)."""
         self._line.close()

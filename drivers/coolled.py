@@ -70,11 +70,8 @@ class CoolLEDDriver(SerialDriver):
         self._line = SerialLine(
             port, device=f"CoolLED on {port}", baudrate=BAUD_RATE, timeout_s=timeout_s
         )
-        try:
+        with self._closed_on_failure():
             self._connect()
-        except BaseException:
-            self._line.close()
-            raise
 
     def _connect(self) -> None:
         with identifying(self.device, "not a CoolLED light engine: no model line"):

@@ -70,12 +70,9 @@ class CSUW1Driver(SerialDriver):
         self.move_timeout_s = move_timeout_s
         self.busy_retries = busy_retries
         self.busy_retry_interval_s = busy_retry_interval_s
-        try:
+        with self._closed_on_failure():
             self.max_disk_speed_rpm = self._connect()
             """Fastest disk speed the unit allows (``MS_MAX, ?``), in rpm."""
-        except BaseException:
-            self._line.close()
-            raise
 
     def _connect(self) -> int:
         command = "MS_MAX, ?"

@@ -39,11 +39,8 @@ class FW102CDriver(SerialDriver):
             timeout_s=timeout_s,
         )
         self.move_timeout_s = move_timeout_s
-        try:
+        with self._closed_on_failure():
             self._connect()
-        except BaseException:
-            self._line.close()
-            raise
 
     def _connect(self) -> None:
         with identifying(self.device, "not an FW102C: no echo and value for '*idn?'"):

@@ -48,11 +48,8 @@ class ObisLaserDriver(SerialDriver):
         self._line = SerialLine(
             port, device=f"OBIS laser on {port}", baudrate=BAUD_RATE, timeout_s=timeout_s
         )
-        try:
+        with self._closed_on_failure():
             self._connect()
-        except BaseException:
-            self._line.close()
-            raise
 
     def _connect(self) -> None:
         with identifying(self._line.device, "not an OBIS laser: no 'OK' to the handshake"):
