@@ -371,6 +371,15 @@ def filter_roles(profile: Profile) -> dict[str, set[str]]:
     return roles
 
 
+#: profile kinds whose NBO element does not depend on anything else
+_FIXED_ELEMENT = {
+    "objective": "Objective", "dichroic": "StandardDichroic", "filter_set": "FilterCube",
+    "laser": "Laser", "led": "LightEmittingDiode", "arc": "Arc",
+    "generic_light_source": "GenericExcitationSource", "pinhole": "Pinhole",
+    "spinning_disk": "SpinningDisk",
+}
+
+
 def nbo_element_name(comp: Component, roles: Mapping[str, set[str]]) -> str:
     """The NBO element a profile component is written as.
 
@@ -379,8 +388,8 @@ def nbo_element_name(comp: Component, roles: Mapping[str, set[str]]) -> str:
     OME detector type; a z stage is a ``Z-Drive`` (focus drive), other stages are
     ``MechanicalStage``.
     """
-    if isinstance(comp, Objective):
-        return "Objective"
+    if comp.kind in _FIXED_ELEMENT:
+        return _FIXED_ELEMENT[comp.kind]
     if isinstance(comp, Filter):
         if comp.filter_type is not None and comp.filter_type.value == "NeutralDensity":
             return "NeutralDensityFilter"
@@ -390,25 +399,10 @@ def nbo_element_name(comp: Component, roles: Mapping[str, set[str]]) -> str:
         if used == {"emission_filter"}:
             return "EmissionFilter"
         return "GenericFilter"
-    if isinstance(comp, Dichroic):
-        return "StandardDichroic"
-    if isinstance(comp, FilterSet):
-        return "FilterCube"
-    if isinstance(comp, Laser):
-        return "Laser"
-    if isinstance(comp, LED):
-        return "LightEmittingDiode"
-    if isinstance(comp, Arc):
-        return "Arc"
-    if isinstance(comp, GenericLightSource):
-        return "GenericExcitationSource"
     if isinstance(comp, Detector):
         kind = comp.detector_type.value if comp.detector_type else ""
         return DETECTOR_ELEMENT[kind][0] if kind in DETECTOR_ELEMENT else "GenericDetector"
-    if isinstance(comp, Pinhole):
-        return "Pinhole"
-    if isinstance(comp, SpinningDisk):
-        return "SpinningDisk"
+    assert isinstance(comp, Stage)
     return "Z-Drive" if comp.axes == "z" else "MechanicalStage"
 
 
