@@ -59,18 +59,42 @@ class JournalWriter:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         self._written: set[int] = set()
+        self._last_frame = -1
+        self._size = 0
         self._last_sync = time.monotonic()
 
     def _line(self, doc: dict[str, Any]) -> None:
+        """Append one line whole, or not at all.
+
+        A full disk can accept part of a line (a short write) and then refuse the rest; the
+        part is cut off again so that a journal whose run carries on after the error
+        (``on_write_error="pause"``) holds no torn line in its middle.
+        """
         data = (json.dumps(doc, separators=(",", ":"), allow_nan=False) + "\n").encode()
-        os.write(self._fd, data)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass  # a torn last line is still readable: read_journal skips it
+            raise
+        self._size += len(data)
 
     def start(self, start: RunStart) -> None:
         self._line({"start": asdict(start)})
         os.fsync(self._fd)
 
     def frame(self, record: FrameRecord, snapshot: StateSnapshot) -> None:
-        """Journal ``record`` (and its snapshot, the first time it is used)."""
+        """Journal ``record`` (and its snapshot, the first time it is used).
+
+        A frame already journaled is not journaled again: retrying a frame whose page could
+        not be written must not duplicate its line.
+        """
+        if record.index <= self._last_frame:
+            return
         if snapshot.uid not in self._written:
             self._line({"snapshot": {
                 "uid": snapshot.uid, "elapsed_s": snapshot.elapsed_s,
@@ -80,6 +104,7 @@ class JournalWriter:
             self._written.add(snapshot.uid)
         # a positional list: this runs once per frame, and asdict() costs ~10x more
         self._line({"f": [getattr(record, name) for name in _FRAME_FIELDS]})
+        self._last_frame = record.index
 
     def sync_if_due(self, *fds: int) -> None:
         """fsync the journal (and ``fds``) if the last sync is older than the interval."""

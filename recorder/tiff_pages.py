@@ -9,6 +9,7 @@ It only reads IFDs and rewrites one next-IFD pointer: pixel data are never touch
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,3 +139,27 @@ def end_chain_after(path: Path, pages: list[PageExtent], keep: int) -> None:
         lay, _ = _layout(fh, path)
         fh.seek(pages[keep - 1].next_pointer_offset)
         fh.write(struct.pack(lay.order + lay.offset_fmt, 0))
+
+
+def drop_torn_tail(path: Path) -> int:
+    """Keep every intact page, cut off whatever a failed write left after them.
+
+    Returns the number of pages kept. The last intact page becomes the end of the chain
+    (a failed write may already have pointed it at an IFD that never made it to disk) and
+    the file is truncated after that page's data, so appending can carry on from there.
+    With no intact page at all the file is emptied.
+    """
+    if path.stat().st_size < 16:
+        os.truncate(path, 0)
+        return 0
+    pages = intact_pages(path)
+    if not pages:
+        os.truncate(path, 0)
+        return 0
+    end_chain_after(path, pages, len(pages))
+    last = pages[-1]
+    with path.open("rb") as fh:
+        lay, _ = _layout(fh, path)
+    ifd_end = last.next_pointer_offset + (8 if lay.bigtiff else 4)
+    os.truncate(path, max(last.data_end, ifd_end))
+    return len(pages)
