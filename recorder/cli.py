@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from recorder.conformance_cli import add_conformance_command
 from recorder.profile import ProfileError
 from recorder.profile_cli import add_profile_commands
-from recorder.recorder import RecordingError
+from recorder.recorder import RecorderOptions, RecordingError
 from recorder.recovery import RecoveryError
 from recorder.rig import DEMO, RigError
 
@@ -80,20 +80,22 @@ class PreflightRefused(RuntimeError):
 
 def record(
     mm_config: str, profile: str | Path, sequence: Any, out: Path, *, overwrite: bool,
-    settings: Sequence[str] = (), on_device_error: Literal["continue", "stop"] = "continue",
+    settings: Sequence[str] = (), options: RecorderOptions | None = None,
     tier: int | None = None, strict: bool = False,
 ) -> Path:
     """Load the rig, apply settings, run ``sequence`` and record it to ``out``.
 
-    With ``tier``, a pre-flight check lists (on stderr) what the file would lack at that
-    NBO tier before the first frame; with ``strict`` too, any gap refuses the acquisition.
+    ``options`` go to :class:`~recorder.recorder.Recorder` (what to do on device and write
+    errors). With ``tier``, a pre-flight check lists (on stderr) what the file would lack at
+    that NBO tier before the first frame; with ``strict`` too, any gap refuses the
+    acquisition.
     """
     from recorder.rig import load_core
 
     core = load_core(mm_config)
     try:
         _record_on(core, profile, sequence, out, overwrite=overwrite, settings=settings,
-                   on_device_error=on_device_error, tier=tier, strict=strict)
+                   options=options or {}, tier=tier, strict=strict)
     finally:
         # Unload while the core is still referenced: MMCore can abort the interpreter
         # ("exception not rethrown") when a core with loaded devices is torn down at exit.
@@ -103,14 +105,13 @@ def record(
 
 def _record_on(
     core: Any, profile: str | Path, sequence: Any, out: Path, *, overwrite: bool,
-    settings: Sequence[str], on_device_error: Literal["continue", "stop"], tier: int | None,
-    strict: bool,
+    settings: Sequence[str], options: RecorderOptions, tier: int | None, strict: bool,
 ) -> None:
     from recorder.recorder import Recorder
     from recorder.rig import apply_settings
 
     apply_settings(core, settings)
-    recorder = Recorder(core, profile, on_device_error=on_device_error)
+    recorder = Recorder(core, profile, **options)
     sink = recorder.sink(out, overwrite=overwrite)
     if tier is not None:
         gaps = recorder.preflight(tier)
@@ -189,9 +190,13 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
     sequence = _load_sequence(Path(args.sequence))
     if args.strict and args.tier is None:
         raise ValueError("--strict needs --tier N")
+    options: RecorderOptions = {
+        "on_device_error": args.on_device_error, "on_write_error": args.on_write_error,
+        "write_retry_s": args.write_retry_s, "max_pause_s": args.max_pause_s,
+    }
     out = record(args.mm_config, args.profile, sequence, Path(args.out),
-                 overwrite=args.overwrite, settings=args.set,
-                 on_device_error=args.on_device_error, tier=args.tier, strict=args.strict)
+                 overwrite=args.overwrite, settings=args.set, options=options,
+                 tier=args.tier, strict=args.strict)
     print(summarise(out))
     return 0
 
@@ -267,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     acq.add_argument("--on-device-error", choices=["continue", "stop"], default="continue",
                      help="a bound property that cannot be read is recorded as unknown; "
                           "'stop' also ends the acquisition (default: continue)")
+    acq.add_argument("--on-write-error", choices=["stop", "pause"], default="stop",
+                     help="when a frame cannot be written (disk full, I/O error): finish the "
+                          "file with what was written and stop (default), or pause the "
+                          "acquisition and resume once the frame is written")
+    acq.add_argument("--write-retry-s", type=float, default=10.0, metavar="S",
+                     help="with --on-write-error pause: seconds between retries (default 10)")
+    acq.add_argument("--max-pause-s", type=float, default=None, metavar="S",
+                     help="with --on-write-error pause: stop after pausing this long "
+                          "(default: pause until the write succeeds or Ctrl-C)")
     acq.add_argument("--tier", type=int, choices=[1, 2, 3],
                      help="before the first frame, list what the file would lack at this tier")
     acq.add_argument("--strict", action="store_true",

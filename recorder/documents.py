@@ -92,6 +92,8 @@ class RunStop:
     frames_expected: int | None
     reason: str
     errors: tuple[str, ...] = ()
+    #: times the acquisition was held because a frame could not be written, and why
+    pauses: tuple[str, ...] = ()
 
 
 @dataclass

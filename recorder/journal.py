@@ -161,6 +161,7 @@ def read_journal(path: Path) -> Run:
         elif "stop" in doc:
             s = doc["stop"]
             s["errors"] = tuple(s.get("errors", ()))
+            s["pauses"] = tuple(s.get("pauses", ()))
             run.stop = RunStop(**s)
     if run is None:
         raise JournalError(f"{path}: empty journal (the run never started)")

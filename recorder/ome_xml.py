@@ -444,4 +444,6 @@ def _run_summary(run: Run, software: str) -> dict[str, str]:
             summary["frames expected"] = str(stop.frames_expected)
         for i, err in enumerate(stop.errors):
             summary[f"error {i + 1}"] = err
+        for i, pause in enumerate(stop.pauses):
+            summary[f"pause {i + 1}"] = pause
     return summary

@@ -16,6 +16,10 @@ Timing is the whole point, so the work is split between two threads:
 * **On pymmcore-plus's relay thread** (the sink is an ordinary ``frameReady`` handler passed
   as ``output=``), frames are appended to the TIFF and, at the end, the OME-XML is built from
   the documents and written. The acquisition never waits for the disk.
+
+When the disk refuses a frame (full, or an I/O error), the sink either stops the acquisition
+(``on_write_error="stop"``, the default) or pauses it and retries the frame until the write
+succeeds (``"pause"``); either way every frame already written stays in a valid file.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import warnings
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 
@@ -84,6 +88,15 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+class RecorderOptions(TypedDict, total=False):
+    """What a :class:`Recorder` does when a device or the disk fails (see its __init__)."""
+
+    on_device_error: Literal["continue", "stop"]
+    on_write_error: Literal["stop", "pause"]
+    write_retry_s: float
+    max_pause_s: float | None
+
+
 class RecordingError(RuntimeError):
     """The run was recorded only partly; the message says what failed."""
 
@@ -98,12 +111,36 @@ class Recorder:
     def __init__(
         self, core: Any, profile: str | Path | Profile, *,
         on_device_error: Literal["continue", "stop"] = "continue",
+        on_write_error: Literal["stop", "pause"] = "stop",
+        write_retry_s: float = 10.0,
+        max_pause_s: float | None = None,
     ) -> None:
         """``on_device_error``: when a bound property cannot be read during a run, record it
-        as unknown and carry on (default), or record it and stop the acquisition."""
+        as unknown and carry on (default), or record it and stop the acquisition.
+
+        ``on_write_error``: when a frame cannot be written (disk full, I/O error), stop the
+        acquisition and finish the file with what was written (default), or pause the
+        acquisition, retry the frame every ``write_retry_s`` seconds and resume once it is
+        written. A pause ends in a stop when the acquisition is canceled meanwhile, when
+        :meth:`RecordingSink.stop_waiting` is called, or after ``max_pause_s`` seconds (None:
+        no limit).
+        """
+        if on_device_error not in ("continue", "stop"):
+            raise ValueError(f"on_device_error must be 'continue' or 'stop', "
+                             f"not {on_device_error!r}")
+        if on_write_error not in ("stop", "pause"):
+            raise ValueError(f"on_write_error must be 'stop' or 'pause', not {on_write_error!r}")
+        if write_retry_s <= 0 or not math.isfinite(write_retry_s):
+            raise ValueError(f"write_retry_s must be a positive number of seconds, "
+                             f"not {write_retry_s!r}")
+        if max_pause_s is not None and not max_pause_s >= 0:
+            raise ValueError(f"max_pause_s must be >= 0 seconds or None, not {max_pause_s!r}")
         self.core = core
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         self.on_device_error = on_device_error
+        self.on_write_error = on_write_error
+        self.write_retry_s = write_retry_s
+        self.max_pause_s = max_pause_s
         check_against_core(self.profile, core)
         # the NBO XSD takes ~1 s of CPU to load: do it now, during set-up, rather than
         # while a camera is streaming or at the end of the first run
@@ -130,19 +167,31 @@ class Recorder:
         out = Path(path)
         check_output_path(out, overwrite)
         return RecordingSink(self.core, self.profile, out,
-                             stop_on_device_error=self.on_device_error == "stop")
+                             stop_on_device_error=self.on_device_error == "stop",
+                             on_write_error=self.on_write_error,
+                             write_retry_s=self.write_retry_s, max_pause_s=self.max_pause_s)
 
 
 class RecordingSink:
     """Records one MDA run. Pass it as ``output=`` to ``core.mda.run``."""
 
     def __init__(
-        self, core: Any, profile: Profile, path: Path, *, stop_on_device_error: bool = False
+        self, core: Any, profile: Profile, path: Path, *, stop_on_device_error: bool = False,
+        on_write_error: Literal["stop", "pause"] = "stop", write_retry_s: float = 10.0,
+        max_pause_s: float | None = None,
     ) -> None:
         self.core = core
         self.profile = profile
         self.path = path
         self.stop_on_device_error = stop_on_device_error
+        self.on_write_error = on_write_error
+        self.write_retry_s = write_retry_s
+        self.max_pause_s = max_pause_s
+        #: one line per time a write error held the acquisition: how long, and why
+        self.pauses: list[str] = []
+        self._holding = False
+        self._hold_lock = threading.Lock()
+        self._stop_waiting = threading.Event()
         self.monitor = StateMonitor(core, profile.watched_properties())
         self.run: Run | None = None
         self.errors: list[str] = []
@@ -171,6 +220,8 @@ class RecordingSink:
         ev.frameReady.connect(self._on_frame, priority=_PRIORITY)
         ev.sequenceCanceled.connect(self._on_canceled, priority=_PRIORITY)
         ev.sequenceFinished.connect(self._on_finished, priority=_PRIORITY)
+        ev.eventStarted.connect(self._keep_paused, priority=_PRIORITY)
+        ev.awaitingEvent.connect(self._keep_paused, priority=_PRIORITY)
 
     # --- acquisition thread ---------------------------------------------------------------
 
@@ -249,6 +300,18 @@ class RecordingSink:
         self._captured += 1
         self._check_backlog(img.nbytes, meta)
 
+    def _keep_paused(self, *_: Any) -> None:
+        """While a write error holds the run, make sure the runner really pauses.
+
+        pymmcore-plus 0.18 loses a pause requested while it sleeps before an event (the
+        event starts anyway). Asked again from the acquisition thread, while it waits for
+        an event or has just started one, the pause takes hold at the next event boundary.
+        """
+        if self._holding:
+            with self._hold_lock:
+                if self._holding and not self.core.mda.is_paused():
+                    self.core.mda.set_paused(True)
+
     def _check_backlog(self, frame_bytes: int, meta: Any) -> None:
         """Warn early when frames pile up faster than the disk takes them.
 
@@ -305,19 +368,14 @@ class RecordingSink:
         if self._writer is None or self.run is None or self._journal is None:
             return
         try:
-            self._journal.frame(record, self.monitor.snapshots[record.snapshot])
-            page = self._writer.write(img)
-            self._journal.sync_if_due(self._writer.fileno())
+            page = self._write(record, img)
         except (WriterError, OSError) as exc:
-            self.errors.append(str(exc))
-            try:
-                self._writer.close()
-            except OSError:
-                pass  # the file is finished by recovery from the journal
-            self._writer = None
-            self.core.mda.cancel()
-            warnings.warn(f"acquisition stopped: {exc}", RuntimeWarning, stacklevel=2)
-            return
+            outcome = (self._hold_until_written(record, img, exc)
+                       if self.on_write_error == "pause" else exc)
+            if not isinstance(outcome, int):
+                self._stop_writing(outcome)
+                return
+            page = outcome
         if page != record.index:  # pages are written in capture order, one per record
             raise RuntimeError(f"{self.path}: page {page} written for frame {record.index}")
         self.run.frames.append(record)
@@ -326,6 +384,97 @@ class RecordingSink:
             self._first_frames_pending.discard((record.p, record.c))
             if not self._first_frames_pending:
                 self._start_compliance_precompute()
+
+    def _write(self, record: FrameRecord, img: np.ndarray) -> int:
+        """Journal, then append, one frame; return its page index."""
+        assert self._writer is not None and self._journal is not None
+        self._journal.frame(record, self.monitor.snapshots[record.snapshot])
+        page = self._writer.write(img)
+        self._journal.sync_if_due(self._writer.fileno())
+        return page
+
+    def _stop_writing(self, error: BaseException | str) -> None:
+        """Stop the acquisition after a write error; the file is finished from the journal."""
+        self.errors.append(str(error))
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except (OSError, ValueError):
+                pass  # the file is finished by recovery from the journal, torn page or not
+        self._writer = None
+        self.core.mda.cancel()
+        warnings.warn(f"acquisition stopped: {error}", RuntimeWarning, stacklevel=3)
+
+    def _hold_until_written(
+        self, record: FrameRecord, img: np.ndarray, error: BaseException
+    ) -> int | str:
+        """Pause the acquisition and retry ``record``'s frame until it is written.
+
+        Returns the frame's page once written (and the acquisition resumed), or the error
+        to stop with: the last write error and why the pause ended without the frame (see
+        :meth:`_pause_over`). The pause outlasts the runner: frames still queued when the
+        acquisition's last event is done are worth waiting for too.
+        """
+        assert self._writer is not None
+        runner = self.core.mda
+        we_paused = not runner.is_paused()  # a pause the user set is theirs to lift
+        with self._hold_lock:
+            self._holding = True
+            runner.set_paused(True)
+        started = time.monotonic()
+        warnings.warn(
+            f"acquisition paused: {error}. Retrying every {self.write_retry_s:g} s and "
+            f"resuming once frame {record.index} is written: free space or fix the cause, "
+            "or cancel the acquisition to stop it.", RuntimeWarning, stacklevel=3)
+        last: BaseException = error
+        while True:
+            next_try = time.monotonic() + self.write_retry_s
+            while time.monotonic() < next_try and not self._pause_over(started):
+                time.sleep(min(0.05, self.write_retry_s))
+            why = self._pause_over(started)
+            if why:
+                with self._hold_lock:
+                    self._holding = False
+                return f"{last} (gave up after a {time.monotonic() - started:.1f} s pause: {why})"
+            try:
+                self._writer.reopen()
+                # the failed write may have completed its page after all
+                page = record.index if self._writer.pages > record.index \
+                    else self._write(record, img)
+            except (WriterError, OSError) as exc:
+                last = exc
+                continue
+            break
+        held_s = time.monotonic() - started
+        self.pauses.append(f"paused {held_s:.1f} s before frame {record.index} was written: "
+                           f"{error}")
+        with self._hold_lock:
+            self._holding = False
+            if we_paused:
+                runner.set_paused(False)
+        warnings.warn(f"{self.path}: frame {record.index} written after a {held_s:.1f} s "
+                      "pause; acquisition resumed", RuntimeWarning, stacklevel=3)
+        return page
+
+    def _pause_over(self, started: float) -> str:
+        """Why a write-error pause must end without its frame written; empty to keep trying."""
+        if self._stop_waiting.is_set():
+            return "ended by stop_waiting()"
+        status = self.core.mda.status
+        if status.cancel_requested or str(status.finish_reason) == "canceled":
+            return "the acquisition was canceled"
+        if self.max_pause_s is not None and time.monotonic() - started > self.max_pause_s:
+            return f"max_pause_s ({self.max_pause_s:g} s) passed"
+        return ""
+
+    def stop_waiting(self) -> None:
+        """End a write-error pause now; the run then stops as with ``on_write_error="stop"``.
+
+        While the acquisition still has events to run, ``core.mda.cancel()`` does the same;
+        once its last event is done, pymmcore-plus ignores cancel, and only this (or
+        ``max_pause_s``) ends a pause that is waiting to write the last frames.
+        """
+        self._stop_waiting.set()
 
     def _start_compliance_precompute(self) -> None:
         """Every position and channel has its first frame: the NBO compliance of the file
@@ -396,6 +545,7 @@ class RecordingSink:
         run.stop = RunStop(
             stopped_at=now_iso(), frames_written=len(run.frames),
             frames_expected=self._expected, reason=reason, errors=tuple(self.errors),
+            pauses=tuple(self.pauses),
         )
         if self._compliance_thread is not None:
             self._compliance_thread.join(timeout=60)
@@ -434,7 +584,9 @@ class RecordingSink:
         for sig, slot in ((ev.sequenceStarted, self._on_sequence_started),
                           (ev.frameReady, self._on_frame),
                           (ev.sequenceCanceled, self._on_canceled),
-                          (ev.sequenceFinished, self._on_finished)):
+                          (ev.sequenceFinished, self._on_finished),
+                          (ev.eventStarted, self._keep_paused),
+                          (ev.awaitingEvent, self._keep_paused)):
             try:
                 sig.disconnect(slot)
             except (ValueError, RuntimeError):

@@ -74,6 +74,7 @@ def recover(partial: Path, out: Path | None = None, *, reason: str | None = None
         frames_expected=run.start.frames_expected,
         reason=reason or ended,
         errors=previous.errors if previous else (),
+        pauses=previous.pauses if previous else (),
     )
     profile = parse_profile(dict(run.start.profile), f"{jpath} (profile)")
     software = f"nbo-recorder {run.start.versions.get('nbo-recorder', '?')}"

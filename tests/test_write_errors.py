@@ -1,20 +1,39 @@
-"""Disk full and write errors: the writer and journal recover from a refused write."""
+"""Disk full and write errors: stop (default) or pause until the frame can be written.
+
+Two kinds of full disk:
+
+* a stub volume (always run): the TIFF file object refuses bytes past a limit, with a
+  short write first, like a real full volume; the test decides when space comes back;
+* a real tmpfs of a few MiB (run where mounting is permitted, e.g. as root on this
+  machine), filled by the acquisition itself, with space freed by deleting a ballast file,
+  the way a user would.
+"""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import os
+import subprocess
+import threading
+import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import tifffile
+import useq
 
 from recorder import tiff_writer
-from recorder.journal import JournalWriter, read_journal
+from recorder.cli import build_parser
+from recorder.journal import JournalWriter, journal_path, read_journal
+from recorder.recorder import Recorder
 from recorder.tiff_writer import TiffPageWriter, WriterError
+from tests.helpers import DEMO_PROFILE, annotations, load
 
 FRAME_BYTES = 512 * 512 * 2  # the demo camera's frames
 
@@ -157,3 +176,214 @@ def test_a_journal_line_the_disk_cut_short_is_taken_back(tmp_path, monkeypatch):
     j.close()
     run = read_journal(jpath)
     assert [f.index for f in run.frames] == [0, 1, 2]
+
+
+# --- the recorder: pause, retry, resume -------------------------------------------------
+
+def _timelapse(loops: int = 8) -> useq.MDASequence:
+    # an interval, so the acquisition is still under way when the disk fills
+    return useq.MDASequence(time_plan={"interval": 0.15, "loops": loops})
+
+
+def _record_with_hashes(core: Any, sink: Any, seq: useq.MDASequence) -> list[str]:
+    acquired: list[str] = []
+
+    def keep(img: np.ndarray, *_: Any) -> None:
+        acquired.append(hashlib.sha1(img.tobytes()).hexdigest())
+
+    core.mda.events.frameReady.connect(keep)
+    try:
+        core.mda.run(seq, output=sink)
+    finally:
+        core.mda.events.frameReady.disconnect(keep)
+    return acquired
+
+
+def _status(ome: Any) -> dict[str, str]:
+    return next(a for a in annotations(ome).values() if "status" in a)
+
+
+def test_pause_holds_the_acquisition_until_space_is_back(demo_core, tmp_path, volume,
+                                                         ome_schema):
+    out = tmp_path / "paused.ome.tif"
+    volume.limit = 3 * FRAME_BYTES + FRAME_BYTES // 2  # full half-way through frame 3
+    volume.free_after_refusals = 10  # the user frees space after ~0.5 s of retries
+    toggles: list[tuple[float, bool]] = []
+    starts: list[float] = []
+    ev = demo_core.mda.events
+    ev.sequencePauseToggled.connect(lambda paused: toggles.append((time.monotonic(), paused)))
+    ev.eventStarted.connect(lambda _: starts.append(time.monotonic()))
+    sink = Recorder(demo_core, DEMO_PROFILE, on_write_error="pause",
+                    write_retry_s=0.05).sink(out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        acquired = _record_with_hashes(demo_core, sink, _timelapse())
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("acquisition paused:") and "No space left" in m and str(out) in m
+               for m in messages)
+    assert any("acquisition resumed" in m for m in messages)
+    assert toggles[0][1] is True and toggles[-1][1] is False
+    assert volume.refusals == 10
+    # the runner itself was held: pymmcore-plus may start one event it was already
+    # sleeping towards when the pause came, none after that
+    held_from, held_to = toggles[0][0], toggles[-1][0]
+    assert held_to - held_from > 0.4
+    assert sum(held_from < t < held_to for t in starts) <= 1
+    sink.raise_if_failed()  # a pause that ended in a written frame is not a failure
+
+    xml, ome = load(out)
+    ome_schema.validate(xml)
+    assert not journal_path(out).exists()
+    with tifffile.TiffFile(out) as tf:
+        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    assert len(acquired) == 8 and written == acquired  # no frame lost, none duplicated
+    assert len(ome.images[0].pixels.planes) == 8
+    status = _status(ome)
+    assert status["status"] == "complete"
+    assert status["pause 1"].startswith("paused ") and "before frame 3 was written" in \
+        status["pause 1"] and "No space left" in status["pause 1"]
+
+
+def test_disk_full_stops_cleanly_and_keeps_what_was_written(demo_core, tmp_path, volume,
+                                                            ome_schema):
+    out = tmp_path / "full.ome.tif"
+    volume.limit = 3 * FRAME_BYTES + FRAME_BYTES // 2
+    sink = Recorder(demo_core, DEMO_PROFILE).sink(out)  # on_write_error="stop" by default
+    with pytest.warns(RuntimeWarning, match="acquisition stopped"):
+        acquired = _record_with_hashes(demo_core, sink, useq.MDASequence(
+            time_plan={"interval": 0, "loops": 10}))
+    message = " ".join(sink.errors)
+    assert str(out) in message and "No space left" in message
+    assert "bytes" in message and "after " in message
+    assert demo_core.mda.is_running() is False
+    xml, ome = load(out)
+    ome_schema.validate(xml)
+    with tifffile.TiffFile(out) as tf:
+        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    assert len(written) == 3 and written == acquired[:3]
+    assert len(ome.images[0].pixels.planes) == 3
+    assert _status(ome)["status"].startswith("incomplete: error")
+
+
+@pytest.mark.parametrize("how", ["canceled", "max_pause_s", "stop_waiting"])
+def test_a_pause_that_never_gets_space_ends_like_stop(demo_core, tmp_path, volume, how,
+                                                      ome_schema):
+    out = tmp_path / f"{how}.ome.tif"
+    volume.limit = 2 * FRAME_BYTES + 1000  # never freed
+    kwargs: dict[str, Any] = {"max_pause_s": 0.3} if how == "max_pause_s" else {}
+    sink = Recorder(demo_core, DEMO_PROFILE, on_write_error="pause", write_retry_s=0.05,
+                    **kwargs).sink(out)
+    end_pause = {"canceled": demo_core.mda.cancel, "stop_waiting": sink.stop_waiting}.get(how)
+    if end_pause is not None:
+        def end_soon(paused: bool) -> None:
+            if paused:
+                threading.Timer(0.3, end_pause).start()
+
+        demo_core.mda.events.sequencePauseToggled.connect(end_soon)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        acquired = _record_with_hashes(demo_core, sink, _timelapse())
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("acquisition paused:") for m in messages)
+    assert any(m.startswith("acquisition stopped:") for m in messages)
+    assert demo_core.mda.is_running() is False
+    error = " ".join(sink.errors)
+    assert str(out) in error and "No space left" in error and "bytes" in error
+    assert "gave up after a" in error
+    assert {"canceled": "the acquisition was canceled", "max_pause_s": "max_pause_s (0.3 s)",
+            "stop_waiting": "stop_waiting()"}[how] in error
+
+    xml, ome = load(out)  # finished from the journal, as after `stop`
+    ome_schema.validate(xml)
+    with tifffile.TiffFile(out) as tf:
+        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    assert 1 <= len(written) < 8 and written == acquired[:len(written)]
+    assert len(ome.images[0].pixels.planes) == len(written)
+    assert _status(ome)["status"].startswith("incomplete: error")
+
+
+def test_a_pause_on_the_last_frame_waits_beyond_the_last_event(demo_core, tmp_path, volume):
+    """The runner has no event left to hold, but the last frame is still worth keeping."""
+    out = tmp_path / "last.ome.tif"
+    volume.limit = 3 * FRAME_BYTES + FRAME_BYTES // 2  # the 4th and last frame does not fit
+    volume.free_after_refusals = 6
+    sink = Recorder(demo_core, DEMO_PROFILE, on_write_error="pause", write_retry_s=0.05).sink(out)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        acquired = _record_with_hashes(demo_core, sink, _timelapse(loops=4))
+    sink.raise_if_failed()
+    assert volume.refusals == 6
+    with tifffile.TiffFile(out) as tf:
+        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    assert len(written) == 4 and written == acquired
+    _, ome = load(out)
+    status = _status(ome)
+    assert status["status"] == "complete" and "before frame 3 was written" in status["pause 1"]
+
+
+def test_write_error_options_are_checked(demo_core):
+    with pytest.raises(ValueError, match="write_retry_s"):
+        Recorder(demo_core, DEMO_PROFILE, write_retry_s=0)
+    with pytest.raises(ValueError, match="on_write_error must be 'stop' or 'pause'"):
+        Recorder(demo_core, DEMO_PROFILE, on_write_error="retry")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_pause_s"):
+        Recorder(demo_core, DEMO_PROFILE, max_pause_s=float("nan"))
+
+
+def test_acquire_takes_the_write_error_options():
+    args = build_parser().parse_args(
+        ["acquire", "--mm-config", "demo", "--profile", "p.yaml", "--sequence", "s.yaml",
+         "--out", "o.ome.tif", "--on-write-error", "pause", "--write-retry-s", "2.5",
+         "--max-pause-s", "600"])
+    assert (args.on_write_error, args.write_retry_s, args.max_pause_s) == ("pause", 2.5, 600.0)
+    defaults = build_parser().parse_args(
+        ["acquire", "--mm-config", "demo", "--profile", "p.yaml", "--sequence", "s.yaml",
+         "--out", "o.ome.tif"])
+    assert defaults.on_write_error == "stop" and defaults.max_pause_s is None
+
+
+# --- a real full filesystem ---------------------------------------------------------------
+
+@pytest.fixture
+def small_volume(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs, or a skip where this machine does not allow mounting one."""
+    mnt = tmp_path / "vol"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("mode", ["stop", "pause"])
+def test_a_really_full_filesystem(demo_core, small_volume, mode, ome_schema):
+    ballast = small_volume / "ballast.bin"
+    ballast.write_bytes(b"\0" * (6 * 2**20))  # leaves room for about 3.5 frames
+    out = small_volume / f"{mode}.ome.tif"
+    if mode == "pause":
+        def free_space_soon(paused: bool) -> None:
+            if paused:
+                threading.Timer(0.3, ballast.unlink, kwargs={"missing_ok": True}).start()
+
+        demo_core.mda.events.sequencePauseToggled.connect(free_space_soon)
+    sink = Recorder(demo_core, DEMO_PROFILE, on_write_error=mode, write_retry_s=0.1).sink(out)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        acquired = _record_with_hashes(demo_core, sink, _timelapse())
+    xml, ome = load(out)
+    ome_schema.validate(xml)
+    with tifffile.TiffFile(out) as tf:
+        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    status = _status(ome)
+    if mode == "stop":
+        assert "No space left on device" in " ".join(sink.errors)
+        assert 1 <= len(written) < 8 and written == acquired[:len(written)]
+        assert status["status"].startswith("incomplete: error")
+    else:
+        sink.raise_if_failed()
+        assert len(written) == 8 and written == acquired
+        assert status["status"] == "complete" and "No space left" in status["pause 1"]
