@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def record(
     ``options`` go to :class:`~recorder.recorder.Recorder` (what to do on device and write
     errors). With ``tier``, a pre-flight check lists (on stderr) what the file would lack at
     that NBO tier before the first frame; with ``strict`` too, any gap refuses the
-    acquisition.
+    acquisition. Ctrl-C cancels the acquisition and still finishes the file.
     """
     from recorder.rig import load_core
 
@@ -123,8 +124,39 @@ def _record_on(
         if gaps and strict:
             raise PreflightRefused(f"--strict: not starting; {len(gaps)} item(s) missing for "
                                    f"tier {tier} (listed above)")
-    core.mda.run(sequence, output=sink)
+    _run_cancelable(core, sequence, sink)
     sink.raise_if_failed()
+
+
+def _run_cancelable(core: Any, sequence: Any, sink: Any) -> None:
+    """Run the acquisition on a worker thread, so that Ctrl-C cancels it cleanly.
+
+    Run on the main thread, a KeyboardInterrupt would unwind pymmcore-plus's runner
+    mid-event; here it becomes ``core.mda.cancel()`` and the file is finished (status
+    'canceled') before the interrupt is passed on.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            core.mda.run(sequence, output=sink)
+        except BaseException as exc:  # re-raised on the calling thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="nbo-acquisition")
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        print("nbo-recorder: interrupted; canceling the acquisition and finishing "
+              f"{sink.path}", file=sys.stderr)
+        core.mda.cancel()
+        sink.stop_waiting()  # a write-error pause may be holding the last frames
+        worker.join()
+        raise
+    if failure:
+        raise failure[0]
 
 
 def summarise(path: Path) -> str:
@@ -314,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except KeyboardInterrupt:
+        print("nbo-recorder: interrupted", file=sys.stderr)
+        return 130
     except PreflightRefused as exc:
         print(f"nbo-recorder: {exc}", file=sys.stderr)
         return 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 
 import yaml
 
 from recorder.cli import main
-from tests.helpers import DEMO_PROFILE, load, planes
+from recorder.journal import journal_path
+from tests.helpers import DEMO_PROFILE, annotations, load, planes
 
 
 def test_demo_command_writes_and_summarises(tmp_path):
@@ -115,3 +118,31 @@ def test_sequence_metadata_outside_nbo_vocabulary_is_refused_before_acquiring(tm
     err = capsys.readouterr().err
     assert "seq.yaml: metadata.nbo.Sample.LiveSample" in err
     assert not out.exists()
+
+
+def test_ctrl_c_cancels_the_acquisition_and_still_finishes_the_file(tmp_path, ome_schema):
+    seq = tmp_path / "long.yaml"
+    seq.write_text(yaml.safe_dump({"time_plan": {"interval": 0.1, "loops": 600}}))  # ~60 s
+    out = tmp_path / "interrupted.ome.tif"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recorder.cli", "acquire", "--mm-config", "demo",
+         "--profile", str(DEMO_PROFILE), "--sequence", str(seq), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (
+                not out.exists() or out.stat().st_size < 5 * 512 * 512 * 2):
+            time.sleep(0.1)  # until a few frames are on disk
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "canceling the acquisition" in err
+    assert not journal_path(out).exists()  # finished normally, nothing left to recover
+    xml, ome = load(out)
+    ome_schema.validate(xml)
+    n = len(ome.images[0].pixels.planes)
+    assert 5 <= n < 600
+    status = next(a["status"] for a in annotations(ome).values() if "status" in a)
+    assert status == "incomplete: canceled"
