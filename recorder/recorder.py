@@ -32,6 +32,7 @@ import threading
 import time
 import warnings
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -97,6 +98,26 @@ class RecorderOptions(TypedDict, total=False):
     max_pause_s: float | None
 
 
+@dataclass(frozen=True)
+class WriteErrorPolicy:
+    """What a sink does when the disk refuses a frame (see :class:`Recorder`)."""
+
+    on_write_error: Literal["stop", "pause"] = "stop"
+    write_retry_s: float = 10.0
+    max_pause_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_write_error not in ("stop", "pause"):
+            raise ValueError(f"on_write_error must be 'stop' or 'pause', "
+                             f"not {self.on_write_error!r}")
+        if self.write_retry_s <= 0 or not math.isfinite(self.write_retry_s):
+            raise ValueError(f"write_retry_s must be a positive number of seconds, "
+                             f"not {self.write_retry_s!r}")
+        if self.max_pause_s is not None and not self.max_pause_s >= 0:
+            raise ValueError(f"max_pause_s must be >= 0 seconds or None, "
+                             f"not {self.max_pause_s!r}")
+
+
 class RecordingError(RuntimeError):
     """The run was recorded only partly; the message says what failed."""
 
@@ -128,19 +149,10 @@ class Recorder:
         if on_device_error not in ("continue", "stop"):
             raise ValueError(f"on_device_error must be 'continue' or 'stop', "
                              f"not {on_device_error!r}")
-        if on_write_error not in ("stop", "pause"):
-            raise ValueError(f"on_write_error must be 'stop' or 'pause', not {on_write_error!r}")
-        if write_retry_s <= 0 or not math.isfinite(write_retry_s):
-            raise ValueError(f"write_retry_s must be a positive number of seconds, "
-                             f"not {write_retry_s!r}")
-        if max_pause_s is not None and not max_pause_s >= 0:
-            raise ValueError(f"max_pause_s must be >= 0 seconds or None, not {max_pause_s!r}")
+        self.write_errors = WriteErrorPolicy(on_write_error, write_retry_s, max_pause_s)
         self.core = core
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         self.on_device_error = on_device_error
-        self.on_write_error = on_write_error
-        self.write_retry_s = write_retry_s
-        self.max_pause_s = max_pause_s
         check_against_core(self.profile, core)
         # the NBO XSD takes ~1 s of CPU to load: do it now, during set-up, rather than
         # while a camera is streaming or at the end of the first run
@@ -168,8 +180,7 @@ class Recorder:
         check_output_path(out, overwrite)
         return RecordingSink(self.core, self.profile, out,
                              stop_on_device_error=self.on_device_error == "stop",
-                             on_write_error=self.on_write_error,
-                             write_retry_s=self.write_retry_s, max_pause_s=self.max_pause_s)
+                             write_errors=self.write_errors)
 
 
 class RecordingSink:
@@ -177,16 +188,13 @@ class RecordingSink:
 
     def __init__(
         self, core: Any, profile: Profile, path: Path, *, stop_on_device_error: bool = False,
-        on_write_error: Literal["stop", "pause"] = "stop", write_retry_s: float = 10.0,
-        max_pause_s: float | None = None,
+        write_errors: WriteErrorPolicy = WriteErrorPolicy(),
     ) -> None:
         self.core = core
         self.profile = profile
         self.path = path
         self.stop_on_device_error = stop_on_device_error
-        self.on_write_error = on_write_error
-        self.write_retry_s = write_retry_s
-        self.max_pause_s = max_pause_s
+        self.write_errors = write_errors
         #: one line per time a write error held the acquisition: how long, and why
         self.pauses: list[str] = []
         self._holding = False
@@ -371,7 +379,7 @@ class RecordingSink:
             page = self._write(record, img)
         except (WriterError, OSError) as exc:
             outcome = (self._hold_until_written(record, img, exc)
-                       if self.on_write_error == "pause" else exc)
+                       if self.write_errors.on_write_error == "pause" else exc)
             if not isinstance(outcome, int):
                 self._stop_writing(outcome)
                 return
@@ -422,15 +430,16 @@ class RecordingSink:
             self._holding = True
             runner.set_paused(True)
         started = time.monotonic()
+        retry_s = self.write_errors.write_retry_s
         warnings.warn(
-            f"acquisition paused: {error}. Retrying every {self.write_retry_s:g} s and "
+            f"acquisition paused: {error}. Retrying every {retry_s:g} s and "
             f"resuming once frame {record.index} is written: free space or fix the cause, "
             "or cancel the acquisition to stop it.", RuntimeWarning, stacklevel=3)
         last: BaseException = error
         while True:
-            next_try = time.monotonic() + self.write_retry_s
+            next_try = time.monotonic() + retry_s
             while time.monotonic() < next_try and not self._pause_over(started):
-                time.sleep(min(0.05, self.write_retry_s))
+                time.sleep(min(0.05, retry_s))
             why = self._pause_over(started)
             if why:
                 with self._hold_lock:
@@ -463,8 +472,9 @@ class RecordingSink:
         status = self.core.mda.status
         if status.cancel_requested or str(status.finish_reason) == "canceled":
             return "the acquisition was canceled"
-        if self.max_pause_s is not None and time.monotonic() - started > self.max_pause_s:
-            return f"max_pause_s ({self.max_pause_s:g} s) passed"
+        limit = self.write_errors.max_pause_s
+        if limit is not None and time.monotonic() - started > limit:
+            return f"max_pause_s ({limit:g} s) passed"
         return ""
 
     def stop_waiting(self) -> None:
