@@ -93,6 +93,15 @@ def _pixels(path: Path) -> list[np.ndarray]:
         return [p.asarray() for p in tf.pages]
 
 
+def _sha1(pixels: np.ndarray) -> str:
+    return hashlib.sha1(pixels.tobytes()).hexdigest()
+
+
+def _page_hashes(path: Path) -> list[str]:
+    """SHA-1 of every page's pixels, in file order."""
+    return [_sha1(a) for a in _pixels(path)]
+
+
 # --- the writer: drop the torn page, append after the intact ones ------------------------
 
 @pytest.mark.parametrize("bigtiff", [False, True])
@@ -189,7 +198,7 @@ def _record_with_hashes(core: Any, sink: Any, seq: useq.MDASequence) -> list[str
     acquired: list[str] = []
 
     def keep(img: np.ndarray, *_: Any) -> None:
-        acquired.append(hashlib.sha1(img.tobytes()).hexdigest())
+        acquired.append(_sha1(img))
 
     core.mda.events.frameReady.connect(keep)
     try:
@@ -234,8 +243,7 @@ def test_pause_holds_the_acquisition_until_space_is_back(demo_core, tmp_path, vo
     xml, ome = load(out)
     ome_schema.validate(xml)
     assert not journal_path(out).exists()
-    with tifffile.TiffFile(out) as tf:
-        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    written = _page_hashes(out)
     assert len(acquired) == 8 and written == acquired  # no frame lost, none duplicated
     assert len(ome.images[0].pixels.planes) == 8
     status = _status(ome)
@@ -258,8 +266,7 @@ def test_disk_full_stops_cleanly_and_keeps_what_was_written(demo_core, tmp_path,
     assert demo_core.mda.is_running() is False
     xml, ome = load(out)
     ome_schema.validate(xml)
-    with tifffile.TiffFile(out) as tf:
-        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    written = _page_hashes(out)
     assert len(written) == 3 and written == acquired[:3]
     assert len(ome.images[0].pixels.planes) == 3
     assert _status(ome)["status"].startswith("incomplete: error")
@@ -295,8 +302,7 @@ def test_a_pause_that_never_gets_space_ends_like_stop(demo_core, tmp_path, volum
 
     xml, ome = load(out)  # finished from the journal, as after `stop`
     ome_schema.validate(xml)
-    with tifffile.TiffFile(out) as tf:
-        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    written = _page_hashes(out)
     assert 1 <= len(written) < 8 and written == acquired[:len(written)]
     assert len(ome.images[0].pixels.planes) == len(written)
     assert _status(ome)["status"].startswith("incomplete: error")
@@ -313,8 +319,7 @@ def test_a_pause_on_the_last_frame_waits_beyond_the_last_event(demo_core, tmp_pa
         acquired = _record_with_hashes(demo_core, sink, _timelapse(loops=4))
     sink.raise_if_failed()
     assert volume.refusals == 6
-    with tifffile.TiffFile(out) as tf:
-        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    written = _page_hashes(out)
     assert len(written) == 4 and written == acquired
     _, ome = load(out)
     status = _status(ome)
@@ -376,8 +381,7 @@ def test_a_really_full_filesystem(demo_core, small_volume, mode, ome_schema):
         acquired = _record_with_hashes(demo_core, sink, _timelapse())
     xml, ome = load(out)
     ome_schema.validate(xml)
-    with tifffile.TiffFile(out) as tf:
-        written = [hashlib.sha1(p.asarray().tobytes()).hexdigest() for p in tf.pages]
+    written = _page_hashes(out)
     status = _status(ome)
     if mode == "stop":
         assert "No space left on device" in " ".join(sink.errors)
