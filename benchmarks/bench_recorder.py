@@ -28,14 +28,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from recorder.documents import FrameRecord, Run, RunStart, StateSnapshot  # noqa: E402
-from recorder.profile import load_profile  # noqa: E402
+from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot  # noqa: E402
+from nbo_recorder.profile.model import load_profile  # noqa: E402
 
 PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"
 
 
 def demo_core(size: int, buffer_mb: int | None = None) -> Any:
-    from recorder.rig import load_core
+    from nbo_recorder.rig import load_core
 
     core = load_core("demo")
     core.setProperty("Camera", "OnCameraCCDXSize", str(size))
@@ -50,7 +50,7 @@ def demo_core(size: int, buffer_mb: int | None = None) -> Any:
 def _run_variant(core: Any, variant: str, frames: int, workdir: Path) -> dict[str, Any]:
     import useq
 
-    from recorder.recorder import Recorder
+    from nbo_recorder.capture.recorder import Recorder
 
     seq = useq.MDASequence(time_plan={"interval": 0, "loops": frames})
     out = workdir / f"{variant}.ome.tif"
@@ -101,7 +101,7 @@ def bench_writer(size: int, frames: int, repeats: int) -> dict[str, Any]:
     """Raw writer throughput: nbo-recorder's page writer vs plain tifffile, same frames."""
     import tifffile
 
-    from recorder.tiff_writer import TiffPageWriter
+    from nbo_recorder.store.tiff_writer import TiffPageWriter
 
     rng = np.random.default_rng(0)
     data = [rng.integers(0, 4000, (size, size), dtype=np.uint16) for _ in range(4)]
@@ -159,7 +159,7 @@ def synthetic_run(planes: int, channels: int = 2) -> tuple[Run, Any]:
 
 def bench_finalise(counts: list[int], validate_max: int) -> list[dict[str, Any]]:
     """Time to build the OME-XML for N planes, its size, and (up to a size) XSD validity."""
-    from recorder.ome_xml import build_ome_xml
+    from nbo_recorder.render.ome import build_ome_xml
 
     out = []
     for n in counts:
@@ -185,7 +185,7 @@ import json, resource, sys, tempfile, useq
 sys.path.insert(0, {repo!r})
 sys.path.insert(0, {repo!r} + "/benchmarks")
 from bench_recorder import demo_core, PROFILE
-from recorder.recorder import Recorder
+from nbo_recorder.capture.recorder import Recorder
 
 def main():
     core = demo_core(512)
@@ -227,8 +227,8 @@ def bench_capture(frames: int) -> dict[str, Any]:
     """Per-frame state-capture cost on the acquisition thread (RecordingSink._on_frame)."""
     import useq
 
-    from recorder.recorder import Recorder, RecordingSink
-    from recorder.state import StateMonitor
+    from nbo_recorder.capture.recorder import Recorder, RecordingSink
+    from nbo_recorder.capture.state import StateMonitor
 
     core = demo_core(512)
     durations: list[float] = []

@@ -5,10 +5,10 @@ Drivers (one class per instrument, units in the API names):
 :class:`~drivers.coolled.CoolLEDDriver`, :class:`~drivers.fw102c.FW102CDriver`.
 Each takes a port string: a real port (``/dev/ttyUSB0``) or a ``sim://`` URL served by
 the ``mocks`` package. Micro-Manager (UniMMCore) Python devices live in
-:mod:`drivers.mm_devices`.
+:mod:`nbo_recorder.drivers.mm_devices`.
 """
 
-from drivers._serial import (
+from nbo_recorder.drivers._serial import (
     InstrumentBusy,
     InstrumentConnectionError,
     InstrumentError,
@@ -17,10 +17,10 @@ from drivers._serial import (
     InstrumentTimeout,
     WrongInstrument,
 )
-from drivers.coolled import CoolLEDDriver
-from drivers.csuw1 import CSUW1Driver
-from drivers.fw102c import FW102CDriver
-from drivers.obis import ObisLaserDriver
+from nbo_recorder.drivers.coolled import CoolLEDDriver
+from nbo_recorder.drivers.csuw1 import CSUW1Driver
+from nbo_recorder.drivers.fw102c import FW102CDriver
+from nbo_recorder.drivers.obis import ObisLaserDriver
 
 __all__ = [
     "CSUW1Driver",

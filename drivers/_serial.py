@@ -105,7 +105,7 @@ class Deadline:
 def open_port(url: str, *, baudrate: int, timeout_s: float, device: str) -> serial.Serial:
     """Open a real port or a ``sim://`` simulator URL, 8N1, no flow control."""
     if url.lower().startswith("sim://"):
-        importlib.import_module("mocks").register()
+        importlib.import_module("nbo_recorder.sim").register()
     try:
         return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout_s)
     except (SerialException, ValueError) as error:

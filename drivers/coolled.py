@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from drivers._serial import (
+from nbo_recorder.drivers._serial import (
     Deadline,
     InstrumentReplyError,
     SerialDriver,

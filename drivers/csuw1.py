@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from drivers._serial import (
+from nbo_recorder.drivers._serial import (
     Deadline,
     InstrumentBusy,
     InstrumentReplyError,

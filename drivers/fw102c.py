@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from drivers._serial import (
+from nbo_recorder.drivers._serial import (
     Deadline,
     InstrumentReplyError,
     InstrumentReportedError,

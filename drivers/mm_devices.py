@@ -2,7 +2,7 @@
 
 Load them with ``core.loadPyDevice(label, ObisLaser())`` or from a configuration file::
 
-    #py pyDevice,Laser488,drivers.mm_devices,ObisLaser
+    #py pyDevice,Laser488,nbo_recorder.drivers.mm_devices,ObisLaser
     #py Property,Laser488,Port,sim://obis?name=laser488&wavelength=488&max_mw=100
     Property,Core,Initialize,1
 
@@ -33,16 +33,16 @@ from pymmcore_plus.experimental.unicore import (
     pymm_property,
 )
 
-from drivers.coolled import CoolLEDDriver
-from drivers.csuw1 import (
+from nbo_recorder.drivers.coolled import CoolLEDDriver
+from nbo_recorder.drivers.csuw1 import (
     DICHROIC_POSITIONS,
     FILTER_POSITIONS,
     FILTER_WHEELS,
     MIN_DISK_SPEED_RPM,
     CSUW1Driver,
 )
-from drivers.fw102c import FW102CDriver
-from drivers.obis import OPERATING_MODES, ObisLaserDriver
+from nbo_recorder.drivers.fw102c import FW102CDriver
+from nbo_recorder.drivers.obis import OPERATING_MODES, ObisLaserDriver
 
 if TYPE_CHECKING:
     from pymmcore import StateLabel

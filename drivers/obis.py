@@ -14,7 +14,7 @@ import math
 import re
 from decimal import Decimal
 
-from drivers._serial import (
+from nbo_recorder.drivers._serial import (
     Deadline,
     InstrumentReplyError,
     InstrumentReportedError,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import serial
 
-from mocks._base import DEFAULT_TIME_SCALE, Fault, SimulatedInstrument
-from mocks._registry import KINDS, get_instrument, open_instrument, reset_instruments
-from mocks.sim_coolled import SimCoolLED
-from mocks.sim_csuw1 import SimCSUW1
-from mocks.sim_fw102c import SimFW102C
-from mocks.sim_obis import SimObis
+from nbo_recorder.sim._base import DEFAULT_TIME_SCALE, Fault, SimulatedInstrument
+from nbo_recorder.sim._registry import KINDS, get_instrument, open_instrument, reset_instruments
+from nbo_recorder.sim.sim_coolled import SimCoolLED
+from nbo_recorder.sim.sim_csuw1 import SimCSUW1
+from nbo_recorder.sim.sim_fw102c import SimFW102C
+from nbo_recorder.sim.sim_obis import SimObis
 
 __all__ = [
     "DEFAULT_TIME_SCALE",

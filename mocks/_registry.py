@@ -13,11 +13,11 @@ import threading
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from mocks._base import RUNTIME_OPTIONS, SimulatedInstrument
-from mocks.sim_coolled import SimCoolLED
-from mocks.sim_csuw1 import SimCSUW1
-from mocks.sim_fw102c import SimFW102C
-from mocks.sim_obis import SimObis
+from nbo_recorder.sim._base import RUNTIME_OPTIONS, SimulatedInstrument
+from nbo_recorder.sim.sim_coolled import SimCoolLED
+from nbo_recorder.sim.sim_csuw1 import SimCSUW1
+from nbo_recorder.sim.sim_fw102c import SimFW102C
+from nbo_recorder.sim.sim_obis import SimObis
 
 KINDS: dict[str, type[SimulatedInstrument]] = {
     cls.kind: cls for cls in (SimObis, SimCSUW1, SimCoolLED, SimFW102C)

@@ -12,8 +12,8 @@ from typing import Any
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
-from mocks._base import Link, SimulatedInstrument
-from mocks._registry import open_instrument
+from nbo_recorder.sim._base import Link, SimulatedInstrument
+from nbo_recorder.sim._registry import open_instrument
 
 
 class Serial(SerialBase):

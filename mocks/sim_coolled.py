@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mocks._base import Link, Reply, SimulatedInstrument
+from nbo_recorder.sim._base import Link, Reply, SimulatedInstrument
 
 GREETING = b"CoolLED precisExcite, Hello, pleased to meet you\r\n"
 ERROR_LINE = b"ERROR\r\n"

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from mocks._base import Reply, SimulatedInstrument
+from nbo_recorder.sim._base import Reply, SimulatedInstrument
 
 DISK_CHANGE_S = 3.0
 BYPASS_CHANGE_S = 2.0

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from mocks._base import Link, Reply, SimulatedInstrument
+from nbo_recorder.sim._base import Link, Reply, SimulatedInstrument
 
 IDENTITY = "THORLABS FW102C/FW212C Filter Wheel version 1.07"
 STEP_FAST_S = 0.5

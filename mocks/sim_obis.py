@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from mocks._base import Reply, SimulatedInstrument
+from nbo_recorder.sim._base import Reply, SimulatedInstrument
 
 CDRH_DELAY_S = 5.0
 """Real-world delay between ``SOUR:AM:STAT ON`` and emission with CDRH mode on."""

@@ -14,7 +14,7 @@ from tests.pydevices import PyEmissionWheel, PyLaser
 @pytest.fixture
 def demo_core() -> Iterator[Any]:
     """A UniMMCore with MMConfig_demo.cfg loaded (the real demo adapters)."""
-    from recorder.rig import load_core
+    from nbo_recorder.rig import load_core
 
     core = load_core("demo")
     yield core

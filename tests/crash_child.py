@@ -18,10 +18,10 @@ from pathlib import Path
 
 import useq
 
-from recorder import recorder as recorder_module
-from recorder import tiff_writer
-from recorder.recorder import Recorder
-from recorder.rig import load_core
+from nbo_recorder.capture import recorder as recorder_module
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.rig import load_core
+from nbo_recorder.store import tiff_writer
 
 REPO = Path(__file__).resolve().parent.parent
 out, log_path, mode, frame = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ome_types import OME, from_xml
 
-from recorder.reader import read_ome_xml
+from nbo_recorder.read.reader import read_ome_xml
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"

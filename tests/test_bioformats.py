@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import useq
 
-from recorder.recorder import Recorder
+from nbo_recorder.capture.recorder import Recorder
 from tests.helpers import DEMO_PROFILE, REPO
 
 OME_NS = {"ome": "http://www.openmicroscopy.org/Schemas/OME/2016-06"}

@@ -9,15 +9,15 @@ import time
 
 import yaml
 
-from recorder.cli import main
-from recorder.journal import journal_path
+from nbo_recorder.cli.main import main
+from nbo_recorder.store.journal import journal_path
 from tests.helpers import DEMO_PROFILE, annotations, load, planes
 
 
 def test_demo_command_writes_and_summarises(tmp_path):
     out = tmp_path / "demo.ome.tif"
     result = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "demo", "--out", str(out)],
+        [sys.executable, "-m", "nbo_recorder.cli.main", "demo", "--out", str(out)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -100,7 +100,7 @@ def test_preflight_lists_gaps_and_strict_refuses_before_any_frame(tmp_path, caps
 
 
 def test_preflight_reports_live_state_the_profile_cannot_resolve(demo_core):
-    from recorder.recorder import Recorder
+    from nbo_recorder.capture.recorder import Recorder
 
     demo_core.setProperty("Objective", "Label", "Objective-2")  # an empty, unprofiled slot
     gaps = Recorder(demo_core, DEMO_PROFILE).preflight(1)
@@ -125,7 +125,7 @@ def test_ctrl_c_cancels_the_acquisition_and_still_finishes_the_file(tmp_path, om
     seq.write_text(yaml.safe_dump({"time_plan": {"interval": 0.1, "loops": 600}}))  # ~60 s
     out = tmp_path / "interrupted.ome.tif"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "recorder.cli", "acquire", "--mm-config", "demo",
+        [sys.executable, "-m", "nbo_recorder.cli.main", "acquire", "--mm-config", "demo",
          "--profile", str(DEMO_PROFILE), "--sequence", str(seq), "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:

@@ -1,4 +1,4 @@
-"""The rig conformance suite (recorder.conformance), its CLI and its pytest plugin."""
+"""The rig conformance suite (nbo_recorder.conformance.suite), its CLI and its pytest plugin."""
 
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ from typing import Any
 import pytest
 import yaml
 
-from recorder.cli import bundled_profile, bundled_rig_config
-from recorder.conformance import (
+from nbo_recorder import sim
+from nbo_recorder.cli.conformance import add_conformance_command, format_report
+from nbo_recorder.cli.main import bundled_profile, bundled_rig_config
+from nbo_recorder.conformance.suite import (
     ConformanceReport,
     ConformanceSuite,
     read_back,
     tier_compliance,
 )
-from recorder.conformance_cli import add_conformance_command, format_report
-from recorder.profile import Profile, load_profile, parse_profile
-from recorder.rig import load_core
+from nbo_recorder.profile.model import Profile, load_profile, parse_profile
+from nbo_recorder.rig import load_core
 from tests.helpers import DEMO_PROFILE
 
 pytest_plugins = ["pytester"]
@@ -115,13 +116,11 @@ def _check_silent_list(report: ConformanceReport, mm_config: str) -> None:
 @pytest.fixture
 def sd_core() -> Iterator[Any]:
     """The simulated spinning-disk rig, its simulated instruments powered up fresh."""
-    import mocks
-
-    mocks.reset_instruments()
+    sim.reset_instruments()
     core = load_core(SD_CONFIG)
     yield core
     core.unloadAllDevices()
-    mocks.reset_instruments()
+    sim.reset_instruments()
 
 
 def test_demo_rig_conforms_and_is_restored(demo_core):
@@ -161,8 +160,8 @@ def test_demo_rig_conforms_and_is_restored(demo_core):
 
 
 def test_spinning_disk_rig_in_safe_mode_never_emits(sd_core, monkeypatch):
-    from drivers.coolled import CoolLEDDriver
-    from drivers.obis import ObisLaserDriver
+    from nbo_recorder.drivers.coolled import CoolLEDDriver
+    from nbo_recorder.drivers.obis import ObisLaserDriver
 
     calls: list[tuple[str, Any]] = []
     for cls, method in ((ObisLaserDriver, "set_emission"), (ObisLaserDriver, "set_power_mw"),
@@ -323,7 +322,7 @@ def test_cli_report_junit_and_exit_codes(tmp_path, capsys):
 
 
 def test_read_back_matches_the_recorder_view(demo_core, tmp_path):
-    from recorder.conformance import acquire
+    from nbo_recorder.conformance.suite import acquire
     from tests.helpers import load, planes
 
     demo_core.setStateLabel("Emission", "Chroma-HQ700")
@@ -350,8 +349,8 @@ def test_my_filter_wheel(nbo_core, nbo_profile, nbo_acquire):
 def _plugin_args() -> list[str]:
     """Load the plugin explicitly unless it is already registered through its entry point."""
     eps = importlib.metadata.entry_points(group="pytest11")
-    registered = any(ep.value == "recorder.pytest_plugin" for ep in eps)
-    return [] if registered else ["-p", "recorder.pytest_plugin"]
+    registered = any(ep.value == "nbo_recorder.conformance.pytest_plugin" for ep in eps)
+    return [] if registered else ["-p", "nbo_recorder.conformance.pytest_plugin"]
 
 
 def test_pytest_plugin_runs_the_checks_and_manufacturer_tests(pytester):
@@ -388,8 +387,9 @@ def test_plugin_module_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys, recorder.pytest_plugin; "
-            "heavy = [m for m in ('pymmcore_plus', 'recorder.conformance', 'recorder.recorder', "
+    code = ("import sys, nbo_recorder.conformance.pytest_plugin; "
+            "heavy = [m for m in ('pymmcore_plus', 'nbo_recorder.conformance.suite', "
+            "'nbo_recorder.capture.recorder', "
             "'useq', 'ome_types') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import tifffile
 
-from recorder.cli import main
-from recorder.journal import journal_path
+from nbo_recorder.cli.main import main
+from nbo_recorder.store.journal import journal_path
 from tests.helpers import annotations, load, planes
 
 CHILD = Path(__file__).with_name("crash_child.py")

@@ -7,9 +7,9 @@ import re
 import useq
 import yaml
 
-from recorder.cli import main
-from recorder.profile import parse_profile
-from recorder.recorder import Recorder
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.cli.main import main
+from nbo_recorder.profile.model import parse_profile
 from tests.helpers import DEMO_PROFILE, load
 
 

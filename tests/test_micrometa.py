@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from recorder.micrometa import (
+from nbo_recorder.cli.profile import main
+from nbo_recorder.profile.micrometa import (
     LAYOUT_KEYS,
     MicroMetaError,
     export_micrometa,
@@ -22,8 +23,7 @@ from recorder.micrometa import (
     read_micrometa,
     unflatten,
 )
-from recorder.profile import load_profile
-from recorder.profile_cli import main
+from nbo_recorder.profile.model import load_profile
 from tests.helpers import DEMO_PROFILE
 
 #: the real Micro-Meta App file in the project's shared folder (beside the repository)

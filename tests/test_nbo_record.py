@@ -13,7 +13,7 @@ The experiment, sample and fluorophores are stated in the sequence metadata (:da
 without that the recorder writes ``unknown`` placeholders and the record cannot reach tier 1.
 nbo-recorder's own developer and website are not in its package metadata yet (pyproject.toml
 has no ``authors``/``[project.urls]``), so the tier-1 tests state them through
-:func:`recorder.nbo_xml.software_contact`, and one test pins that this is the only gap left.
+:func:`nbo_recorder.render.nbo.software_contact`, and one test pins that this is the only gap left.
 """
 
 from __future__ import annotations
@@ -33,27 +33,27 @@ import useq
 import yaml
 from pymmcore_plus.experimental.unicore import GenericDevice, StateDevice, pymm_property
 
-from recorder import nbo_xml
-from recorder.calibration import (
+from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot
+from nbo_recorder.capture.recorder import Recorder, software_versions
+from nbo_recorder.nbo import NBO_NAMESPACE
+from nbo_recorder.nbo.schema import validate_nbo
+from nbo_recorder.profile.calibration import (
     check_calibration_files,
     stale_calibrations,
     summary,
 )
-from recorder.documents import FrameRecord, Run, RunStart, StateSnapshot
-from recorder.nbo_spec import NBO_NAMESPACE
-from recorder.nbo_validate import validate_nbo
-from recorder.nbo_xml import (
+from nbo_recorder.profile.model import Correction, Immersion, Profile, ProfileError, parse_profile
+from nbo_recorder.read.reader import nbo_record, nbo_text, read, read_ome_xml
+from nbo_recorder.render import nbo as nbo_xml
+from nbo_recorder.render.nbo import (
     UNKNOWN_TEXT,
     allowed_values,
     build_nbo_xml,
     check_nbo_profile,
     study_problems,
 )
-from recorder.ome_xml import NBO_ANNOTATION_ID, NS_NBO_COMPLIANCE
-from recorder.profile import Correction, Immersion, Profile, ProfileError, parse_profile
-from recorder.reader import nbo_record, nbo_text, read, read_ome_xml
-from recorder.recorder import Recorder, software_versions
-from recorder.rig import load_core
+from nbo_recorder.render.ome import NBO_ANNOTATION_ID, NS_NBO_COMPLIANCE
+from nbo_recorder.rig import load_core
 from tests.helpers import DEMO_PROFILE
 
 NS = {"n": NBO_NAMESPACE}

@@ -14,8 +14,8 @@ from types import ModuleType
 
 import pytest
 
-from recorder.nbo_rules import Rule, RuleTable, load_rules
-from recorder.nbo_spec import RULES_PATH
+from nbo_recorder.nbo import RULES_PATH
+from nbo_recorder.nbo.rules import Rule, RuleTable, load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 EXTRACTOR = REPO / "tools" / "extract_nbo_rules.py"

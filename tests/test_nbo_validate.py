@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from recorder.nbo_spec import NBO_NAMESPACE
-from recorder.nbo_validate import (
+from nbo_recorder.nbo import NBO_NAMESPACE
+from nbo_recorder.nbo.schema import (
     ValidationResult,
     attribute_compliance,
     validate_nbo,

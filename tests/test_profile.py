@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recorder.profile import ProfileError, check_against_core, load_profile, parse_profile
+from nbo_recorder.profile.model import ProfileError, check_against_core, load_profile, parse_profile
 from tests.helpers import DEMO_PROFILE
 
 

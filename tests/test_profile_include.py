@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recorder.profile import ProfileError, check_against_core, load_profile
-from recorder.profile_check import check_profile
+from nbo_recorder.profile.check import check_profile
+from nbo_recorder.profile.model import ProfileError, check_against_core, load_profile
 
 INVENTORY = {
     "description": "Facility objective inventory",

@@ -8,17 +8,17 @@ import pytest
 import useq
 import yaml
 
-from recorder.profile import check_against_core, load_profile, parse_profile
-from recorder.profile_check import check_profile, missing_for_tier
-from recorder.profile_cli import main
-from recorder.profile_init import (
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.cli.profile import main
+from nbo_recorder.profile.check import check_profile, missing_for_tier
+from nbo_recorder.profile.model import check_against_core, load_profile, parse_profile
+from nbo_recorder.profile.skeleton import (
     init_profile,
     is_generic_label,
     parse_dichroic_label,
     parse_filter_label,
     parse_objective_label,
 )
-from recorder.recorder import Recorder
 from tests.helpers import DEMO_PROFILE, load
 
 

@@ -11,8 +11,8 @@ import tifffile
 import useq
 import yaml
 
-from recorder.profile import ProfileError, parse_profile
-from recorder.recorder import Recorder
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.profile.model import ProfileError, parse_profile
 from tests.helpers import DEMO_PROFILE, annotations, load, planes
 
 
@@ -198,7 +198,7 @@ def test_profile_binding_unknown_device_is_rejected_at_attach(demo_core):
 
 
 def test_big_runs_switch_to_bigtiff():
-    from recorder.tiff_writer import needs_bigtiff
+    from nbo_recorder.store.tiff_writer import needs_bigtiff
 
     assert not needs_bigtiff(100 * 512 * 512 * 2)
     assert needs_bigtiff(5 * 2**30)
@@ -228,8 +228,8 @@ def test_written_file_is_valid_tiff_after_every_frame(demo_core, tmp_path):
 def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path, monkeypatch):
     import time
 
-    from recorder import recorder as recorder_module
-    from recorder.tiff_writer import TiffPageWriter
+    from nbo_recorder.capture import recorder as recorder_module
+    from nbo_recorder.store.tiff_writer import TiffPageWriter
 
     frame_bytes = 512 * 512 * 2
     monkeypatch.setattr(recorder_module, "BACKLOG_WARN_BYTES", 3 * frame_bytes)

@@ -13,10 +13,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recorder.documents import FrameRecord, Run, RunStart, StateSnapshot, Unknown
-from recorder.ome_xml import build_ome_xml
-from recorder.profile import ProfileError, parse_profile
-from recorder.recorder import Recorder
+from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot, Unknown
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.profile.model import ProfileError, parse_profile
+from nbo_recorder.render.ome import build_ome_xml
 from tests.helpers import DEMO_PROFILE, annotations, load, planes
 from tests.test_recording import _py_profile
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import useq
 
-from recorder.cli import bundled_profile, bundled_rig_config, main
-from recorder.recorder import Recorder
-from recorder.rig import load_core
+from nbo_recorder import sim
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.cli.main import bundled_profile, bundled_rig_config, main
+from nbo_recorder.rig import load_core
 from tests.helpers import annotations, load, planes
 
 
@@ -45,7 +46,6 @@ def test_spinning_disk_demo_records_laser_power_led_and_pinhole(tmp_path, ome_sc
 
 
 def test_changes_between_channels_match_the_simulated_instruments(tmp_path):
-    import mocks
 
     core = load_core(bundled_rig_config("sim_spinning_disk.cfg"))
     # a preset that moves the disk and changes the power, applied as a config group
@@ -56,8 +56,8 @@ def test_changes_between_channels_match_the_simulated_instruments(tmp_path):
     truth = []
 
     def observe(*_):
-        obis = mocks.get_instrument("laser561", mocks.SimObis)
-        disk = mocks.get_instrument("csuw1", mocks.SimCSUW1)
+        obis = sim.get_instrument("laser561", sim.SimObis)
+        disk = sim.get_instrument("csuw1", sim.SimCSUW1)
         truth.append((round(obis.setpoint_w * 1000, 3), disk.disk, disk.bypass))
 
     core.mda.events.frameReady.connect(observe)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from recorder.units import UnitError, canonical_unit, percent_to_fraction, to_canonical
+from nbo_recorder.units import UnitError, canonical_unit, percent_to_fraction, to_canonical
 
 
 @pytest.mark.parametrize(

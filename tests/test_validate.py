@@ -10,9 +10,9 @@ import tifffile
 import useq
 import yaml
 
-from recorder.cli import main
-from recorder.profile import parse_profile
-from recorder.recorder import Recorder
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.cli.main import main
+from nbo_recorder.profile.model import parse_profile
 from tests.helpers import DEMO_PROFILE
 from tests.test_nbo_record import DEMO_FACTS, DEMO_STAND, STUDY, _state_contact
 from tests.test_recording import _py_profile

@@ -28,11 +28,11 @@ import pytest
 import tifffile
 import useq
 
-from recorder import tiff_writer
-from recorder.cli import build_parser
-from recorder.journal import JournalWriter, journal_path, read_journal
-from recorder.recorder import Recorder
-from recorder.tiff_writer import TiffPageWriter, WriterError
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.cli.main import build_parser
+from nbo_recorder.store import tiff_writer
+from nbo_recorder.store.journal import JournalWriter, journal_path, read_journal
+from nbo_recorder.store.tiff_writer import TiffPageWriter, WriterError
 from tests.helpers import DEMO_PROFILE, annotations, load
 
 FRAME_BYTES = 512 * 512 * 2  # the demo camera's frames
@@ -151,8 +151,8 @@ def test_writer_reopens_when_even_the_first_page_failed(volume, tmp_path):
 
 def test_a_journal_line_the_disk_cut_short_is_taken_back(tmp_path, monkeypatch):
     """A short write then ENOSPC must not leave half a line inside the journal."""
-    from recorder import journal as journal_module
-    from recorder.documents import FrameRecord, RunStart, StateSnapshot
+    from nbo_recorder.capture.documents import FrameRecord, RunStart, StateSnapshot
+    from nbo_recorder.store import journal as journal_module
 
     jpath = tmp_path / "x.ome.tif.nbo-journal"
     j = JournalWriter(jpath)

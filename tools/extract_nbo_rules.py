@@ -5,7 +5,7 @@ The 4DN-BINA-OME (NBO) v2.01 specification is published as an Excel workbook
 is the only machine-readable source of the *tier* (1-3), the *requirement* (MUST /
 SHOULD) and the *Materials & Methods* flag of every element and attribute, so this
 script turns it into a committed, deterministic JSON table
-(``recorder/nbo_spec/nbo_rules.json``) that ``recorder.nbo_rules`` loads at run time.
+(``recorder/nbo/nbo_rules.json``) that ``nbo_recorder.nbo.rules`` loads at run time.
 
 Usage::
 
@@ -113,9 +113,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SPEC_WORKBOOK = "NBO_MicroscopyMetadataSpecifications_ALL_v02-01.xlsx"
 DEFAULT_SPEC_DIR = REPO_ROOT / "tools" / "nbo-spec"
 DEFAULT_XSD = (
-    REPO_ROOT / "recorder" / "nbo_spec" / "NBO_MicroscopyMetadataSpecifications_ALL_v02-01.xsd"
+    REPO_ROOT / "recorder" / "nbo" / "NBO_MicroscopyMetadataSpecifications_ALL_v02-01.xsd"
 )
-DEFAULT_OUT = REPO_ROOT / "recorder" / "nbo_spec" / "nbo_rules.json"
+DEFAULT_OUT = REPO_ROOT / "recorder" / "nbo" / "nbo_rules.json"
 
 EXTENSIONS = ("core", "basic", "advconf", "calib")
 CATEGORY_EXTENSIONS = {

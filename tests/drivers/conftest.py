@@ -13,7 +13,7 @@ import pytest
 import serial
 from sim_helpers import Closable, Connect, DriverT, OpenRaw
 
-import mocks
+from nbo_recorder import sim
 
 BAUD_RATES = {"obis": 115200, "csuw1": 115200, "coolled": 57600, "fw102c": 115200}
 
@@ -21,10 +21,10 @@ BAUD_RATES = {"obis": 115200, "csuw1": 115200, "coolled": 57600, "fw102c": 11520
 @pytest.fixture(autouse=True)
 def fresh_simulators() -> Iterator[None]:
     """Register the sim:// handler and forget all simulated instruments around each test."""
-    mocks.register()
-    mocks.reset_instruments()
+    sim.register()
+    sim.reset_instruments()
     yield
-    mocks.reset_instruments()
+    sim.reset_instruments()
 
 
 @pytest.fixture

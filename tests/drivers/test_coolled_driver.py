@@ -7,10 +7,15 @@ from collections.abc import Callable
 import pytest
 from sim_helpers import Connect
 
-import mocks
-from drivers import CoolLEDDriver, InstrumentReplyError, InstrumentTimeout, WrongInstrument
-from drivers.coolled import ChannelStatus
-from mocks import SimCoolLED
+from nbo_recorder import sim
+from nbo_recorder.drivers import (
+    CoolLEDDriver,
+    InstrumentReplyError,
+    InstrumentTimeout,
+    WrongInstrument,
+)
+from nbo_recorder.drivers.coolled import ChannelStatus
+from nbo_recorder.sim import SimCoolLED
 
 PE300 = "sim://coolled?name=pe300&model=pE-300"
 PE4000 = "sim://coolled?name=pe4000&model=pE-4000&leds=385/470/550/635"
@@ -18,7 +23,7 @@ PE4000 = "sim://coolled?name=pe4000&model=pE-4000&leds=385/470/550/635"
 
 def engine(connect: Connect, url: str = PE300) -> tuple[CoolLEDDriver, SimCoolLED]:
     driver = connect(CoolLEDDriver, url)
-    return driver, mocks.get_instrument(url, SimCoolLED)
+    return driver, sim.get_instrument(url, SimCoolLED)
 
 
 def test_connect_skips_the_greeting_and_reads_model_channels_and_leds(connect: Connect) -> None:

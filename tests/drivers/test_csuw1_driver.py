@@ -8,22 +8,22 @@ from collections.abc import Callable
 import pytest
 from sim_helpers import Connect
 
-import mocks
-from drivers import (
+from nbo_recorder import sim
+from nbo_recorder.drivers import (
     CSUW1Driver,
     InstrumentBusy,
     InstrumentReportedError,
     InstrumentTimeout,
     WrongInstrument,
 )
-from mocks import SimCSUW1
+from nbo_recorder.sim import SimCSUW1
 
 URL = "sim://csuw1?name=w1&max_rpm=3500&time_scale=0.01"
 
 
 def unit(connect: Connect, url: str = URL, **options: float) -> tuple[CSUW1Driver, SimCSUW1]:
     driver = connect(CSUW1Driver, url, **options)
-    return driver, mocks.get_instrument(url, SimCSUW1)
+    return driver, sim.get_instrument(url, SimCSUW1)
 
 
 def test_disk_bypass_and_speed(connect: Connect) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sim_helpers import Connect
 
-import mocks
-from drivers import (
+from nbo_recorder import sim
+from nbo_recorder.drivers import (
     CoolLEDDriver,
     CSUW1Driver,
     FW102CDriver,
@@ -28,7 +28,7 @@ from drivers import (
     ObisLaserDriver,
     WrongInstrument,
 )
-from mocks import SimCoolLED, SimCSUW1, SimFW102C, SimObis, SimulatedInstrument
+from nbo_recorder.sim import SimCoolLED, SimCSUW1, SimFW102C, SimObis, SimulatedInstrument
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ TIMEOUT_S = 0.25
 
 def connected(connect: Connect, case: Case) -> tuple[Any, SimulatedInstrument]:
     driver = connect(case.driver, case.url, timeout_s=TIMEOUT_S)
-    return driver, mocks.get_instrument(case.url, case.simulator)
+    return driver, sim.get_instrument(case.url, case.simulator)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

@@ -7,9 +7,14 @@ import time
 import pytest
 from sim_helpers import Connect
 
-import mocks
-from drivers import FW102CDriver, InstrumentReportedError, InstrumentTimeout, WrongInstrument
-from mocks import SimFW102C
+from nbo_recorder import sim
+from nbo_recorder.drivers import (
+    FW102CDriver,
+    InstrumentReportedError,
+    InstrumentTimeout,
+    WrongInstrument,
+)
+from nbo_recorder.sim import SimFW102C
 
 URL6 = "sim://fw102c?name=wheel6&pcount=6&time_scale=0.1"
 URL12 = "sim://fw102c?name=wheel12&pcount=12&time_scale=0.01"
@@ -17,7 +22,7 @@ URL12 = "sim://fw102c?name=wheel12&pcount=12&time_scale=0.01"
 
 def wheel(connect: Connect, url: str = URL6, **options: float) -> tuple[FW102CDriver, SimFW102C]:
     driver = connect(FW102CDriver, url, **options)
-    return driver, mocks.get_instrument(url, SimFW102C)
+    return driver, sim.get_instrument(url, SimFW102C)
 
 
 def test_connect_reads_identity_firmware_and_position_count(connect: Connect) -> None:

@@ -1,4 +1,4 @@
-"""Python devices (drivers.mm_devices) in a UniMMCore, talking to the simulators."""
+"""Python devices (nbo_recorder.drivers.mm_devices) in a UniMMCore, talking to the simulators."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from pymmcore_plus import DeviceInitializationState
 from pymmcore_plus.experimental.unicore import UniMMCore
 
-import mocks
-from drivers.mm_devices import (
+from nbo_recorder import sim as simulators
+from nbo_recorder.drivers.mm_devices import (
     CoolLED,
     CSUW1Dichroic,
     CSUW1Disk,
@@ -19,7 +19,7 @@ from drivers.mm_devices import (
     FW102CFilterWheel,
     ObisLaser,
 )
-from mocks import SimCoolLED, SimCSUW1, SimFW102C, SimObis
+from nbo_recorder.sim import SimCoolLED, SimCSUW1, SimFW102C, SimObis
 
 LASER_URL = (
     "sim://obis?name=l640&wavelength=640&max_mw=140&min_mw=1.5&serial=SN-640"
@@ -66,7 +66,7 @@ def test_obis_read_only_properties_come_from_the_laser(core: UniMMCore) -> None:
 
 def test_obis_settings_reach_the_laser_in_watts(core: UniMMCore) -> None:
     load(core, "Laser640", ObisLaser(), LASER_URL)
-    sim = mocks.get_instrument("l640", SimObis)
+    sim = simulators.get_instrument("l640", SimObis)
     core.setProperty("Laser640", "PowerSetpoint", "12.5")  # as a config file passes it
     assert sim.setpoint_w == pytest.approx(0.0125)
     assert core.getProperty("Laser640", "PowerSetpoint") == 12.5
@@ -110,7 +110,7 @@ def test_csuw1_devices_share_one_connection(core: UniMMCore) -> None:
         core.setProperty(label, "Port", W1_URL)
     core.setProperty("W1-Emission2", "Wheel", "2")
     core.initializeAllDevices()
-    sim = mocks.get_instrument("w1", SimCSUW1)
+    sim = simulators.get_instrument("w1", SimCSUW1)
     assert sim.open_handles == 1
 
     assert core.getStateLabels("W1-Disk") == ("Disk 1", "Disk 2", "Bypass")
@@ -140,7 +140,7 @@ def test_csuw1_devices_share_one_connection(core: UniMMCore) -> None:
 
 def test_coolled_channels_follow_the_unit(core: UniMMCore) -> None:
     load(core, "LED", CoolLED(), "sim://coolled?name=pe300&model=pE-300&leds=365/470/590")
-    sim = mocks.get_instrument("pe300", SimCoolLED)
+    sim = simulators.get_instrument("pe300", SimCoolLED)
     names = core.getDevicePropertyNames("LED")
     assert {"Intensity-C", "Selected-C", "Emission-C", "Wavelength-C"} <= set(names)
     assert not any(name.endswith("-D") for name in names)
@@ -163,13 +163,13 @@ def test_coolled_channels_follow_the_unit(core: UniMMCore) -> None:
 
 def test_coolled_wavelength_is_read_live(core: UniMMCore) -> None:
     load(core, "LED", CoolLED(), "sim://coolled?name=pe4000&model=pE-4000")
-    mocks.get_instrument("pe4000", SimCoolLED).channels["B"].led_nm = 490  # LOAD at the unit
+    simulators.get_instrument("pe4000", SimCoolLED).channels["B"].led_nm = 490  # LOAD at the unit
     assert core.getProperty("LED", "Wavelength-B") == 490
 
 
 def test_fw102c_states_follow_the_position_count(core: UniMMCore) -> None:
     load(core, "Wheel", FW102CFilterWheel(), "sim://fw102c?name=fw&pcount=12&time_scale=0.01")
-    sim = mocks.get_instrument("fw", SimFW102C)
+    sim = simulators.get_instrument("fw", SimFW102C)
     assert core.getNumberOfStates("Wheel") == 12
     assert core.getProperty("Wheel", "PositionCount") == 12
     assert core.isPropertyReadOnly("Wheel", "PositionCount")
@@ -191,8 +191,8 @@ def test_devices_load_from_a_config_file(core: UniMMCore, tmp_path: Path) -> Non
         "\n".join(
             [
                 "Property,Core,Initialize,0",
-                "#py pyDevice,Laser,drivers.mm_devices,ObisLaser",
-                "#py pyDevice,Wheel,drivers.mm_devices,FW102CFilterWheel",
+                "#py pyDevice,Laser,nbo_recorder.drivers.mm_devices,ObisLaser",
+                "#py pyDevice,Wheel,nbo_recorder.drivers.mm_devices,FW102CFilterWheel",
                 "#py Property,Laser,Port,sim://obis?name=cfg-laser&wavelength=405&max_mw=50",
                 "#py Property,Wheel,Port,sim://fw102c?name=cfg-wheel&time_scale=0.01",
                 "Property,Core,Initialize,1",
@@ -206,8 +206,8 @@ def test_devices_load_from_a_config_file(core: UniMMCore, tmp_path: Path) -> Non
     core.loadSystemConfiguration(cfg)
     assert core.getProperty("Laser", "Wavelength") == 405
     core.setConfig("Channel", "405")
-    laser = mocks.get_instrument("cfg-laser", SimObis)
+    laser = simulators.get_instrument("cfg-laser", SimObis)
     assert laser.setpoint_w == pytest.approx(0.0075)
     assert laser.emission
-    assert mocks.get_instrument("cfg-wheel", SimFW102C).position == 2
+    assert simulators.get_instrument("cfg-wheel", SimFW102C).position == 2
     assert core.getCurrentConfig("Channel") == "405"

@@ -10,20 +10,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sim_helpers import Connect
 
-import mocks
-from drivers import (
+from nbo_recorder import sim
+from nbo_recorder.drivers import (
     InstrumentReportedError,
     ObisLaserDriver,
     WrongInstrument,
 )
-from mocks import SimObis
+from nbo_recorder.sim import SimObis
 
 URL = "sim://obis?name=laser561&wavelength=561&max_mw=80&min_mw=2&serial=A123&time_scale=0.01"
 
 
 def laser(connect: Connect, url: str = URL) -> tuple[ObisLaserDriver, SimObis]:
     driver = connect(ObisLaserDriver, url)
-    return driver, mocks.get_instrument(url, SimObis)
+    return driver, sim.get_instrument(url, SimObis)
 
 
 def test_connect_sets_up_the_link_and_reads_the_identity(connect: Connect) -> None:
@@ -58,7 +58,7 @@ def test_power_is_mw_at_the_api_and_w_on_the_wire(connect: Connect) -> None:
 @given(power_mw=st.floats(min_value=2, max_value=80))
 def test_any_power_in_range_round_trips_to_10_uw(connect: Connect, power_mw: float) -> None:
     """Sent with 1 µW resolution, reported with 10 µW: back within 0.01 mW."""
-    mocks.reset_instruments()
+    sim.reset_instruments()
     driver, _ = laser(connect)
     driver.set_power_mw(power_mw)
     assert driver.power_setpoint_mw() == pytest.approx(power_mw, abs=0.01)

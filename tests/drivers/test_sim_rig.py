@@ -12,8 +12,8 @@ import useq
 from pymmcore_plus import DeviceInitializationState
 from pymmcore_plus.experimental.unicore import UniMMCore
 
-import mocks
-from mocks import SimCoolLED, SimCSUW1, SimFW102C, SimObis
+from nbo_recorder import sim
+from nbo_recorder.sim import SimCoolLED, SimCSUW1, SimFW102C, SimObis
 
 RIG_CFG = Path(__file__).resolve().parents[2] / "mocks" / "rigs" / "sim_spinning_disk.cfg"
 PY_DEVICES = ("Laser488", "Laser561", "W1-Disk", "W1-Dichroic", "W1-Emission", "LED", "Emission2")
@@ -30,10 +30,10 @@ def rig() -> Iterator[UniMMCore]:
 
 def snapshot() -> dict[str, Any]:
     """The simulated hardware as it physically is."""
-    laser488 = mocks.get_instrument("laser488", SimObis)
-    laser561 = mocks.get_instrument("laser561", SimObis)
-    w1 = mocks.get_instrument("csuw1", SimCSUW1)
-    led = mocks.get_instrument("pe300", SimCoolLED)
+    laser488 = sim.get_instrument("laser488", SimObis)
+    laser561 = sim.get_instrument("laser561", SimObis)
+    w1 = sim.get_instrument("csuw1", SimCSUW1)
+    led = sim.get_instrument("pe300", SimCoolLED)
     return {
         "488 on": laser488.emission,
         "488 mW": round(laser488.setpoint_w * 1000, 3),
@@ -42,7 +42,7 @@ def snapshot() -> dict[str, Any]:
         "disk": None if w1.bypass else w1.disk,
         "dichroic": w1.dichroic,
         "W1 filter": w1.filters[1],
-        "wheel 2": mocks.get_instrument("fw102c", SimFW102C).position,
+        "wheel 2": sim.get_instrument("fw102c", SimFW102C).position,
         "LED B on": led.channels["B"].on,
     }
 

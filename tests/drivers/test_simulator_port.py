@@ -9,14 +9,14 @@ import serial
 from serial.serialutil import PortNotOpenError, SerialException
 from sim_helpers import OpenRaw
 
-import mocks
-from mocks import SimCSUW1, SimFW102C, SimObis
+from nbo_recorder import sim as simulators
+from nbo_recorder.sim import SimCSUW1, SimFW102C, SimObis
 
 
 def test_register_is_idempotent() -> None:
-    mocks.register()
-    mocks.register()
-    assert serial.protocol_handler_packages.count("mocks") == 1
+    simulators.register()
+    simulators.register()
+    assert serial.protocol_handler_packages.count("nbo_recorder.sim") == 1
 
 
 def test_opens_of_one_named_instance_share_its_state(open_raw: OpenRaw) -> None:
@@ -28,15 +28,15 @@ def test_opens_of_one_named_instance_share_its_state(open_raw: OpenRaw) -> None:
     first.read_until(b">")
     second.write(b"pos?\r")
     assert second.read_until(b">") == b"pos?\r9\r>"
-    sim = mocks.get_instrument("em2", SimFW102C)
-    assert sim is mocks.get_instrument("sim://fw102c?name=em2", SimFW102C)
+    sim = simulators.get_instrument("em2", SimFW102C)
+    assert sim is simulators.get_instrument("sim://fw102c?name=em2", SimFW102C)
     assert sim.position == 9
     assert sim.open_handles == 2
 
 
 def test_unnamed_url_is_the_instance_named_after_its_kind(open_raw: OpenRaw) -> None:
     open_raw("sim://obis")
-    assert mocks.get_instrument("obis", SimObis).name == "obis"
+    assert simulators.get_instrument("obis", SimObis).name == "obis"
 
 
 def test_conflicting_settings_for_one_instance_are_refused(open_raw: OpenRaw) -> None:
@@ -65,18 +65,18 @@ def test_registry_lookup_errors(open_raw: OpenRaw) -> None:
     open_raw("sim://obis?name=dup")
     open_raw("sim://fw102c?name=dup")
     with pytest.raises(KeyError, match="2 simulated instruments match 'dup'"):
-        mocks.get_instrument("dup", SimObis)
+        simulators.get_instrument("dup", SimObis)
     with pytest.raises(KeyError, match="0 simulated instruments"):
-        mocks.get_instrument("sim://csuw1?name=none", SimCSUW1)
+        simulators.get_instrument("sim://csuw1?name=none", SimCSUW1)
     with pytest.raises(TypeError, match="is a SimObis, not a SimCSUW1"):
-        mocks.get_instrument("sim://obis?name=dup", SimCSUW1)
+        simulators.get_instrument("sim://obis?name=dup", SimCSUW1)
 
 
 def test_fault_in_a_later_url_applies_to_the_shared_instance(open_raw: OpenRaw) -> None:
     open_raw("sim://csuw1?name=w1")
     open_raw("sim://csuw1?name=w1&fault=timeout")
-    fault = mocks.get_instrument("w1", SimCSUW1).fault
-    assert fault == mocks.Fault("timeout")
+    fault = simulators.get_instrument("w1", SimCSUW1).fault
+    assert fault == simulators.Fault("timeout")
 
 
 def test_wrong_baud_rate_gives_noise_and_the_instrument_hears_nothing(open_raw: OpenRaw) -> None:
@@ -85,7 +85,7 @@ def test_wrong_baud_rate_gives_noise_and_the_instrument_hears_nothing(open_raw: 
     assert noise and not noise.startswith(b"CoolLED")
     port.write(b"CAI50\r")
     assert port.read(100) == b""
-    assert mocks.get_instrument("coolled", mocks.SimCoolLED).commands == []
+    assert simulators.get_instrument("coolled", simulators.SimCoolLED).commands == []
     port.baudrate = 57600
     port.write(b"CSS?\r")
     assert port.read_until(b"\r\n").startswith(b"CSS")
@@ -125,15 +125,15 @@ def test_disconnect_fault_raises_on_the_port(open_raw: OpenRaw) -> None:
 def test_closed_port_refuses_io(open_raw: OpenRaw) -> None:
     port = open_raw("sim://csuw1?name=w1")
     port.close()
-    assert mocks.get_instrument("w1", SimCSUW1).open_handles == 0
+    assert simulators.get_instrument("w1", SimCSUW1).open_handles == 0
     with pytest.raises(PortNotOpenError):
         port.write(b"MS, ?\r")
 
 
 def test_busy_unit_answers_n(open_raw: OpenRaw) -> None:
     port = open_raw("sim://csuw1?name=w1&time_scale=0.01")
-    sim = mocks.get_instrument("w1", SimCSUW1)
-    sim.set_busy_for(10)
+    unit = simulators.get_instrument("w1", SimCSUW1)
+    unit.set_busy_for(10)
     port.write(b"DC_SLCT, ?\r")
     assert port.read_until(b"\r") == b"N\r"
     time.sleep(0.11)

@@ -1,0 +1,1 @@
+"""Hardware profiles shipped with nbo-recorder (YAML data only)."""

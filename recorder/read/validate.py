@@ -1,0 +1,254 @@
+"""Grade a recorded file against the NBO tiers: per attribute, and a verdict per tier/extension.
+
+The NBO record embedded by the recorder is graded; for an OME-TIFF written by another tool
+(no NBO record) the OME part is graded instead, since NBO keeps OME's element and attribute
+names for what both describe. Each attribute the rules table applies at the chosen tier is
+``present``, ``missing``, or ``unknown at acquisition`` (the recorder could not observe it
+or nobody stated it; it is then missing for compliance too, with the reason). Items the
+spreadsheet lists but the NBO XSD has no place for are not graded: no valid record could
+hold them.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbo_recorder.nbo import NBO_NAMESPACE
+from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
+from nbo_recorder.nbo.schema import (
+    ValidationIssue,
+    attribute_compliance,
+    element_paths,
+    local_name,
+    validate_nbo,
+)
+from nbo_recorder.read.reader import NotOmeTiffError, nbo_record, read_ome_xml
+from nbo_recorder.render.nbo import UNKNOWN_TEXT, xsd_allows
+from nbo_recorder.render.ome import NS_CHANNEL
+
+OME_NAMESPACE = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+
+#: NBO settings attributes and the suffix of the channel-settings annotation key that says
+#: why the recorder could not observe them
+_OBSERVED_KEYS: dict[str, tuple[str, ...]] = {
+    "IlluminationPowerSettings": (".power_mw", ".intensity_percent"),
+    "AnalogGain": (".gain",),
+    "Offset": (".offset",),
+    "Binning": (".binning",),
+    "PixelReadOutRate": (".readout_rate_mhz",),
+    "EffectiveBitDepth": (".bit_depth",),
+    "OperatingTemperature": (".temperature_c",),
+    "AmplificationGain": (".em_gain",),
+}
+
+
+@dataclass(frozen=True)
+class AttributeRow:
+    """One applicable attribute of one element of the file."""
+
+    element: str
+    path: str
+    attribute: str
+    tier: int
+    requirement: str
+    extension: str
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class ValidationReport:
+    """Everything ``nbo-recorder validate`` prints, in a JSON-friendly shape."""
+
+    file: str
+    tier: int
+    extensions: tuple[str, ...]
+    graded: str
+    rows: list[AttributeRow] = field(default_factory=list)
+    schema_errors: list[str] = field(default_factory=list)
+    verdicts: dict[str, dict[str, bool]] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[AttributeRow]:
+        """MUST attributes at or below the chosen tier that the file lacks."""
+        return [r for r in self.rows
+                if r.requirement == "MUST" and r.tier <= self.tier and r.status != "present"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and not self.schema_errors
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "tier": self.tier, "extensions": list(self.extensions),
+                "graded": self.graded, "passed": self.passed,
+                "verdicts": self.verdicts, "schema_errors": self.schema_errors,
+                "failures": [asdict(r) for r in self.failures],
+                "attributes": [asdict(r) for r in self.rows]}
+
+
+def _unknown_reasons(root: ET.Element) -> dict[str, dict[str, str]]:
+    """Per LightPath element id: the channel-settings entries recorded as unknown."""
+    ns = {"n": root.tag.partition("}")[0].lstrip("{")}
+    annotations: dict[str, dict[str, str]] = {}
+    for ann in root.iterfind(".//n:MapAnnotation", ns):
+        if ann.get("Namespace") == NS_CHANNEL:
+            annotations[ann.get("ID", "")] = {
+                m.get("K", ""): m.text or "" for m in ann.iterfind(".//n:M", ns)
+                if (m.text or "").startswith("unknown (")}
+    out: dict[str, dict[str, str]] = {}
+    for path in root.iterfind(".//n:LightPath", ns):
+        reasons: dict[str, str] = {}
+        for ref in path.iterfind("n:AnnotationRef", ns):
+            reasons.update(annotations.get(ref.get("ID", ""), {}))
+        for child in path:
+            out[str(id(child))] = reasons
+    return out
+
+
+def _status(element: ET.Element, attribute: str, present: bool,
+            unknown: dict[str, dict[str, str]]) -> tuple[str, str]:
+    if present:
+        if element.get(attribute) == UNKNOWN_TEXT:
+            return "unknown at acquisition", "not stated to nbo-recorder"
+        return "present", ""
+    component = element.get("ID", "").partition(":")[2]
+    for key, reason in unknown.get(str(id(element)), {}).items():
+        if f"[{component}]" in key and key.endswith(_OBSERVED_KEYS.get(attribute, ("\0",))):
+            return "unknown at acquisition", reason.removeprefix("unknown (").rstrip(")")
+    return "missing", ""
+
+
+def _as_nbo(ome_root: ET.Element) -> ET.Element:
+    """The OME part re-tagged into the NBO namespace, to grade a file with no NBO record."""
+    for el in ome_root.iter():
+        if el.tag.startswith("{" + OME_NAMESPACE + "}"):
+            el.tag = "{" + NBO_NAMESPACE + "}" + local_name(el.tag)
+    return ome_root
+
+
+def validate_file(path: str | Path, tier: int = 1,
+                  extensions: Sequence[Extension] = EXTENSIONS) -> ValidationReport:
+    """Grade ``path``; raises :class:`~nbo_recorder.read.reader.NotOmeTiffError` if no OME-TIFF."""
+    check_tier(tier)
+    unknown_ext = sorted(set(extensions) - set(EXTENSIONS))
+    if unknown_ext:
+        raise ValueError(f"unknown extension(s) {unknown_ext}; choose from {list(EXTENSIONS)}")
+    xml = read_ome_xml(path)
+    try:
+        ome_root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise NotOmeTiffError(f"{path}: its OME-XML is not well-formed ({exc})") from None
+    if ome_root.tag != f"{{{OME_NAMESPACE}}}OME":
+        raise NotOmeTiffError(f"{path}: ImageDescription is not OME-XML 2016-06 "
+                              f"(root element {ome_root.tag!r})")
+    record = nbo_record(xml)
+    if record is not None:
+        root, graded = record, "the embedded NBO v2.01 record"
+    else:
+        root, graded = _as_nbo(ome_root), "the OME part (the file has no NBO record)"
+    report = ValidationReport(str(path), tier, tuple(extensions), graded)
+    unknown = _unknown_reasons(root)
+    elements = {p: el for el, (p, _) in element_paths(root).items()}
+    # grade every extension, then keep the chosen ones: an XSD error about an attribute of
+    # an extension left out is then recognised as such instead of reported as invalid
+    rows = _missing_children(root, EXTENSIONS)
+    for entry in attribute_compliance(root, max(TIERS), extensions=EXTENSIONS):
+        element = elements[entry.path]
+        for status in entry.attributes:
+            if not xsd_allows(entry.element, status.name):
+                continue  # the spreadsheet asks for it, but no valid NBO record can hold it
+            state, reason = _status(element, status.name, status.present, unknown)
+            rows.append(AttributeRow(entry.element, entry.path, status.name, status.tier,
+                                     status.requirement, status.extension, state, reason))
+    report.rows = [r for r in rows if r.extension in extensions]
+    if record is not None:
+        result = validate_nbo(record, tier)
+        report.schema_errors = [f"{e.path}: {e.message}" for e in result.errors
+                                if not _graded_elsewhere(e, rows)]
+    for t in TIERS:
+        report.verdicts[f"tier {t}"] = {
+            ext: not any(r.requirement == "MUST" and r.tier <= t and r.status != "present"
+                         and r.extension == ext for r in report.rows)
+            for ext in extensions}
+    return report
+
+
+def _missing_children(root: ET.Element, extensions: Sequence[Extension]) -> list[AttributeRow]:
+    """MUST child elements (or substitution groups) absent under the elements present.
+
+    A group such as the Instrument's DetectorGroup is satisfied by any member, members of
+    nested groups included (CCD -> CameraGroup -> DetectorGroup).
+    """
+    table = load_rules()
+    rows: list[AttributeRow] = []
+    for element, (path, ancestors) in element_paths(root).items():
+        present = {local_name(child.tag) for child in element if isinstance(child.tag, str)}
+        name = local_name(element.tag)
+        rules = table.for_element(name, ancestors, kind="element", extensions=EXTENSIONS)
+        reported: set[str] = set()
+        for rule in rules:
+            if not rule.is_must or rule.extension not in extensions:
+                continue
+            if rule.group_mode == "one" and rule.group and rule.group.endswith(":choice"):
+                # "choose only one" alternatives (TiffData | BinData | MetadataOnly | ...)
+                if rule.group in reported:
+                    continue
+                reported.add(rule.group)
+                members = {r.name for r in rules if r.group == rule.group}
+            else:
+                members = _group_members(rules, rule.name)
+            if not any(xsd_allows(name, m, child=True) for m in members):
+                continue  # the spreadsheet asks for it, but no valid NBO record can hold it
+            if not members & present:
+                rows.append(AttributeRow(name, path, f"<{rule.name}>", rule.tier,
+                                         rule.requirement, rule.extension, "missing",
+                                         "no " + " / ".join(sorted(members))
+                                         if len(members) > 1 else ""))
+    return rows
+
+
+def _group_members(rules: Sequence[Rule], name: str) -> set[str]:
+    """``name`` itself, and every element that may stand for it (substitution groups)."""
+    found = {name}
+    pending = [name]
+    while pending:
+        group = pending.pop()
+        for rule in rules:
+            if rule.group == group and rule.name not in found:
+                found.add(rule.name)
+                pending.append(rule.name)
+    return found
+
+
+def _graded_elsewhere(error: ValidationIssue, rows: Iterable[AttributeRow]) -> bool:
+    """A missing-attribute error the attribute table already reports for that element."""
+    return error.attribute is not None and any(
+        r.path == error.path and r.attribute == error.attribute and r.status != "present"
+        for r in rows)
+
+
+def format_report(report: ValidationReport, *, all_rows: bool = False) -> str:
+    """A plain-text table: failures first, then (with ``all_rows``) every attribute."""
+    lines = [f"{report.file}: graded {report.graded}",
+             f"NBO tier {report.tier}, extensions {', '.join(report.extensions)}: "
+             + ("PASS" if report.passed else "FAIL")]
+    for t, per_ext in report.verdicts.items():
+        lines.append(f"  {t}: " + ", ".join(f"{e} {'pass' if ok else 'fail'}"
+                                           for e, ok in per_ext.items()))
+    shown = report.rows if all_rows else [r for r in report.rows if r.tier <= report.tier]
+    if shown:
+        lines.append("")
+        lines.append(f"{'element':<28} {'attribute':<28} {'tier':>4} {'req':<6} {'ext':<8} status")
+        for r in sorted(shown, key=lambda r: (r.status == "present", r.tier, r.path)):
+            status = r.status + (f" ({r.reason})" if r.reason else "")
+            lines.append(f"{r.element:<28} {r.attribute:<28} {r.tier:>4} {r.requirement:<6} "
+                         f"{r.extension:<8} {status}")
+    if report.schema_errors:
+        lines.append("")
+        lines.append("invalid against the NBO XSD:")
+        lines.extend(f"  {e}" for e in report.schema_errors)
+    return "\n".join(lines)
