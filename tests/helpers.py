@@ -1,13 +1,26 @@
-"""Reading recorded files back the way a user would, for assertions."""
+"""Shared test helpers: reading files back as a user would, Bio-Formats, and test rigs' facts.
+
+Fixtures live in ``conftest.py``; plain functions and constants that several test modules use
+live here, so no test module imports another.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
+import yaml
 from ome_types import OME, from_xml
 
+from nbo_recorder.profile.model import Profile, parse_profile
 from nbo_recorder.read.reader import read_ome_xml
+from nbo_recorder.render import nbo as nbo_xml
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"
@@ -59,3 +72,120 @@ def planes(ome: OME) -> list[PlaneView]:
             views.append(PlaneView(i, pl.the_t, pl.the_c, pl.the_z,
                                    ifd[(pl.the_t, pl.the_c, pl.the_z)], ch.name, settings))
     return views
+
+
+def bioformats_jar() -> Path:
+    jar = Path(os.environ.get("NBO_BIOFORMATS_JAR", REPO / ".ci/cache/bioformats_package.jar"))
+    if not jar.is_file() or shutil.which("java") is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"Bio-Formats is required in CI: jar {jar} or java missing (.ci/run)")
+        pytest.skip("Bio-Formats jar or java not installed (bash .ci/run installs them)")
+    return jar
+
+
+def bioformats_ome_xml(path: Path) -> ET.Element:
+    """What Bio-Formats' ImageInfo re-serialises from the file (offline, no pixels)."""
+    result = subprocess.run(
+        ["java", "-cp", str(bioformats_jar()), "loci.formats.tools.ImageInfo", "-nopix",
+         "-omexml-only", str(path)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    text = result.stdout
+    return ET.fromstring(text[text.index("<OME"):text.rindex("</OME>") + len("</OME>")])
+
+
+_FILTER = {"CoatingMethod": "HardCoated", "LightPathLocation": "Infinity space"}
+_OBJECTIVE = {"InfinityCorrected": True, "ContrastModulation": "None", "DIC": False}
+
+
+def _dichroic(catalog: str, kind: str, centre: float, width: float) -> dict[str, Any]:
+    return {"CatalogNumber": catalog, "Type": kind, **_FILTER,
+            "TransmittanceRange[0].Wavelength": centre,
+            "TransmittanceRange[0].FWHMBandwidth": width}
+
+
+#: NBO tier-1 facts mm_demo.yaml does not state, per component id (test fixtures).
+DEMO_FACTS: dict[str, dict[str, Any]] = {
+    "obj-nikon-10x-sfluor": _OBJECTIVE,
+    "obj-nikon-20x-pf-elwd": {**_OBJECTIVE, "CatalogNumber": "MRH08230"},
+    "obj-nikon-40x-pf-elwd": {**_OBJECTIVE, "CatalogNumber": "MRH08430"},
+    "ex-chroma-d360-40x": {**_FILTER, "CatalogNumber": "D360/40x"},
+    "ex-chroma-hq480-40x": {**_FILTER, "CatalogNumber": "HQ480/40x"},
+    "ex-chroma-hq570": {**_FILTER, "CatalogNumber": "HQ570",
+                        "TransmittanceRange[0].FWHMBandwidth": 20},
+    "ex-chroma-hq620-60x": {**_FILTER, "CatalogNumber": "HQ620/60x"},
+    "em-chroma-hq620": {**_FILTER, "CatalogNumber": "HQ620",
+                        "TransmittanceRange[0].FWHMBandwidth": 60},
+    "em-chroma-d460-50m": {**_FILTER, "CatalogNumber": "D460/50m"},
+    "em-chroma-hq535-50m": {**_FILTER, "CatalogNumber": "HQ535/50m"},
+    "em-chroma-hq700-75m": {**_FILTER, "CatalogNumber": "HQ700/75m"},
+    "em-chroma-89402m": {**_FILTER, "TransmittanceRange[0].Wavelength": 535,
+                         "TransmittanceRange[0].FWHMBandwidth": 30},
+    "dc-chroma-400dclp": _dichroic("400DCLP", "LongPass", 500, 200),
+    "dc-chroma-q505lp": _dichroic("Q505LP", "LongPass", 605, 200),
+    "dc-chroma-q585lp": _dichroic("Q585LP", "LongPass", 685, 200),
+    "dc-chroma-89402bs": _dichroic("89402bs", "MultiPass", 535, 30),
+    "fs-chroma-89402": {"CatalogNumber": "89402"},
+    "led-demo": {"CatalogNumber": "DStateDevice",
+                 "LightSourceSettings.IlluminationPowerSettings": 10,
+                 **{f"LEDModule[{i}].IlluminationPower": 10 for i in range(4)}},
+    "white-light-demo": {"CatalogNumber": "DShutter",
+                         "LightSourceSettings.IlluminationPowerSettings": 5},
+    "cam-demo": {"CatalogNumber": "DCam", "GenericDetectorSettings.AmplificationGain": 1},
+    "stage-z-demo": {"CatalogNumber": "DStage"},
+    "stage-xy-demo": {"CatalogNumber": "DXYStage", "Encoded": "Linear", "Motorized": True,
+                      "ZRepeatability": 100, "XYRepeatability": 100},
+}
+DEMO_STAND = {"type": "Inverted", "extra": {"CatalogNumber": "MMConfig_demo", "Type": "Compound"}}
+
+_FLUOROPHORE = {"Manufacturer": "Thermo Fisher", "Model": "DAPI dilactate",
+                "CatalogNumber": "D3571", "Type": "Nucleic Acid_Organic dye"}
+#: What the experimenter states in the sequence metadata (``metadata: {nbo: ...}``).
+STUDY = {"nbo": {
+    "Experiment": {"Purpose": "Localization", "LabellingMethod": "Immunofluorescence"},
+    "Sample": {"Name": "HeLa fixed", "BiologicalOrigin": True, "SampleType": "Cell",
+               "LiveSample": False, "Organism": "Homo sapiens"},
+    "Experimenter": {"FirstName": "Ada", "LastName": "Lovelace"},
+    "Fluorophore": {name: _FLUOROPHORE for name in ("DAPI", "FITC", "GFP-50", "GFP-25")},
+}}
+
+
+def demo_profile(facts: bool = True) -> Profile:
+    """mm_demo.yaml, optionally completed with :data:`DEMO_FACTS` and the stand's type."""
+    data = yaml.safe_load(DEMO_PROFILE.read_text())
+    if facts:
+        data["microscope"].update(DEMO_STAND)
+        for comp in data["components"]:
+            comp["extra"] = DEMO_FACTS.get(comp["id"])
+    return parse_profile(data, "mm_demo.yaml + NBO facts")
+
+
+def state_contact(patch: pytest.MonkeyPatch) -> None:
+    """Give nbo-recorder the developer and website its package metadata should state."""
+    real = nbo_xml.software_contact
+
+    def contact(distribution: str) -> tuple[str | None, str | None]:
+        if distribution == "nbo-recorder":
+            return "nbo-recorder developers", "https://example.org/nbo-recorder"
+        return real(distribution)
+
+    patch.setattr(nbo_xml, "software_contact", contact)
+
+
+def py_profile() -> Profile:
+    """mm_demo.yaml plus the Python devices of the ``py_core`` fixture (a wheel and a laser)."""
+    data = yaml.safe_load(DEMO_PROFILE.read_text())
+    data["components"] += [
+        {"kind": "filter", "id": "py-hq535", "model": "HQ535/50m", "filter_type": "BandPass",
+         "transmittance_range": {"cut_in_nm": 510, "cut_out_nm": 560}},
+        {"kind": "filter", "id": "py-hq700", "model": "HQ700/75m", "filter_type": "BandPass",
+         "transmittance_range": {"cut_in_nm": 662.5, "cut_out_nm": 737.5}},
+        {"kind": "laser", "id": "py-laser", "model": "Py laser", "wavelength_nm": 488},
+    ]
+    data["bindings"] += [
+        {"device": "PyWheel", "role": "emission_filter",
+         "labels": {"Py-HQ535": "py-hq535", "Py-HQ700": "py-hq700"}},
+        {"device": "PyLaser", "role": "light_source", "component": "py-laser",
+         "settings": {"power": {"property": "PowerW", "unit": "W"}}},
+    ]
+    return parse_profile(data, "test-profile")

@@ -17,8 +17,7 @@ from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnap
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.profile.model import ProfileError, parse_profile
 from nbo_recorder.render.ome import build_ome_xml
-from tests.helpers import DEMO_PROFILE, annotations, load, planes
-from tests.test_recording import _py_profile
+from tests.helpers import DEMO_PROFILE, annotations, load, planes, py_profile
 
 
 def test_device_failing_mid_run_gives_unknown_with_reason_for_affected_planes(py_core, tmp_path):
@@ -31,7 +30,7 @@ def test_device_failing_mid_run_gives_unknown_with_reason_for_affected_planes(py
     py_core.mda.events.eventStarted.connect(fail_from_t1)
     out = tmp_path / "fault.ome.tif"
     seq = useq.MDASequence(channels=["DAPI"], time_plan={"interval": 0.02, "loops": 3})
-    sink = Recorder(py_core, _py_profile()).sink(out)
+    sink = Recorder(py_core, py_profile()).sink(out)
     py_core.mda.run(seq, output=sink)
     py_core.mda.events.eventStarted.disconnect(fail_from_t1)
     assert not sink.errors, "the default is to carry on"
@@ -46,7 +45,7 @@ def test_device_failure_can_stop_the_acquisition(py_core, tmp_path):
     py_core._pydevices["PyLaser"].fail_reads = True
     out = tmp_path / "stopped.ome.tif"
     seq = useq.MDASequence(time_plan={"interval": 0.05, "loops": 20})
-    sink = Recorder(py_core, _py_profile(), on_device_error="stop").sink(out)
+    sink = Recorder(py_core, py_profile(), on_device_error="stop").sink(out)
     py_core.mda.run(seq, output=sink)
     assert any("stopped on device error" in e and "PyLaser.PowerW" in e for e in sink.errors)
     _, ome = load(out)

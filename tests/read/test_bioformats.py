@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import xml.etree.ElementTree as ET
-from pathlib import Path
-
-import pytest
 import useq
 
 from nbo_recorder.capture.recorder import Recorder
-from tests.helpers import DEMO_PROFILE, REPO
+from tests.helpers import DEMO_PROFILE, bioformats_jar, bioformats_ome_xml
 
 OME_NS = {"ome": "http://www.openmicroscopy.org/Schemas/OME/2016-06"}
 
 
-def _jar() -> Path:
-    jar = Path(os.environ.get("NBO_BIOFORMATS_JAR", REPO / ".ci/cache/bioformats_package.jar"))
-    if not jar.is_file() or shutil.which("java") is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"Bio-Formats is required in CI: jar {jar} or java missing (.ci/run)")
-        pytest.skip("Bio-Formats jar or java not installed (bash .ci/run installs them)")
-    return jar
-
-
-def bioformats_ome_xml(path: Path) -> ET.Element:
-    """What Bio-Formats' ImageInfo re-serialises from the file (offline, no pixels)."""
-    result = subprocess.run(
-        ["java", "-cp", str(_jar()), "loci.formats.tools.ImageInfo", "-nopix",
-         "-omexml-only", str(path)],
-        capture_output=True, text=True, timeout=300, check=True,
-    )
-    text = result.stdout
-    return ET.fromstring(text[text.index("<OME"):text.rindex("</OME>") + len("</OME>")])
-
-
 def test_bioformats_reads_instrument_and_channel_settings(demo_core, tmp_path):
-    _jar()
+    bioformats_jar()
     demo_core.setProperty("Camera", "Gain", "2")
     demo_core.setConfig("Objective", "20X")
     out = tmp_path / "bf.ome.tif"

@@ -17,7 +17,7 @@ import pytest
 from nbo_recorder.nbo import RULES_PATH
 from nbo_recorder.nbo.rules import Rule, RuleTable, load_rules
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXTRACTOR = REPO / "tools" / "extract_nbo_rules.py"
 
 

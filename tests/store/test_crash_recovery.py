@@ -15,6 +15,8 @@ from nbo_recorder.cli.main import main
 from nbo_recorder.store.journal import journal_path
 from tests.helpers import annotations, load, planes
 
+pytestmark = pytest.mark.slow  # end-to-end suite: deselect with -m 'not slow'
+
 CHILD = Path(__file__).with_name("crash_child.py")
 FRAMES = 12  # 2 channels x 2 z x 3 t in crash_child.py
 _rng = random.Random(20261123)

@@ -13,9 +13,7 @@ import yaml
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.main import main
 from nbo_recorder.profile.model import parse_profile
-from tests.helpers import DEMO_PROFILE
-from tests.test_nbo_record import DEMO_FACTS, DEMO_STAND, STUDY, _state_contact
-from tests.test_recording import _py_profile
+from tests.helpers import DEMO_FACTS, DEMO_PROFILE, DEMO_STAND, STUDY, py_profile, state_contact
 
 #: the experiment as a user states it, complete for tier 1
 COMPLETE_STUDY = copy.deepcopy(STUDY)
@@ -36,7 +34,7 @@ def _complete_profile(drop: tuple[str, str] | None = None):
 
 @pytest.fixture
 def record(demo_core, tmp_path, monkeypatch):
-    _state_contact(monkeypatch)
+    state_contact(monkeypatch)
 
     def run(name: str, drop: tuple[str, str] | None = None):
         out = tmp_path / name
@@ -118,7 +116,7 @@ def test_unreadable_setting_is_reported_as_unknown_at_acquisition(py_core, tmp_p
     py_core._pydevices["PyLaser"].fail_reads = True
     out = tmp_path / "unknown.ome.tif"
     seq = useq.MDASequence(channels=[{"config": "GFP", "group": "PyChannel"}])
-    py_core.mda.run(seq, output=Recorder(py_core, _py_profile()).sink(out))
+    py_core.mda.run(seq, output=Recorder(py_core, py_profile()).sink(out))
     main(["validate", str(out), "--json"])
     rows = json.loads(capsys.readouterr().out)["attributes"]
     power = [r for r in rows if r["attribute"] == "IlluminationPowerSettings"

@@ -26,6 +26,8 @@ from nbo_recorder.profile.model import Profile, load_profile, parse_profile
 from nbo_recorder.rig import load_core
 from tests.helpers import DEMO_PROFILE
 
+pytestmark = pytest.mark.slow  # end-to-end suite: deselect with -m 'not slow'
+
 pytest_plugins = ["pytester"]
 
 SD_CONFIG = bundled_rig_config("sim_spinning_disk.cfg")

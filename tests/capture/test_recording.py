@@ -13,7 +13,7 @@ import yaml
 
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.profile.model import ProfileError, parse_profile
-from tests.helpers import DEMO_PROFILE, annotations, load, planes
+from tests.helpers import DEMO_PROFILE, annotations, load, planes, py_profile
 
 
 class GroundTruth:
@@ -32,24 +32,6 @@ class GroundTruth:
             "index": dict(event.index), "sha1": hashlib.sha1(img.tobytes()).hexdigest(),
             "state": state,
         })
-
-
-def _py_profile() -> Any:
-    data = yaml.safe_load(DEMO_PROFILE.read_text())
-    data["components"] += [
-        {"kind": "filter", "id": "py-hq535", "model": "HQ535/50m", "filter_type": "BandPass",
-         "transmittance_range": {"cut_in_nm": 510, "cut_out_nm": 560}},
-        {"kind": "filter", "id": "py-hq700", "model": "HQ700/75m", "filter_type": "BandPass",
-         "transmittance_range": {"cut_in_nm": 662.5, "cut_out_nm": 737.5}},
-        {"kind": "laser", "id": "py-laser", "model": "Py laser", "wavelength_nm": 488},
-    ]
-    data["bindings"] += [
-        {"device": "PyWheel", "role": "emission_filter",
-         "labels": {"Py-HQ535": "py-hq535", "Py-HQ700": "py-hq700"}},
-        {"device": "PyLaser", "role": "light_source", "component": "py-laser",
-         "settings": {"power": {"property": "PowerW", "unit": "W"}}},
-    ]
-    return parse_profile(data, "test-profile")
 
 
 def test_file_validates_and_pixels_are_the_camera_frames(demo_core, tmp_path, ome_schema):
@@ -91,7 +73,7 @@ def test_each_plane_names_the_state_active_when_it_was_taken(py_core, tmp_path, 
     keys = [("Objective", "Label"), ("Camera", "Binning"), ("Emission", "Label"),
             ("PyWheel", "Label"), ("PyLaser", "PowerW"), ("LED", "Label"),
             ("Core", "Shutter")]
-    recorder = Recorder(core, _py_profile())
+    recorder = Recorder(core, py_profile())
     seq = useq.MDASequence(
         channels=[{"config": "DAPI", "group": "Channel"},
                   {"config": "GFP", "group": "PyChannel"},
@@ -163,7 +145,7 @@ def test_each_plane_names_the_state_active_when_it_was_taken(py_core, tmp_path, 
 
 def test_unreadable_value_is_recorded_as_unknown_not_invented(py_core, tmp_path):
     laser = py_core.getPyDevice("PyLaser") if hasattr(py_core, "getPyDevice") else None
-    recorder = Recorder(py_core, _py_profile())
+    recorder = Recorder(py_core, py_profile())
     device = laser or py_core._pydevices["PyLaser"]
     device.fail_reads = True
     out = tmp_path / "unknown.ome.tif"

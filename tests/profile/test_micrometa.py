@@ -27,7 +27,7 @@ from nbo_recorder.profile.model import load_profile
 from tests.helpers import DEMO_PROFILE
 
 #: the real Micro-Meta App file in the project's shared folder (beside the repository)
-EXAMPLE = (Path(__file__).resolve().parents[2] / "shared" / "micrometa-examples"
+EXAMPLE = (Path(__file__).resolve().parents[3] / "shared" / "micrometa-examples"
            / "abif_axiovert1_.json")
 if not EXAMPLE.is_file() and os.environ.get("CI"):
     raise RuntimeError(f"{EXAMPLE} is missing: CI checks out shared/ beside the repository")

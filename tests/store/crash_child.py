@@ -23,7 +23,7 @@ from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.rig import load_core
 from nbo_recorder.store import tiff_writer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 out, log_path, mode, frame = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 

@@ -54,92 +54,14 @@ from nbo_recorder.render.nbo import (
 )
 from nbo_recorder.render.ome import NBO_ANNOTATION_ID, NS_NBO_COMPLIANCE
 from nbo_recorder.rig import load_core
-from tests.helpers import DEMO_PROFILE
+from tests.helpers import DEMO_FACTS, DEMO_PROFILE, DEMO_STAND, STUDY, demo_profile, state_contact
 
 NS = {"n": NBO_NAMESPACE}
 TODAY = datetime.date.today()
 
-_FILTER = {"CoatingMethod": "HardCoated", "LightPathLocation": "Infinity space"}
-_OBJECTIVE = {"InfinityCorrected": True, "ContrastModulation": "None", "DIC": False}
-
-
-def _dichroic(catalog: str, kind: str, centre: float, width: float) -> dict[str, Any]:
-    return {"CatalogNumber": catalog, "Type": kind, **_FILTER,
-            "TransmittanceRange[0].Wavelength": centre,
-            "TransmittanceRange[0].FWHMBandwidth": width}
-
-
-#: NBO tier-1 facts mm_demo.yaml does not state, per component id (test fixtures).
-DEMO_FACTS: dict[str, dict[str, Any]] = {
-    "obj-nikon-10x-sfluor": _OBJECTIVE,
-    "obj-nikon-20x-pf-elwd": {**_OBJECTIVE, "CatalogNumber": "MRH08230"},
-    "obj-nikon-40x-pf-elwd": {**_OBJECTIVE, "CatalogNumber": "MRH08430"},
-    "ex-chroma-d360-40x": {**_FILTER, "CatalogNumber": "D360/40x"},
-    "ex-chroma-hq480-40x": {**_FILTER, "CatalogNumber": "HQ480/40x"},
-    "ex-chroma-hq570": {**_FILTER, "CatalogNumber": "HQ570",
-                        "TransmittanceRange[0].FWHMBandwidth": 20},
-    "ex-chroma-hq620-60x": {**_FILTER, "CatalogNumber": "HQ620/60x"},
-    "em-chroma-hq620": {**_FILTER, "CatalogNumber": "HQ620",
-                        "TransmittanceRange[0].FWHMBandwidth": 60},
-    "em-chroma-d460-50m": {**_FILTER, "CatalogNumber": "D460/50m"},
-    "em-chroma-hq535-50m": {**_FILTER, "CatalogNumber": "HQ535/50m"},
-    "em-chroma-hq700-75m": {**_FILTER, "CatalogNumber": "HQ700/75m"},
-    "em-chroma-89402m": {**_FILTER, "TransmittanceRange[0].Wavelength": 535,
-                         "TransmittanceRange[0].FWHMBandwidth": 30},
-    "dc-chroma-400dclp": _dichroic("400DCLP", "LongPass", 500, 200),
-    "dc-chroma-q505lp": _dichroic("Q505LP", "LongPass", 605, 200),
-    "dc-chroma-q585lp": _dichroic("Q585LP", "LongPass", 685, 200),
-    "dc-chroma-89402bs": _dichroic("89402bs", "MultiPass", 535, 30),
-    "fs-chroma-89402": {"CatalogNumber": "89402"},
-    "led-demo": {"CatalogNumber": "DStateDevice",
-                 "LightSourceSettings.IlluminationPowerSettings": 10,
-                 **{f"LEDModule[{i}].IlluminationPower": 10 for i in range(4)}},
-    "white-light-demo": {"CatalogNumber": "DShutter",
-                         "LightSourceSettings.IlluminationPowerSettings": 5},
-    "cam-demo": {"CatalogNumber": "DCam", "GenericDetectorSettings.AmplificationGain": 1},
-    "stage-z-demo": {"CatalogNumber": "DStage"},
-    "stage-xy-demo": {"CatalogNumber": "DXYStage", "Encoded": "Linear", "Motorized": True,
-                      "ZRepeatability": 100, "XYRepeatability": 100},
-}
-DEMO_STAND = {"type": "Inverted", "extra": {"CatalogNumber": "MMConfig_demo", "Type": "Compound"}}
-
-_FLUOROPHORE = {"Manufacturer": "Thermo Fisher", "Model": "DAPI dilactate",
-                "CatalogNumber": "D3571", "Type": "Nucleic Acid_Organic dye"}
-#: What the experimenter states in the sequence metadata (``metadata: {nbo: ...}``).
-STUDY = {"nbo": {
-    "Experiment": {"Purpose": "Localization", "LabellingMethod": "Immunofluorescence"},
-    "Sample": {"Name": "HeLa fixed", "BiologicalOrigin": True, "SampleType": "Cell",
-               "LiveSample": False, "Organism": "Homo sapiens"},
-    "Experimenter": {"FirstName": "Ada", "LastName": "Lovelace"},
-    "Fluorophore": {name: _FLUOROPHORE for name in ("DAPI", "FITC", "GFP-50", "GFP-25")},
-}}
-
-
-def demo_profile(facts: bool = True) -> Profile:
-    """mm_demo.yaml, optionally completed with :data:`DEMO_FACTS` and the stand's type."""
-    data = yaml.safe_load(DEMO_PROFILE.read_text())
-    if facts:
-        data["microscope"].update(DEMO_STAND)
-        for comp in data["components"]:
-            comp["extra"] = DEMO_FACTS.get(comp["id"])
-    return parse_profile(data, "mm_demo.yaml + NBO facts")
-
-
-def _state_contact(patch: pytest.MonkeyPatch) -> None:
-    """Give nbo-recorder the developer and website its package metadata should state."""
-    real = nbo_xml.software_contact
-
-    def contact(distribution: str) -> tuple[str | None, str | None]:
-        if distribution == "nbo-recorder":
-            return "nbo-recorder developers", "https://example.org/nbo-recorder"
-        return real(distribution)
-
-    patch.setattr(nbo_xml, "software_contact", contact)
-
-
 @pytest.fixture
 def contact_stated(monkeypatch: pytest.MonkeyPatch) -> None:
-    _state_contact(monkeypatch)
+    state_contact(monkeypatch)
 
 
 def by_id(root: ET.Element) -> dict[str, ET.Element]:
@@ -407,7 +329,7 @@ def confocal_file(confocal_core, tmp_path_factory) -> Path:
         channels=[{"config": name, "group": "Confocal"} for name in CONFOCAL_CHANNELS],
         z_plan={"range": 1, "step": 1}, metadata=STUDY)
     with pytest.MonkeyPatch.context() as patch:
-        _state_contact(patch)
+        state_contact(patch)
         sink = Recorder(confocal_core, profile).sink(out)
         confocal_core.mda.run(seq, output=sink)
     sink.raise_if_failed()
@@ -508,7 +430,7 @@ def test_write_read_write_round_trip_is_lossless(confocal_file, tmp_path):
 
 
 def test_bioformats_keeps_the_nbo_record(confocal_file):
-    from tests.test_bioformats import bioformats_ome_xml
+    from tests.helpers import bioformats_ome_xml
 
     kept = nbo_record(bioformats_ome_xml(confocal_file))
     original = read(confocal_file).nbo
