@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot  # noqa: E402
-from nbo_recorder.profile.model import load_profile  # noqa: E402
+from nbo_recorder.profile.load import load_profile  # noqa: E402
 
 PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"
 
@@ -227,7 +227,8 @@ def bench_capture(frames: int) -> dict[str, Any]:
     """Per-frame state-capture cost on the acquisition thread (RecordingSink._on_frame)."""
     import useq
 
-    from nbo_recorder.capture.recorder import Recorder, RecordingSink
+    from nbo_recorder.capture.recorder import Recorder
+    from nbo_recorder.capture.sink import RecordingSink
     from nbo_recorder.capture.state import StateMonitor
 
     core = demo_core(512)

@@ -23,8 +23,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nbo_recorder.capture.recorder import Recorder, RecordingError
-    from nbo_recorder.profile.model import load_profile
+    from nbo_recorder.capture.policy import RecordingError
+    from nbo_recorder.capture.recorder import Recorder
+    from nbo_recorder.profile.load import load_profile
     from nbo_recorder.read.reader import read
     from nbo_recorder.read.validate import validate_file
     from nbo_recorder.rig import load_core
@@ -33,9 +34,9 @@ if TYPE_CHECKING:
 #: Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
     "Recorder": "nbo_recorder.capture.recorder",
-    "RecordingError": "nbo_recorder.capture.recorder",
+    "RecordingError": "nbo_recorder.capture.policy",
     "load_core": "nbo_recorder.rig",
-    "load_profile": "nbo_recorder.profile.model",
+    "load_profile": "nbo_recorder.profile.load",
     "read": "nbo_recorder.read.reader",
     "recover": "nbo_recorder.store.recovery",
     "validate_file": "nbo_recorder.read.validate",

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pymmcore_plus import CMMCorePlus
+    from pymmcore_plus.experimental.unicore import UniMMCore
 
 DEMO = "demo"
 
@@ -21,7 +25,7 @@ def demo_adapter_path() -> Path:
     return Path(mm_test_adapters.device_adapter_path())
 
 
-def load_core(mm_config: str | Path) -> Any:
+def load_core(mm_config: str | Path) -> UniMMCore:
     """A UniMMCore with ``mm_config`` loaded (``"demo"`` = MMConfig_demo.cfg).
 
     UniMMCore, so ``#py pyDevice,...`` lines for Python devices work. The demo adapters'
@@ -52,7 +56,7 @@ def parse_setting(text: str) -> tuple[str, str, str]:
     return device, prop, value
 
 
-def apply_settings(core: Any, settings: Iterable[str]) -> None:
+def apply_settings(core: CMMCorePlus, settings: Iterable[str]) -> None:
     """Apply ``Device.Property=Value`` settings, checking device and property exist first."""
     parsed = [parse_setting(s) for s in settings]
     loaded = set(core.getLoadedDevices())

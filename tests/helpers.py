@@ -10,68 +10,36 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from ome_types import OME, from_xml
+from ome_types import OME
 
-from nbo_recorder.profile.model import Profile, parse_profile
-from nbo_recorder.read.reader import read_ome_xml
-from nbo_recorder.render import nbo as nbo_xml
+from nbo_recorder.profile.load import parse_profile
+from nbo_recorder.profile.model import Profile
+from nbo_recorder.read.reader import PlaneSettings, annotation_values, plane_settings, read
+from nbo_recorder.render import nbo_instrument
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"
 
 
-@dataclass
-class PlaneView:
-    """One plane with the settings a reader would conclude were in force for it."""
-
-    image: int
-    t: int
-    c: int
-    z: int
-    ifd: int
-    channel: str | None
-    settings: dict[str, str]
-
-
 def annotations(ome: OME) -> dict[str, dict[str, str]]:
-    sa = ome.structured_annotations
-    out: dict[str, dict[str, str]] = {}
-    for ann in sa.map_annotations if sa else []:
-        out[ann.id] = {m.k: m.value for m in ann.value.ms if m.k is not None}
-    return out
+    """Per MapAnnotation id, its key -> value pairs, as the one reader returns them."""
+    return annotation_values(ome)
 
 
 def load(path: Path) -> tuple[str, OME]:
-    xml = read_ome_xml(path)
-    return xml, from_xml(xml)
+    """The OME-XML text and OME model of a written file, read through the one reader."""
+    recorded = read(path)
+    return recorded.xml, recorded.ome
 
 
-def planes(ome: OME) -> list[PlaneView]:
+def planes(ome: OME) -> list[PlaneSettings]:
     """Per plane: channel-level settings overlaid with the plane's own annotation."""
-    anns = annotations(ome)
-    views = []
-    for i, img in enumerate(ome.images):
-        px = img.pixels
-        ifd = {(td.first_t, td.first_c, td.first_z): td.ifd for td in px.tiff_data_blocks}
-        objective = img.objective_settings.id.split(":", 1)[1] if img.objective_settings else ""
-        for pl in px.planes:
-            ch = px.channels[pl.the_c]
-            settings: dict[str, str] = {"objective": objective,
-                                        "pixel_size_um": repr(px.physical_size_x)}
-            for ref in ch.annotation_refs:
-                settings.update(anns[ref.id])
-            settings["objective"] = objective
-            for ref in pl.annotation_refs:
-                settings.update(anns[ref.id])
-            views.append(PlaneView(i, pl.the_t, pl.the_c, pl.the_z,
-                                   ifd[(pl.the_t, pl.the_c, pl.the_z)], ch.name, settings))
-    return views
+    return list(plane_settings(ome))
 
 
 def bioformats_jar() -> Path:
@@ -162,14 +130,14 @@ def demo_profile(facts: bool = True) -> Profile:
 
 def state_contact(patch: pytest.MonkeyPatch) -> None:
     """Give nbo-recorder the developer and website its package metadata should state."""
-    real = nbo_xml.software_contact
+    real = nbo_instrument.software_contact
 
     def contact(distribution: str) -> tuple[str | None, str | None]:
         if distribution == "nbo-recorder":
             return "nbo-recorder developers", "https://example.org/nbo-recorder"
         return real(distribution)
 
-    patch.setattr(nbo_xml, "software_contact", contact)
+    patch.setattr(nbo_instrument, "software_contact", contact)
 
 
 def py_profile() -> Profile:

@@ -7,7 +7,8 @@ serves writing, recovery and re-export.
 
 * :class:`RunStart` — once: profile, sequence, image geometry, software versions.
 * :class:`StateSnapshot` — each time the observed device state changes: raw property values
-  as the devices reported them, or :class:`Unknown` with the reason a value could not be read.
+  as the devices reported them, or :class:`~nbo_recorder.vocabulary.Unknown` with the reason a
+  value could not be read.
 * :class:`FrameRecord` — per frame: its indices, timing, position, and which snapshot was in
   force when it was taken. Cheap to create: it only points at a snapshot.
 * :class:`RunStop` — once: how the run ended.
@@ -19,16 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True, slots=True)
-class Unknown:
-    """A value the recorder could not observe, with the reason. Never replaced by a guess."""
-
-    reason: str
-
-    def __str__(self) -> str:
-        return f"unknown ({self.reason})"
-
+from nbo_recorder.vocabulary import Unknown
 
 #: A raw device property value as reported (a string, as Micro-Manager reports them).
 RawValue = str | Unknown

@@ -4,7 +4,7 @@
 :class:`ObservedSettings` using the profile's bindings: which objective, filters and light
 sources were in the path, and the detector and light-source settings in canonical units.
 Anything that could not be observed, or that the profile cannot resolve (a label the profile
-does not know), becomes :class:`~nbo_recorder.capture.documents.Unknown` with its reason.
+does not know), becomes :class:`~nbo_recorder.vocabulary.Unknown` with its reason.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot, Unknown
+from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot
 from nbo_recorder.profile.model import SETTINGS, Binding, Profile
 from nbo_recorder.units import CANONICAL, to_canonical
+from nbo_recorder.vocabulary import Unknown, format_value, unknown_text
 
 Number = float | Unknown
 
@@ -74,27 +75,19 @@ class ObservedSettings:
                                ("intensity_percent", "%"), ("attenuation", "")):
                 v = getattr(ls, attr)
                 if v is not None:
-                    out[f"light_source[{ls.component}].{attr}"] = _text(v, unit)
+                    out[f"light_source[{ls.component}].{attr}"] = format_value(v, unit)
         for det in self.detectors:
             for attr, unit in (("gain", ""), ("offset", ""), ("binning", ""),
                                ("readout_rate_mhz", "MHz"), ("bit_depth", ""),
                                ("temperature_c", "°C"), ("em_gain", "")):
                 v = getattr(det, attr)
                 if v is not None:
-                    out[f"detector[{det.component}].{attr}"] = _text(v, unit)
+                    out[f"detector[{det.component}].{attr}"] = format_value(v, unit)
         if self.spinning_disk_speed_rpm is not None:
-            out["spinning_disk.speed_rpm"] = _text(self.spinning_disk_speed_rpm, "rpm")
+            out["spinning_disk.speed_rpm"] = format_value(self.spinning_disk_speed_rpm, "rpm")
         for what, reason in self.unknown:
-            out.setdefault(what, f"unknown ({reason})")
+            out.setdefault(what, unknown_text(reason))
         return out
-
-
-def _text(value: object, unit: str) -> str:
-    if isinstance(value, Unknown):
-        return str(value)
-    if isinstance(value, float):
-        value = f"{value:g}"
-    return f"{value} {unit}".strip()
 
 
 def _number(raw: RawValue, where: str, unit: str) -> Number:

@@ -21,15 +21,19 @@ import threading
 import time
 from collections.abc import Iterable
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING
 
-from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot, Unknown
+from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot
+from nbo_recorder.vocabulary import Unknown
+
+if TYPE_CHECKING:
+    from pymmcore_plus import CMMCorePlus
 
 
 class StateMonitor:
     """Keeps the last observed value of each watched (device, property) of ``core``."""
 
-    def __init__(self, core: Any, keys: Iterable[PropertyKey]) -> None:
+    def __init__(self, core: CMMCorePlus, keys: Iterable[PropertyKey]) -> None:
         self._core = core
         self._keys: tuple[PropertyKey, ...] = tuple(dict.fromkeys(keys))
         self._watched = frozenset(self._keys)
@@ -78,7 +82,7 @@ class StateMonitor:
         """Measure snapshot times from now (the start of the run)."""
         self._t0 = time.perf_counter()
 
-    def _on_property_changed(self, device: str, prop: str, value: Any) -> None:
+    def _on_property_changed(self, device: str, prop: str, value: object) -> None:
         key = (device, prop)
         if key in self._watched:
             with self._lock:
@@ -86,7 +90,7 @@ class StateMonitor:
                     self._values[key] = str(value)
                     self._current = None
 
-    def _on_stale_hint(self, *_: Any) -> None:
+    def _on_stale_hint(self, *_: object) -> None:
         self._stale = True
 
     def mark_stale(self) -> None:

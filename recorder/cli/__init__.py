@@ -1,1 +1,1 @@
-"""cli."""
+"""The ``nbo-recorder`` command line, on typer; :func:`nbo_recorder.cli.main.main` runs it."""

@@ -2,85 +2,94 @@
 
 Wired into the main CLI by :func:`add_conformance_command`. Exit code 0 when every check
 passes, 1 when one fails, 2 when the configuration, profile or options are unusable (nothing
-was moved then).
+was moved then). On a terminal a progress bar counts the checks done; ``--verbose`` prints
+every check as it completes.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from nbo_recorder.profile.model import ProfileError
+import typer
+
+from nbo_recorder.cli.console import EXIT_BAD_INPUT, PROG, progress_display, say
 from nbo_recorder.rig import RigError
 
 if TYPE_CHECKING:
-    from nbo_recorder.conformance.suite import CheckResult, ConformanceReport
+    from nbo_recorder.conformance.results import CheckResult, ConformanceReport
 
 #: widest "values tried" cell before it is shortened
 _VALUES_WIDTH = 44
+#: what conformance errors start with
+_PREFIX = f"{PROG} conformance"
 
 
-def add_conformance_command(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> None:
-    """Add the ``conformance`` sub-command to the ``nbo-recorder`` parser."""
-    cmd = subparsers.add_parser(
+def add_conformance_command(app: typer.Typer) -> None:
+    """Add the ``conformance`` command to the ``nbo-recorder`` command group."""
+    app.command(
         "conformance",
-        help="check that every bound device setting is recorded exactly (rig conformance)",
-        description="Move every bound device through a safe set of values, acquire one frame "
-                    "per value (set directly and through a config group) and check the file "
-                    "records exactly that value. Also reports which devices change silently "
-                    "(no propertyChanged event), read latencies and the profile's NBO tier.",
-    )
-    cmd.add_argument("--mm-config", required=True,
-                     help="'demo' (MMConfig_demo.cfg from mm-test-adapters) or a .cfg path")
-    cmd.add_argument("--profile", required=True, help="hardware profile YAML")
-    cmd.add_argument("--tier", type=int, choices=(1, 2, 3),
-                     help="also check the profile has every MUST attribute of this NBO tier")
-    cmd.add_argument("--junit", metavar="OUT.xml", help="write the results as JUnit XML")
-    cmd.add_argument("--allow-unsafe", action="store_true",
-                     help="also switch light-source emission on and set powers above the "
-                          "profile's power_cap_mw (stages still stay inside min_um/max_um)")
-    cmd.add_argument("-v", "--verbose", action="store_true",
-                     help="print every check as it completes (to stderr)")
-    cmd.set_defaults(func=run_command)
+        short_help="check that every bound device setting is recorded exactly (rig conformance)",
+        help="Move every bound device through a safe set of values, acquire one frame per "
+             "value (set directly and through a config group) and check the file records "
+             "exactly that value. Also reports which devices change silently (no "
+             "propertyChanged event), read latencies and the profile's NBO tier.",
+    )(conformance)
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """Run the suite for parsed ``conformance`` arguments; the exit code."""
+def conformance(
+    mm_config: Annotated[str, typer.Option(
+        "--mm-config", metavar="CFG",
+        help="'demo' (MMConfig_demo.cfg from mm-test-adapters) or a .cfg path")],
+    profile: Annotated[str, typer.Option(
+        "--profile", metavar="PROFILE.yaml", help="hardware profile YAML")],
+    tier: Annotated[int | None, typer.Option(
+        "--tier", metavar="N", min=1, max=3, show_default="no tier check",
+        help="also check the profile has every MUST attribute of this NBO tier")] = None,
+    junit: Annotated[Path | None, typer.Option(
+        "--junit", metavar="OUT.xml", show_default="no JUnit file",
+        help="write the results as JUnit XML")] = None,
+    allow_unsafe: Annotated[bool, typer.Option(
+        "--allow-unsafe", help="also switch light-source emission on and set powers above the "
+                               "profile's power_cap_mw (stages still stay inside "
+                               "min_um/max_um)")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "-v", "--verbose", help="print every check as it completes (to stderr)")] = False,
+) -> int:
+    """Run the suite; the exit code (0 all passed, 1 a check failed, 2 unusable input)."""
     from nbo_recorder.conformance.suite import run_conformance
 
-    junit = Path(args.junit) if args.junit else None
     if junit is not None and not junit.parent.is_dir():
-        print(f"nbo-recorder conformance: error: {junit}: directory {junit.parent} does not "
-              f"exist", file=sys.stderr)
-        return 2
+        say(f"error: {junit}: directory {junit.parent} does not exist", prefix=_PREFIX)
+        return EXIT_BAD_INPUT
     t0 = time.perf_counter()
-    try:
-        report = run_conformance(args.mm_config, args.profile, tier=args.tier,
-                                 allow_unsafe=args.allow_unsafe,
-                                 progress=_print_progress if args.verbose else None)
-    except (ProfileError, RigError, ValueError) as exc:
-        print(f"nbo-recorder conformance: error: {exc}", file=sys.stderr)
-        return 2
+    with progress_display("conformance", "checks") as update:
+        done = 0
+
+        def progress(result: CheckResult, planned: int) -> None:
+            nonlocal done
+            done += 1
+            if verbose:
+                say(f"  {result.status.upper():4} {result.name}", prefix="")
+            update(done, planned, f"{result.device}.{result.prop}")
+
+        try:
+            report = run_conformance(mm_config, profile, tier=tier, allow_unsafe=allow_unsafe,
+                                     progress=progress)
+        except (RigError, ValueError) as exc:
+            say(f"error: {exc}", prefix=_PREFIX)
+            return EXIT_BAD_INPUT
     elapsed = time.perf_counter() - t0
     print(format_report(report, elapsed))
     if junit is not None:
         try:
             write_junit(report, junit)
         except OSError as exc:
-            print(f"nbo-recorder conformance: error: cannot write {junit}: {exc}",
-                  file=sys.stderr)
-            return 2
+            say(f"error: cannot write {junit}: {exc}", prefix=_PREFIX)
+            return EXIT_BAD_INPUT
     return 0 if report.ok else 1
-
-
-def _print_progress(result: CheckResult) -> None:
-    print(f"  {result.status.upper():4} {result.name}", file=sys.stderr)
 
 
 def _cell(values: tuple[str, ...]) -> str:

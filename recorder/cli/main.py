@@ -1,242 +1,163 @@
-"""``nbo-recorder`` command line: demo, acquire, recover, validate, methods, profile, ..."""
+"""``nbo-recorder`` command line: demo, acquire, recover, validate, methods, profile, conformance.
+
+Built with typer: the help comes from the option declarations, and rich draws the progress
+bars (:mod:`nbo_recorder.cli.console`). The commands, option names, defaults and exit codes
+are the public contract: 0 ok, 1 findings (``validate``, ``conformance``, ``profile check``,
+``acquire --strict``), 2 bad input (a usage error, a missing file, an unusable profile: one
+line on stderr, never a traceback), 130 interrupted. :func:`main` is the console script and
+is callable from Python, returning the exit code.
+
+Only typer is imported at start-up; every command imports the recorder parts it needs, so
+``nbo-recorder --help`` does not load pymmcore-plus, ome-types or xmlschema.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from nbo_recorder import sim
-from nbo_recorder.capture.recorder import RecorderOptions, RecordingError
+import typer
+from typer.core import TyperGroup
+
+from nbo_recorder.cli.acquisition import DEMO_RIGS
 from nbo_recorder.cli.conformance import add_conformance_command
-from nbo_recorder.cli.profile import add_profile_commands
-from nbo_recorder.profile.model import ProfileError
-from nbo_recorder.rig import DEMO, RigError
-from nbo_recorder.store.recovery import RecoveryError
+from nbo_recorder.cli.console import (
+    EXIT_BAD_INPUT,
+    PROG,
+    CommandError,
+    command_group,
+    guarded,
+    one_line,
+    progress_display,
+    say,
+)
+from nbo_recorder.cli.profile import profile_app
 
-#: The demo rigs: Micro-Manager config, bundled profile, and the sequence the demo runs.
-DEMO_RIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "widefield": ("demo", "mm_demo.yaml", {
-        "channels": [
-            {"config": "DAPI", "group": "Channel", "exposure": 10},
-            {"config": "FITC", "group": "Channel-Multiband", "exposure": 15},
-        ],
-        "z_plan": {"range": 2.0, "step": 1.0},
-        "time_plan": {"interval": 0.05, "loops": 3},
-        "axis_order": "tpcz",
-    }),
-    "spinning-disk": ("sim_spinning_disk.cfg", "sim_spinning_disk.yaml", {
-        "channels": [
-            {"config": "488-GFP", "group": "Channel", "exposure": 20},
-            {"config": "561-mCherry", "group": "Channel", "exposure": 30},
-            {"config": "BF-LED", "group": "Channel", "exposure": 5},
-        ],
-        "z_plan": {"range": 2.0, "step": 1.0},
-        "time_plan": {"interval": 0.05, "loops": 3},
-        "axis_order": "tpcz",
-    }),
-}
+if TYPE_CHECKING:
+    from nbo_recorder.nbo.rules import Extension
+
+_MM_CONFIG_HELP = "'demo' (MMConfig_demo.cfg from mm-test-adapters) or a .cfg path"
+_EXTENSIONS = "core,basic,advconf,calib"
 
 
-def bundled_profile(name: str) -> Path:
-    """A profile shipped with nbo-recorder (repository checkout or installed wheel)."""
-    here = Path(__file__).resolve().parents[1]  # the nbo_recorder package folder
-    for candidate in (here.parent / "hardware_profiles" / name, here / "hardware_profiles" / name):
-        if candidate.is_file():
-            return candidate
-    raise ProfileError(f"bundled profile {name!r} not found next to {here}")
+class _Commands(TyperGroup):
+    """The top-level group: whatever command runs, it runs inside :func:`guarded`."""
+
+    def invoke(self, ctx: Any) -> Any:
+        return guarded(lambda: super(_Commands, self).invoke(ctx))
 
 
-def bundled_rig_config(name: str) -> str:
-    """``"demo"`` or the path of a simulated rig's .cfg shipped in ``mocks/rigs``."""
-    if name == DEMO:
-        return DEMO
-
-    return str(Path(sim.__file__).resolve().parent / "rigs" / name)
-
-
-def _load_sequence(path: Path) -> Any:
-    import useq
-
-    if not path.is_file():
-        raise ValueError(f"{path}: sequence file not found")
-    from nbo_recorder.render.nbo import study_problems
-
-    try:
-        sequence = useq.MDASequence.from_file(path)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a valid useq-schema MDASequence: {exc}") from exc
-    problems = study_problems(sequence.metadata)
-    if problems:
-        raise ValueError(f"{path}: " + "; ".join(problems))
-    return sequence
+#: the ``nbo-recorder`` command group
+app = command_group("Record live Micro-Manager state as NBO/OME metadata in OME-TIFF files.",
+                    cls=_Commands)
+app.add_typer(profile_app, name="profile")
+add_conformance_command(app)
 
 
-class PreflightRefused(RuntimeError):
-    """--strict and the pre-flight check found gaps at the requested tier."""
+@app.command(
+    "demo", short_help="acquire on the simulated demo rig and summarise the file",
+    help="Acquire a short multi-channel z/t sequence on a simulated rig, write it as an "
+         "OME-TIFF with its NBO record, and print what the file records.")
+def demo(
+    out: Annotated[Path, typer.Option(
+        "--out", metavar="FILE.ome.tif",
+        help="output file (replaced if it exists)")] = Path("demo.ome.tif"),
+    rig: Annotated[Literal["spinning-disk", "widefield"], typer.Option(
+        "--rig", metavar="widefield|spinning-disk",
+        help="simulated rig: Micro-Manager's demo widefield or the spinning-disk confocal "
+             "with simulated serial instruments")] = "widefield",
+) -> int:
+    from nbo_recorder.cli.acquisition import (
+        bundled_profile,
+        bundled_rig_config,
+        demo_sequence,
+        record,
+        summarise,
+    )
 
-
-def record(
-    mm_config: str, profile: str | Path, sequence: Any, out: Path, *, overwrite: bool,
-    settings: Sequence[str] = (), options: RecorderOptions | None = None,
-    tier: int | None = None, strict: bool = False,
-) -> Path:
-    """Load the rig, apply settings, run ``sequence`` and record it to ``out``.
-
-    ``options`` go to :class:`~nbo_recorder.capture.recorder.Recorder` (what to do on device and
-    write errors). With ``tier``, a pre-flight check lists (on stderr) what the file would lack
-    at that NBO tier before the first frame; with ``strict`` too, any gap refuses the
-    acquisition. Ctrl-C cancels the acquisition and still finishes the file.
-    """
-    from nbo_recorder.rig import load_core
-
-    core = load_core(mm_config)
-    try:
-        _record_on(core, profile, sequence, out, overwrite=overwrite, settings=settings,
-                   options=options or {}, tier=tier, strict=strict)
-    finally:
-        # Unload while the core is still referenced: MMCore can abort the interpreter
-        # ("exception not rethrown") when a core with loaded devices is torn down at exit.
-        core.unloadAllDevices()
-    return out
-
-
-def _record_on(
-    core: Any, profile: str | Path, sequence: Any, out: Path, *, overwrite: bool,
-    settings: Sequence[str], options: RecorderOptions, tier: int | None, strict: bool,
-) -> None:
-    from nbo_recorder.capture.recorder import Recorder
-    from nbo_recorder.rig import apply_settings
-
-    apply_settings(core, settings)
-    recorder = Recorder(core, profile, **options)
-    sink = recorder.sink(out, overwrite=overwrite)
-    if tier is not None:
-        gaps = recorder.preflight(tier)
-        print(f"pre-flight, NBO tier {tier}: "
-              + (f"{len(gaps)} item(s) would be missing" if gaps else "nothing missing"),
-              file=sys.stderr)
-        for gap in gaps:
-            print(f"  {gap}", file=sys.stderr)
-        if gaps and strict:
-            raise PreflightRefused(f"--strict: not starting; {len(gaps)} item(s) missing for "
-                                   f"tier {tier} (listed above)")
-    _run_cancelable(core, sequence, sink)
-    sink.raise_if_failed()
-
-
-def _run_cancelable(core: Any, sequence: Any, sink: Any) -> None:
-    """Run the acquisition on a worker thread, so that Ctrl-C cancels it cleanly.
-
-    Run on the main thread, a KeyboardInterrupt would unwind pymmcore-plus's runner
-    mid-event; here it becomes ``core.mda.cancel()`` and the file is finished (status
-    'canceled') before the interrupt is passed on.
-    """
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            core.mda.run(sequence, output=sink)
-        except BaseException as exc:  # re-raised on the calling thread below
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="nbo-acquisition")
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.2)
-    except KeyboardInterrupt:
-        print("nbo-recorder: interrupted; canceling the acquisition and finishing "
-              f"{sink.path}", file=sys.stderr)
-        core.mda.cancel()
-        sink.stop_waiting()  # a write-error pause may be holding the last frames
-        worker.join()
-        raise
-    if failure:
-        raise failure[0]
-
-
-def summarise(path: Path) -> str:
-    """A short human summary of what a file records, read back from the file itself."""
-    from nbo_recorder.read.reader import read
-
-    f = read(path)
-    ome = f.ome
-    sa = ome.structured_annotations
-    observed = {a.id: {m.k: m.value for m in a.value.ms}
-                for a in (sa.map_annotations if sa else [])}
-    lines = [f"{path}: {f.pages} frames in {len(ome.images)} image(s)"]
-    status = next((v.get("status") for v in observed.values() if "status" in v), None)
-    if status:
-        lines.append(f"  acquisition: {status}")
-    for inst in ome.instruments:
-        parts = [f"{len(inst.objectives)} objectives", f"{len(inst.filters)} filters",
-                 f"{len(inst.dichroics)} dichroics", f"{len(inst.detectors)} detectors",
-                 f"{len(inst.light_source_group)} light sources"]
-        lines.append("  instrument: " + ", ".join(parts))
-    for img in ome.images:
-        px = img.pixels
-        obj = img.objective_settings.id if img.objective_settings else "unknown"
-        lines.append(f"  {img.name}: {px.size_c} channels x {px.size_z} z x {px.size_t} t, "
-                     f"pixel {px.physical_size_x} µm, objective {obj}")
-        for ch in px.channels:
-            bits = [f"    channel {ch.name}:"]
-            if ch.light_source_settings is not None:
-                ls = ch.light_source_settings
-                bits.append(f"light {ls.id}" + (f" {ls.wavelength:g} nm" if ls.wavelength else ""))
-            if ch.light_path is not None:
-                refs = [r.id for r in ch.light_path.excitation_filters]
-                refs += [r.id for r in ch.light_path.emission_filters]
-                if ch.light_path.dichroic_ref is not None:
-                    refs.append(ch.light_path.dichroic_ref.id)
-                bits.append("path " + ", ".join(refs))
-            if ch.pinhole_size is not None:
-                bits.append(f"pinhole {ch.pinhole_size:g} µm")
-            if ch.detector_settings is not None:
-                ds = ch.detector_settings
-                bits.append(f"detector gain {ds.gain} offset {ds.offset} binning "
-                            f"{ds.binning.value if ds.binning else None}")
-            for ref in ch.annotation_refs:
-                for key, value in observed.get(ref.id, {}).items():
-                    if key and key.endswith(("power_mw", "intensity_percent")):
-                        bits.append(f"{key.split('].')[0].split('[')[1]} {value}")
-            lines.append(" ".join(bits))
-    return "\n".join(lines)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    import useq
-
-    out = Path(args.out)
-    config, profile, sequence = DEMO_RIGS[args.rig]
-    record(bundled_rig_config(config), bundled_profile(profile), useq.MDASequence(**sequence),
-           out, overwrite=True)
+    config, profile, _ = DEMO_RIGS[rig]
+    record(bundled_rig_config(config), bundled_profile(profile), demo_sequence(rig), out,
+           overwrite=True)
     print(summarise(out))
     return 0
 
 
-def _cmd_acquire(args: argparse.Namespace) -> int:
-    sequence = _load_sequence(Path(args.sequence))
-    if args.strict and args.tier is None:
+@app.command(
+    "acquire", short_help="run a useq-schema sequence and record it",
+    help="Load the rig, apply --set values, run a useq-schema sequence and record it with the "
+         "live hardware state into an OME-TIFF with its NBO record.")
+def acquire(
+    mm_config: Annotated[str, typer.Option("--mm-config", metavar="CFG", help=_MM_CONFIG_HELP)],
+    profile: Annotated[Path, typer.Option(
+        "--profile", metavar="PROFILE.yaml", help="hardware profile YAML")],
+    sequence: Annotated[Path, typer.Option(
+        "--sequence", metavar="SEQUENCE.yaml", help="useq-schema MDASequence (YAML or JSON)")],
+    out: Annotated[Path, typer.Option("--out", metavar="FILE.ome.tif", help="output .ome.tif")],
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="DEVICE.PROPERTY=VALUE", show_default="none",
+        help="apply a device property before the sequence (repeatable)")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="replace an existing output file")] = False,
+    on_device_error: Annotated[Literal["continue", "stop"], typer.Option(
+        "--on-device-error", help="a bound property that cannot be read is recorded as "
+                                  "unknown; 'stop' also ends the acquisition")] = "continue",
+    on_write_error: Annotated[Literal["stop", "pause"], typer.Option(
+        "--on-write-error", help="when a frame cannot be written (disk full, I/O error): "
+                                 "finish the file with what was written and stop, or pause "
+                                 "the acquisition and resume once the frame is written")] = "stop",
+    write_retry_s: Annotated[float, typer.Option(
+        "--write-retry-s", metavar="S",
+        help="with --on-write-error pause: seconds between retries")] = 10.0,
+    max_pause_s: Annotated[float | None, typer.Option(
+        "--max-pause-s", metavar="S", show_default="pause until the write succeeds or Ctrl-C",
+        help="with --on-write-error pause: stop after pausing this long")] = None,
+    tier: Annotated[int | None, typer.Option(
+        "--tier", metavar="N", min=1, max=3, show_default="no pre-flight check",
+        help="before the first frame, list what the file would lack at this tier")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="with --tier: refuse to start when anything is missing")] = False,
+) -> int:
+    from nbo_recorder.capture.recorder import RecorderOptions
+    from nbo_recorder.cli.acquisition import load_sequence, record, summarise
+
+    planned = load_sequence(sequence)
+    if strict and tier is None:
         raise ValueError("--strict needs --tier N")
     options: RecorderOptions = {
-        "on_device_error": args.on_device_error, "on_write_error": args.on_write_error,
-        "write_retry_s": args.write_retry_s, "max_pause_s": args.max_pause_s,
+        "on_device_error": on_device_error, "on_write_error": on_write_error,
+        "write_retry_s": write_retry_s, "max_pause_s": max_pause_s,
     }
-    out = record(args.mm_config, args.profile, sequence, Path(args.out),
-                 overwrite=args.overwrite, settings=args.set, options=options,
-                 tier=args.tier, strict=args.strict)
+    record(mm_config, profile, planned, out, overwrite=overwrite, settings=settings or (),
+           options=options, tier=tier, strict=strict)
     print(summarise(out))
     return 0
 
 
-def _cmd_recover(args: argparse.Namespace) -> int:
-    from nbo_recorder.store.recovery import recover
+@app.command(
+    "recover", short_help="make a crashed recording a valid OME-TIFF again",
+    help="Rebuild the OME-XML of a recording that did not finish (crash, power loss) from the "
+         "journal written beside it, keeping every intact frame; the file is marked incomplete.")
+def recover(
+    partial: Annotated[Path, typer.Argument(
+        metavar="FILE", show_default=False,
+        help="the .ome.tif left by the crash (its journal beside it)")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", show_default="in place",
+        help="write the recovered file here instead of in place")] = None,
+) -> int:
+    from nbo_recorder.cli.acquisition import summarise
+    from nbo_recorder.store.recovery import RecoveryError
+    from nbo_recorder.store.recovery import recover as recover_file
 
-    report = recover(Path(args.partial), Path(args.out) if args.out else None)
+    with progress_display(f"recovering {partial.name}", "pages") as update:
+        try:
+            report = recover_file(partial, out,
+                                  progress=lambda done, total: update(done, total, ""))
+        except RecoveryError as exc:
+            raise CommandError(str(exc)) from exc
     expected = report.frames_expected if report.frames_expected is not None else "unknown"
     print(f"{report.path}: recovered {report.frames_recovered} frames "
           f"({report.frames_journaled} journaled, {report.intact_pages} intact pages, "
@@ -245,117 +166,86 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_methods(args: argparse.Namespace) -> int:
-    from nbo_recorder.read.methods import build_methods
-    from nbo_recorder.read.reader import read
+@app.command("methods", help="write a Materials & Methods paragraph from a file")
+def methods(
+    file: Annotated[Path, typer.Argument(
+        metavar="FILE", help="an OME-TIFF written by nbo-recorder", show_default=False)],
+    fmt: Annotated[Literal["text", "markdown"], typer.Option(
+        "--format", metavar="text|markdown", help="plain text or Markdown")] = "text",
+) -> int:
+    from nbo_recorder.read.methods import methods_of
 
-    print(build_methods(read(Path(args.file)).ome).text(args.format))
+    print(methods_of(file).text(fmt))
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
+@app.command(
+    "validate", short_help="grade a file against the NBO tiers (exit 0 pass, 1 a MUST missing, "
+                           "2 not a readable OME-TIFF)",
+    help="Grade a file against the NBO tiers: every attribute up to --tier, present or "
+         "missing. Exit code 0: pass, 1: a MUST attribute missing, 2: not a readable OME-TIFF.")
+def validate(
+    file: Annotated[str, typer.Argument(
+        metavar="FILE", show_default=False, help="the OME-TIFF to grade")],
+    tier: Annotated[int, typer.Option(
+        "--tier", metavar="N", min=1, max=3, help="NBO tier to grade")] = 1,
+    extensions: Annotated[str, typer.Option(
+        "--extensions", metavar="LIST",
+        help=f"comma-separated subset of {_EXTENSIONS}")] = _EXTENSIONS,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+    all_rows: Annotated[bool, typer.Option(
+        "--all", help="list attributes of every tier, not only up to --tier")] = False,
+) -> int:
     import json
 
     from nbo_recorder.nbo.rules import EXTENSIONS
     from nbo_recorder.read.reader import NotOmeTiffError
     from nbo_recorder.read.validate import format_report, validate_file
 
-    extensions = tuple(e.strip() for e in args.extensions.split(",") if e.strip())
-    bad = [e for e in extensions if e not in EXTENSIONS]
+    chosen = tuple(e.strip() for e in extensions.split(",") if e.strip())
+    bad = [e for e in chosen if e not in EXTENSIONS]
     if bad:
         raise ValueError(f"--extensions: unknown {bad}; choose from {','.join(EXTENSIONS)}")
     try:
-        report = validate_file(Path(args.file), args.tier, extensions)
+        report = validate_file(Path(file), tier, cast("tuple[Extension, ...]", chosen))
     except NotOmeTiffError as exc:
-        if args.json:
-            print(json.dumps({"file": args.file, "readable": False, "error": str(exc)}))
+        if as_json:
+            print(json.dumps({"file": file, "readable": False, "error": str(exc)}))
         else:
-            print(f"nbo-recorder: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
+            say(str(exc))
+        return EXIT_BAD_INPUT
+    if as_json:
         print(json.dumps(report.as_json(), indent=2))
     else:
-        print(format_report(report, all_rows=args.all))
+        print(format_report(report, all_rows=all_rows))
     return 0 if report.passed else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nbo-recorder",
-        description="Record live Micro-Manager state as NBO/OME metadata in OME-TIFF files.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="acquire on the simulated demo rig and summarise the file")
-    demo.add_argument("--out", default="demo.ome.tif",
-                      help="output file (default: demo.ome.tif, replaced if it exists)")
-    demo.add_argument("--rig", choices=sorted(DEMO_RIGS), default="widefield",
-                      help="simulated rig: Micro-Manager's demo widefield (default) or the "
-                           "spinning-disk confocal with simulated serial instruments")
-    demo.set_defaults(func=_cmd_demo)
-    acq = sub.add_parser("acquire", help="run a useq-schema sequence and record it")
-    acq.add_argument("--mm-config", required=True,
-                     help="'demo' (MMConfig_demo.cfg from mm-test-adapters) or a .cfg path")
-    acq.add_argument("--profile", required=True, help="hardware profile YAML")
-    acq.add_argument("--sequence", required=True, help="useq-schema MDASequence (YAML or JSON)")
-    acq.add_argument("--out", required=True, help="output .ome.tif")
-    acq.add_argument("--set", action="append", default=[], metavar="DEVICE.PROPERTY=VALUE",
-                     help="apply a device property before the sequence (repeatable)")
-    acq.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    acq.add_argument("--on-device-error", choices=["continue", "stop"], default="continue",
-                     help="a bound property that cannot be read is recorded as unknown; "
-                          "'stop' also ends the acquisition (default: continue)")
-    acq.add_argument("--on-write-error", choices=["stop", "pause"], default="stop",
-                     help="when a frame cannot be written (disk full, I/O error): finish the "
-                          "file with what was written and stop (default), or pause the "
-                          "acquisition and resume once the frame is written")
-    acq.add_argument("--write-retry-s", type=float, default=10.0, metavar="S",
-                     help="with --on-write-error pause: seconds between retries (default 10)")
-    acq.add_argument("--max-pause-s", type=float, default=None, metavar="S",
-                     help="with --on-write-error pause: stop after pausing this long "
-                          "(default: pause until the write succeeds or Ctrl-C)")
-    acq.add_argument("--tier", type=int, choices=[1, 2, 3],
-                     help="before the first frame, list what the file would lack at this tier")
-    acq.add_argument("--strict", action="store_true",
-                     help="with --tier: refuse to start when anything is missing")
-    acq.set_defaults(func=_cmd_acquire)
-    add_profile_commands(sub)
-    add_conformance_command(sub)
-    rec = sub.add_parser("recover", help="make a crashed recording a valid OME-TIFF again")
-    rec.add_argument("partial", help="the .ome.tif left by the crash (its journal beside it)")
-    rec.add_argument("--out", help="write the recovered file here instead of in place")
-    rec.set_defaults(func=_cmd_recover)
-    val = sub.add_parser("validate", help="grade a file against the NBO tiers (exit 0 pass, "
-                                          "1 a MUST missing, 2 not a readable OME-TIFF)")
-    val.add_argument("file")
-    val.add_argument("--tier", type=int, choices=[1, 2, 3], default=1)
-    val.add_argument("--extensions", default="core,basic,advconf,calib",
-                     help="comma-separated subset of core,basic,advconf,calib")
-    val.add_argument("--json", action="store_true", help="machine-readable report")
-    val.add_argument("--all", action="store_true",
-                     help="list attributes of every tier, not only up to --tier")
-    val.set_defaults(func=_cmd_validate)
-    met = sub.add_parser("methods", help="write a Materials & Methods paragraph from a file")
-    met.add_argument("file", help="an OME-TIFF written by nbo-recorder")
-    met.add_argument("--format", choices=["text", "markdown"], default="text")
-    met.set_defaults(func=_cmd_methods)
-    return parser
+def parse_args(argv: Sequence[str]) -> SimpleNamespace:
+    """The parameters a command line would run its command with, without running it.
+
+    For checking options and defaults without hardware; raises typer's usage errors as
+    :func:`main` would report them.
+    """
+    command = typer.main.get_command(app)
+    words = list(argv)
+    while isinstance(command, TyperGroup):
+        command, words = command.commands[words[0]], words[1:]
+    return SimpleNamespace(**command.make_context(PROG, words).params)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code (2 for bad input)."""
-    args = build_parser().parse_args(argv)
+    """Entry point; returns the process exit code (2 for bad input, also for usage errors)."""
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code: int = args.func(args)
-    except KeyboardInterrupt:
-        print("nbo-recorder: interrupted", file=sys.stderr)
-        return 130
-    except PreflightRefused as exc:
-        print(f"nbo-recorder: {exc}", file=sys.stderr)
-        return 1
-    except (ProfileError, RigError, RecoveryError, RecordingError, ValueError, OSError) as exc:
-        print(f"nbo-recorder: error: {exc}", file=sys.stderr)
-        return 2
-    return code
+        result = command.main(args=args, prog_name=PROG, standalone_mode=False)
+    except typer.TyperException as exc:  # a usage error: unknown option, bad value, ...
+        where = getattr(exc, "ctx", None)
+        path = where.command_path if where is not None else PROG
+        say(f"error: {one_line(exc.format_message())} (see '{path} --help')", prefix=path)
+        return EXIT_BAD_INPUT
+    return int(result) if result is not None else 0
 
 
 if __name__ == "__main__":

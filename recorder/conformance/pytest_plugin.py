@@ -14,7 +14,7 @@ nbo-conformance"`` leaves them out. Fixtures for your own tests against the same
 * ``nbo_profile`` — the :class:`~nbo_recorder.profile.model.Profile`;
 * ``nbo_acquire(frames=1, sequence=None)`` — acquire through the recorder into a temporary
   file and return it read back
-  (:class:`~nbo_recorder.conformance.suite.ReadBack`: ``frames[i].settings``
+  (:class:`~nbo_recorder.conformance.readback.ReadBack`: ``frames[i].settings``
   and ``frames[i].ome`` per frame).
 
 Without any ``--nbo-*`` option the plugin is inert: it adds no items, imports nothing beyond
@@ -34,7 +34,12 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from nbo_recorder.conformance.suite import ConformanceSuite, PlannedCheck, ReadBack
+    from pymmcore_plus import CMMCorePlus
+    from useq import MDASequence
+
+    from nbo_recorder.conformance.readback import ReadBack
+    from nbo_recorder.conformance.results import PlannedCheck
+    from nbo_recorder.conformance.suite import ConformanceSuite
     from nbo_recorder.profile.model import Profile
 
 #: node id of the collector that holds every conformance item
@@ -71,11 +76,12 @@ class _Rig:
     def suite(self) -> ConformanceSuite:
         if self._suite is None:
             from nbo_recorder.conformance.suite import ConformanceSuite
-            from nbo_recorder.profile.model import ProfileError, load_profile
+            from nbo_recorder.profile.errors import ProfileError
+            from nbo_recorder.render.nbo_checks import load_checked_profile
             from nbo_recorder.rig import RigError, load_core
 
             try:
-                profile = load_profile(self.profile_path)
+                profile = load_checked_profile(self.profile_path)
                 core = load_core(self.mm_config)
             except (ProfileError, RigError) as exc:
                 raise pytest.UsageError(f"--nbo-config/--nbo-profile: {exc}") from None
@@ -212,7 +218,7 @@ def _rig(request: pytest.FixtureRequest) -> _Rig:
 
 
 @pytest.fixture(scope="session")
-def nbo_core(request: pytest.FixtureRequest) -> Any:
+def nbo_core(request: pytest.FixtureRequest) -> CMMCorePlus:
     """The rig's loaded core (``UniMMCore``), shared with the conformance items."""
     return _rig(request).suite.core
 
@@ -225,14 +231,14 @@ def nbo_profile(request: pytest.FixtureRequest) -> Profile:
 
 @pytest.fixture
 def nbo_acquire(
-    nbo_core: Any, nbo_profile: Profile, tmp_path: Path
+    nbo_core: CMMCorePlus, nbo_profile: Profile, tmp_path: Path
 ) -> Callable[..., ReadBack]:
     """``acquire(frames=1, sequence=None)``: record through the recorder, return it read back."""
-    from nbo_recorder.conformance.suite import acquire
+    from nbo_recorder.conformance.readback import acquire
 
     counter = itertools.count()
 
-    def _acquire(frames: int = 1, sequence: Any = None) -> ReadBack:
+    def _acquire(frames: int = 1, sequence: MDASequence | None = None) -> ReadBack:
         path = tmp_path / f"nbo-acquire-{next(counter)}.ome.tif"
         return acquire(nbo_core, nbo_profile, path, frames=frames, sequence=sequence)
 

@@ -19,6 +19,10 @@ to the validator.
 
 :func:`attribute_compliance` lists, per element of a document, which MUST/SHOULD
 attributes of the rules table apply at a tier and which of them are present.
+
+:func:`xsd_attribute`, :func:`xsd_allows`, :func:`allowed_values` and :func:`value_problem`
+look up what the XSD declares for an element (the builders and checks of the NBO record use
+them to place and check values).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import xmlschema
 from xmlschema.validators import (
@@ -50,6 +55,7 @@ from nbo_recorder.nbo.rules import (
     check_tier,
     load_rules,
 )
+from nbo_recorder.vocabulary import attribute_text
 
 Document = str | bytes | ET.Element | ET.ElementTree
 
@@ -400,3 +406,64 @@ def attribute_compliance(
         if statuses:
             report.append(ElementCompliance(path, name, statuses))
     return report
+
+
+# --- look-ups in the XSD -------------------------------------------------------------------
+
+
+@cache
+def xsd_element(name: str) -> Any:
+    """The global NBO XSD declaration of element ``name`` (None if there is none)."""
+    return get_schema().maps.elements.get(f"{{{NBO_NAMESPACE}}}{name}")
+
+
+def xsd_attribute(element: str, attribute: str) -> Any:
+    """The XSD declaration of ``element``'s ``attribute`` (None if it has no such attribute)."""
+    declaration = xsd_element(element)
+    if declaration is None:
+        return None
+    return declaration.type.attributes.get(attribute)
+
+
+def xsd_allows(element: str, item: str, *, child: bool = False) -> bool:
+    """Whether the NBO XSD lets ``element`` carry ``item`` (an attribute or a child element).
+
+    The spreadsheet lists a few items the XSD has no place for (e.g. Pixels
+    SequentialAcquisition); a valid record cannot hold them. Elements the XSD does not
+    declare globally are given the benefit of the doubt.
+    """
+    declaration = xsd_element(element)
+    if declaration is None or not declaration.type.is_complex():
+        return declaration is None
+    if not child:
+        return item in declaration.type.attributes
+    content = declaration.type.content
+    if not hasattr(content, "iter_elements"):
+        return False
+    return any(e.local_name == item for e in content.iter_elements())
+
+
+def allowed_values(element: str, attribute: str) -> tuple[str, ...]:
+    """The XSD enumeration of an attribute (empty when it is not enumerated)."""
+    declaration = xsd_attribute(element, attribute)
+    enumeration = getattr(getattr(declaration, "type", None), "enumeration", None)
+    return tuple(str(v) for v in enumeration or ())
+
+
+def value_problem(element: str, attribute: str, value: str | bool | int | float) -> str | None:
+    """Why ``value`` is not allowed for ``element@attribute`` (None when it is).
+
+    The message names the allowed values of an enumerated attribute, or the XSD type.
+    """
+    declaration = xsd_attribute(element, attribute)
+    text = attribute_text(value)
+    if declaration is None or text is None:
+        return None
+    if declaration.type.is_valid(text):
+        return None
+    choices = allowed_values(element, attribute)
+    if choices:
+        listed = ", ".join(repr(c) for c in choices)
+        return f"{value!r} is not an NBO v2.01 {element}@{attribute}; allowed: {listed}"
+    kind = getattr(declaration.type.primitive_type, "local_name", None) or "value"
+    return f"{value!r} is not a valid {kind} for NBO {element}@{attribute}"

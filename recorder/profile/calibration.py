@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from nbo_recorder.profile.model import CalibrationRecord, MeasuredValue, Profile, ProfileError
+from nbo_recorder.profile.errors import ProfileError
+from nbo_recorder.profile.model import CalibrationRecord, MeasuredValue, Profile
 from nbo_recorder.units import CANONICAL, UnitError, quantity_of, to_canonical
 
 #: Which NBO element a calibration kind becomes (``None``: MapAnnotation only).

@@ -2,9 +2,10 @@
 
 Three kinds of problem, all reported (not just the first):
 
-* schema errors (:func:`nbo_recorder.profile.model.load_profile`, includes merged);
+* schema errors (:func:`nbo_recorder.profile.load.load_profile`, includes merged), then values
+  the NBO vocabularies do not allow and calibration result files that do not exist;
 * bindings that do not match a Micro-Manager configuration's devices, properties and labels
-  (:func:`nbo_recorder.profile.model.check_against_core`), with state labels the profile leaves
+  (:func:`nbo_recorder.profile.core_check.check_against_core`), with state labels the profile leaves
   undescribed as warnings (frames taken there record the component as unknown);
 * remaining ``todo:`` entries, and with a tier the NBO attributes that are MUST at that tier
   or below (from :mod:`nbo_recorder.nbo.rules`, the NBO v2.01 rules table) and that the profile
@@ -28,8 +29,13 @@ from typing import Any
 
 import yaml
 
-from nbo_recorder.profile.micrometa import component_roles, schema_for
-from nbo_recorder.profile.model import LED, Profile, ProfileError, check_against_core, load_profile
+from nbo_recorder.profile.calibration import check_calibration_files
+from nbo_recorder.profile.core_check import check_against_core
+from nbo_recorder.profile.errors import ProfileError
+from nbo_recorder.profile.load import load_profile, located
+from nbo_recorder.profile.micrometa_export import component_roles, schema_for
+from nbo_recorder.profile.model import LED, Profile
+from nbo_recorder.render.nbo_checks import check_nbo_profile
 
 #: profile field for an NBO attribute, for every element
 COMMON_FIELDS: dict[str, str] = {
@@ -231,9 +237,19 @@ def check_profile(path: str | Path, mm_config: str | None = None,
                                f"{type(raw).__name__}")
         return result
     try:
-        profile = load_profile(path)
+        profile = load_profile(path, check_files=False)
     except ProfileError as exc:
         result.problems.extend(line for line in str(exc).splitlines() if line.strip())
+        return result
+    # what the model alone cannot judge, reported together: NBO values, calibration files
+    value_problems: list[str] = []
+    for check, args in ((check_nbo_profile, ()), (check_calibration_files, (path.parent,))):
+        try:
+            check(profile, *args)
+        except ProfileError as exc:
+            value_problems += located(path, exc)
+    if value_problems:
+        result.problems.extend(value_problems)
         return result
     if mm_config is not None:
         _check_bindings(profile, path, mm_config, result)

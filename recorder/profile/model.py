@@ -9,163 +9,42 @@ A profile (``hardware_profiles/*.yaml``) says two things Micro-Manager cannot kn
   properties carry settings with their unit (camera ``Gain`` -> detector gain, a laser's
   power property in W -> light-source power in mW).
 
-Loading validates types, units, enums (OME 2016-06 vocabularies) and every cross-reference,
-and reports errors as ``file: path.to.field: message``. :func:`check_against_core` then checks
-the bindings against a loaded Micro-Manager core before an acquisition starts.
+This module is the model alone: types, units, enumerations (the OME 2016-06 vocabularies,
+taken from :mod:`ome_types.model`) and every cross-reference inside one profile. Reading a
+file, merging its includes and naming the file in errors is
+:mod:`nbo_recorder.profile.load`; checking the bindings against a loaded Micro-Manager core is
+:mod:`nbo_recorder.profile.core_check`; checking values against the NBO vocabularies is a
+separate step of the renderer. So the model imports only pydantic, ome-types' enumerations and
+:mod:`nbo_recorder.units`, and loading a profile never pulls in an XML builder or schema.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Iterable
-from enum import Enum
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ome_types.model import (
+    Arc_Type,
+    Channel_AcquisitionMode,
+    Channel_ContrastMethod,
+    Channel_IlluminationType,
+    Detector_Type,
+    Filter_Type,
+    Laser_Type,
+    Microscope_Type,
+    Objective_Correction,
+    Objective_Immersion,
+)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nbo_recorder.units import KNOWN_UNITS, UnitError, quantity_of
 
 
-class ProfileError(ValueError):
-    """A profile that cannot be used; the message names the file, the field and the problem."""
-
-
 class _Strict(BaseModel):
+    """Unknown keys are errors (a typo must not vanish), and a loaded profile is immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- OME 2016-06 vocabularies (the values Bio-Formats and OMERO understand) -----------------
-
-
-class MicroscopeType(str, Enum):
-    UPRIGHT = "Upright"
-    INVERTED = "Inverted"
-    DISSECTION = "Dissection"
-    ELECTROPHYSIOLOGY = "Electrophysiology"
-    OTHER = "Other"
-
-
-class Immersion(str, Enum):
-    OIL = "Oil"
-    WATER = "Water"
-    WATER_DIPPING = "WaterDipping"
-    AIR = "Air"
-    MULTI = "Multi"
-    GLYCEROL = "Glycerol"
-    OTHER = "Other"
-
-
-class Correction(str, Enum):
-    UV = "UV"
-    PLAN_APO = "PlanApo"
-    PLAN_FLUOR = "PlanFluor"
-    SUPER_FLUOR = "SuperFluor"
-    VIOLET_CORRECTED = "VioletCorrected"
-    ACHRO = "Achro"
-    ACHROMAT = "Achromat"
-    FLUOR = "Fluor"
-    FL = "Fl"
-    FLUAR = "Fluar"
-    NEOFLUAR = "Neofluar"
-    FLUOTAR = "Fluotar"
-    APO = "Apo"
-    PLAN_NEOFLUAR = "PlanNeofluar"
-    OTHER = "Other"
-
-
-class FilterType(str, Enum):
-    DICHROIC = "Dichroic"
-    LONG_PASS = "LongPass"
-    SHORT_PASS = "ShortPass"
-    BAND_PASS = "BandPass"
-    MULTI_PASS = "MultiPass"
-    NEUTRAL_DENSITY = "NeutralDensity"
-    TUNEABLE = "Tuneable"
-    OTHER = "Other"
-
-
-class DetectorType(str, Enum):
-    CCD = "CCD"
-    INTENSIFIED_CCD = "IntensifiedCCD"
-    ANALOG_VIDEO = "AnalogVideo"
-    PMT = "PMT"
-    PHOTODIODE = "Photodiode"
-    SPECTROSCOPY = "Spectroscopy"
-    LIFETIME_IMAGING = "LifetimeImaging"
-    CORRELATION_SPECTROSCOPY = "CorrelationSpectroscopy"
-    FTIR = "FTIR"
-    EMCCD = "EMCCD"
-    APD = "APD"
-    CMOS = "CMOS"
-    EBCCD = "EBCCD"
-    OTHER = "Other"
-
-
-class IlluminationType(str, Enum):
-    TRANSMITTED = "Transmitted"
-    EPIFLUORESCENCE = "Epifluorescence"
-    OBLIQUE = "Oblique"
-    NON_LINEAR = "NonLinear"
-    OTHER = "Other"
-
-
-class ContrastMethod(str, Enum):
-    BRIGHTFIELD = "Brightfield"
-    PHASE = "Phase"
-    DIC = "DIC"
-    HOFFMAN_MODULATION = "HoffmanModulation"
-    OBLIQUE_ILLUMINATION = "ObliqueIllumination"
-    POLARIZED_LIGHT = "PolarizedLight"
-    DARKFIELD = "Darkfield"
-    FLUORESCENCE = "Fluorescence"
-    OTHER = "Other"
-
-
-class AcquisitionMode(str, Enum):
-    WIDE_FIELD = "WideField"
-    LASER_SCANNING_CONFOCAL = "LaserScanningConfocalMicroscopy"
-    SPINNING_DISK_CONFOCAL = "SpinningDiskConfocal"
-    SLIT_SCAN_CONFOCAL = "SlitScanConfocal"
-    MULTI_PHOTON = "MultiPhotonMicroscopy"
-    STRUCTURED_ILLUMINATION = "StructuredIllumination"
-    SINGLE_MOLECULE_IMAGING = "SingleMoleculeImaging"
-    TIRF = "TotalInternalReflection"
-    FLUORESCENCE_LIFETIME = "FluorescenceLifetime"
-    SPECTRAL_IMAGING = "SpectralImaging"
-    FCS = "FluorescenceCorrelationSpectroscopy"
-    NEAR_FIELD = "NearFieldScanningOpticalMicroscopy"
-    SECOND_HARMONIC = "SecondHarmonicGenerationImaging"
-    PALM = "PALM"
-    STORM = "STORM"
-    STED = "STED"
-    TIRF_ALT = "TIRF"
-    FSM = "FSM"
-    LCM = "LCM"
-    OTHER = "Other"
-    BRIGHT_FIELD = "BrightField"
-    SWEPT_FIELD_CONFOCAL = "SweptFieldConfocal"
-    SPIM = "SPIM"
-
-
-class LaserType(str, Enum):
-    EXCIMER = "Excimer"
-    GAS = "Gas"
-    METAL_VAPOR = "MetalVapor"
-    SOLID_STATE = "SolidState"
-    DYE = "Dye"
-    SEMICONDUCTOR = "Semiconductor"
-    FREE_ELECTRON = "FreeElectron"
-    OTHER = "Other"
-
-
-class ArcType(str, Enum):
-    HG = "Hg"
-    XE = "Xe"
-    HGXE = "HgXe"
-    OTHER = "Other"
 
 
 # --- components --------------------------------------------------------------------------
@@ -200,8 +79,8 @@ class Objective(ComponentBase):
     nominal_magnification: PositiveFloat | None = None
     calibrated_magnification: PositiveFloat | None = None
     lens_na: Annotated[float, Field(gt=0, le=1.7)] | None = None
-    immersion: Immersion | None = None
-    correction: Correction | None = None
+    immersion: Objective_Immersion | None = None
+    correction: Objective_Correction | None = None
     working_distance_um: PositiveFloat | None = None
     immersion_refractive_index: Annotated[float, Field(ge=1.0, le=2.0)] | None = None
     iris: bool | None = None
@@ -226,7 +105,7 @@ class TransmittanceRange(_Strict):
 
 class Filter(ComponentBase):
     kind: Literal["filter"]
-    filter_type: FilterType | None = None
+    filter_type: Filter_Type | None = None
     center_wavelength_nm: Wavelength | None = None
     transmittance_range: TransmittanceRange | None = None
     filter_wheel: str | None = None
@@ -251,7 +130,7 @@ class _LightSourceBase(ComponentBase):
 class Laser(_LightSourceBase):
     kind: Literal["laser"]
     wavelength_nm: Wavelength | None = None
-    laser_type: LaserType | None = None
+    laser_type: Laser_Type | None = None
     laser_medium: str | None = None
 
 
@@ -262,7 +141,7 @@ class LED(_LightSourceBase):
 
 class Arc(_LightSourceBase):
     kind: Literal["arc"]
-    arc_type: ArcType | None = None
+    arc_type: Arc_Type | None = None
 
 
 class GenericLightSource(_LightSourceBase):
@@ -273,7 +152,7 @@ class GenericLightSource(_LightSourceBase):
 
 class Detector(ComponentBase):
     kind: Literal["detector"]
-    detector_type: DetectorType | None = None
+    detector_type: Detector_Type | None = None
     pixel_size_um: PositiveFloat | None = None
     sensor_width_px: Annotated[int, Field(gt=0)] | None = None
     sensor_height_px: Annotated[int, Field(gt=0)] | None = None
@@ -306,6 +185,11 @@ Component = Annotated[
     Field(discriminator="kind"),
 ]
 
+#: every component ``kind`` (the tags of :data:`Component`)
+COMPONENT_KINDS = frozenset(
+    {"objective", "filter", "dichroic", "filter_set", "laser", "led", "arc",
+     "generic_light_source", "detector", "pinhole", "spinning_disk", "stage"}
+)
 LIGHT_SOURCE_KINDS = frozenset({"laser", "led", "arc", "generic_light_source"})
 
 # --- bindings ----------------------------------------------------------------------------
@@ -428,9 +312,9 @@ class ChannelInfo(_Strict):
 
     fluor: str | None = None
     color: Annotated[str, Field(pattern=r"^#?[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$")] | None = None
-    illumination_type: IlluminationType | None = None
-    contrast_method: ContrastMethod | None = None
-    acquisition_mode: AcquisitionMode | None = None
+    illumination_type: Channel_IlluminationType | None = None
+    contrast_method: Channel_ContrastMethod | None = None
+    acquisition_mode: Channel_AcquisitionMode | None = None
 
 
 CalibrationKind = Literal[
@@ -479,7 +363,7 @@ class ImagingEnvironment(_Strict):
 class Microscope(_Strict):
     """The stand."""
 
-    type: MicroscopeType | None = None
+    type: Microscope_Type | None = None
     manufacturer: str | None = None
     model: str | None = None
     serial_number: str | None = None
@@ -549,7 +433,7 @@ class Profile(_Strict):
                 for j, ref in enumerate(comp.pinholes):
                     need(f"components[{i}].pinholes[{j}]", ref, ["pinhole"])
         for i, cal in enumerate(self.calibrations):
-            need(f"calibrations[{i}].component", cal.component, _COMPONENT_TAGS)
+            need(f"calibrations[{i}].component", cal.component, COMPONENT_KINDS)
         for i, b in enumerate(self.bindings):
             allowed = _ROLE_KINDS[b.role]
             for label, target in (b.labels or {}).items():
@@ -617,246 +501,3 @@ _ROLE_KINDS: dict[str, tuple[str, ...]] = {
     "detector": ("detector",),
     "spinning_disk": ("spinning_disk",),
 }
-
-
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out or "(top level)"
-
-
-def parse_profile(data: Any, source: str = "<profile>") -> Profile:
-    """Validate already-parsed profile data; errors name ``source`` and the field path."""
-    if not isinstance(data, dict):
-        raise ProfileError(
-            f"{source}: a profile is a mapping at the top level, got {type(data).__name__}"
-        )
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = tuple(
-                p for p in err["loc"] if not (isinstance(p, str) and p in _COMPONENT_TAGS)
-            )
-            msg = err["msg"]
-            if err["type"] == "union_tag_invalid":
-                msg = f"unknown component kind; known kinds: {sorted(_COMPONENT_TAGS)}"
-            lines.append(f"{source}: {_format_loc(loc)}: {msg}")
-        raise ProfileError("\n".join(lines)) from None
-
-
-_COMPONENT_TAGS = frozenset(
-    {"objective", "filter", "dichroic", "filter_set", "laser", "led", "arc",
-     "generic_light_source", "detector", "pinhole", "spinning_disk", "stage"}
-)
-
-
-def load_profile(path: str | Path) -> Profile:
-    """Read and validate a profile YAML file, merging the files it includes.
-
-    A profile may say ``include: [relative/path.yaml, ...]``: shared component files (e.g. a
-    facility's objective inventory) holding ``components:`` and optionally ``bindings:`` (and
-    their own ``include:``). Paths are relative to the including file. Included components
-    are added; a component of the including file with the same ``id`` overrides fields of the
-    included one (deep merge of that component's mapping), and a binding of the including
-    file for the same ``device`` and ``role`` replaces the included binding. Include cycles,
-    unreadable include files and ids defined by two included files are errors naming both
-    files.
-    """
-    path = Path(path)
-    data, origins = _read_with_includes(path, ())
-    try:
-        profile = parse_profile(data, str(path))
-    except ProfileError as exc:
-        if not origins:
-            raise
-        raise ProfileError(_annotate_origins(str(exc), origins)) from None
-    # what the profile model alone cannot judge: NBO vocabularies and calibration files
-    from nbo_recorder.profile.calibration import check_calibration_files
-    from nbo_recorder.render.nbo import check_nbo_profile
-
-    problems: list[str] = []
-    for check, args in ((check_nbo_profile, ()), (check_calibration_files, (path.parent,))):
-        try:
-            check(profile, *args)
-        except ProfileError as exc:
-            problems += [f"{path}: {line.strip()}" for line in str(exc).splitlines()]
-    if problems:
-        raise ProfileError("\n".join(problems))
-    return profile
-
-
-#: keys an included file may have (anything else would be silently lost in the merge)
-_INCLUDE_KEYS = frozenset({"components", "bindings", "include", "description"})
-
-
-def _read_yaml(path: Path, context: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{context}cannot read profile: {exc.strerror or exc}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{context}not valid YAML: {exc}") from None
-
-
-def _read_with_includes(
-    path: Path, stack: tuple[Path, ...], included_by: str | None = None
-) -> tuple[Any, dict[int, str]]:
-    """The file's data with its includes merged, and per merged component where it came from."""
-    context = f"{included_by}{path}: " if included_by else f"{path}: "
-    data = _read_yaml(path, context)
-    if not isinstance(data, dict) or "include" not in data:
-        return data, {}
-    data = dict(data)
-    raw = data.pop("include")
-    includes = [raw] if isinstance(raw, str) else raw
-    if includes is None:
-        includes = []
-    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise ProfileError(f"{path}: include: expected a list of file paths, got {raw!r}")
-    me = path.resolve()
-    components: list[Any] = []
-    origin: list[str] = []
-    defined_in: dict[str, Path] = {}
-    bindings: list[Any] = []
-    for i, rel in enumerate(includes):
-        inc = path.parent / rel
-        chain = [*stack, me]
-        if inc.resolve() in chain:
-            cycle = " -> ".join(str(p) for p in [*chain[chain.index(inc.resolve()):], inc])
-            raise ProfileError(
-                f"{path}: include[{i}]: {inc} is already being included (include cycle: {cycle})"
-            )
-        if not inc.is_file():
-            raise ProfileError(f"{path}: include[{i}]: included file {inc} not found")
-        inc_data, _ = _read_with_includes(inc, (*stack, me), f"{path}: include[{i}]: ")
-        if not isinstance(inc_data, dict):
-            raise ProfileError(f"{path}: include[{i}]: {inc}: an included file is a mapping with "
-                               f"'components:' and/or 'bindings:', got {type(inc_data).__name__}")
-        unknown = sorted(set(inc_data) - _INCLUDE_KEYS)
-        if unknown:
-            raise ProfileError(f"{path}: include[{i}]: {inc}: an included file may only have "
-                               f"{sorted(_INCLUDE_KEYS)}; found {unknown}")
-        inc_components = inc_data.get("components") or []
-        inc_bindings = inc_data.get("bindings") or []
-        if not isinstance(inc_components, list) or not isinstance(inc_bindings, list):
-            raise ProfileError(f"{path}: include[{i}]: {inc}: 'components' and 'bindings' "
-                               f"must be lists")
-        for j, comp in enumerate(inc_components):
-            cid = comp.get("id") if isinstance(comp, dict) else None
-            if isinstance(cid, str):
-                if cid in defined_in:
-                    raise ProfileError(
-                        f"{path}: include[{i}]: component id {cid!r} is defined both in "
-                        f"{defined_in[cid]} and in {inc}"
-                    )
-                defined_in[cid] = inc
-            components.append(comp)
-            origin.append(f"from {inc} components[{j}]")
-        bindings.extend(inc_bindings)
-    own_components = data.get("components") or []
-    own_bindings = data.get("bindings") or []
-    if not isinstance(own_components, list) or not isinstance(own_bindings, list):
-        return data, {}  # let validation report the wrong type
-    index = {c.get("id"): k for k, c in enumerate(components) if isinstance(c, dict)}
-    for j, comp in enumerate(own_components):
-        cid = comp.get("id") if isinstance(comp, dict) else None
-        if isinstance(comp, dict) and isinstance(cid, str) and cid in index:
-            k = index[cid]
-            base = components[k]
-            if "kind" in comp and comp["kind"] != base.get("kind"):
-                raise ProfileError(
-                    f"{path}: components[{j}]: id {cid!r} overrides a {base.get('kind')!r} "
-                    f"from {defined_in[cid]} with kind {comp['kind']!r}"
-                )
-            components[k] = _deep_merge(base, comp)
-            origin[k] += f", overridden by {path} components[{j}]"
-        else:
-            components.append(comp)
-            origin.append(f"{path} components[{j}]")
-    own_keys = {
-        (b.get("device"), b.get("role")) for b in own_bindings if isinstance(b, dict)
-    }
-    merged_bindings = [
-        b for b in bindings
-        if not (isinstance(b, dict) and (b.get("device"), b.get("role")) in own_keys)
-    ]
-    data["components"] = components
-    data["bindings"] = [*merged_bindings, *own_bindings]
-    return data, dict(enumerate(origin))
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _annotate_origins(message: str, origins: dict[int, str]) -> str:
-    """Say which file a ``components[i]`` of the merged list in a validation error is from."""
-    def repl(m: re.Match[str]) -> str:
-        k = int(m.group(1))
-        return f"{m.group(0)} ({origins[k]})" if k in origins else m.group(0)
-
-    return re.sub(r"components\[(\d+)\]", repl, message)
-
-
-def check_against_core(profile: Profile, core: Any) -> None:
-    """Raise :class:`ProfileError` if a binding names a device, property or label the core lacks.
-
-    Run before the first frame: a binding to a device that is not loaded would otherwise
-    only show up as a silent gap in the metadata.
-    """
-    loaded = set(core.getLoadedDevices())
-    problems: list[str] = []
-    for i, b in enumerate(profile.bindings):
-        devices = [(b.device, f"bindings[{i}].device")]
-        if b.active_when is not None:
-            devices.append((b.active_when.device, f"bindings[{i}].active_when.device"))
-        missing = False
-        for dev, path in devices:
-            if dev not in loaded:
-                problems.append(f"{path}: device {dev!r} is not loaded (loaded: {sorted(loaded)})")
-                missing = True
-        if missing:
-            continue
-        props = set(core.getDevicePropertyNames(b.device))
-        for name, src in b.settings.items():
-            if src.property not in props:
-                problems.append(
-                    f"bindings[{i}].settings.{name}.property: device {b.device!r} has no "
-                    f"property {src.property!r}"
-                )
-        if b.active_when is not None:
-            aw = b.active_when
-            if aw.property not in set(core.getDevicePropertyNames(aw.device)):
-                problems.append(
-                    f"bindings[{i}].active_when.property: device {aw.device!r} has no "
-                    f"property {aw.property!r}"
-                )
-        if b.labels is not None:
-            try:
-                labels = set(core.getStateLabels(b.device))
-            except Exception as exc:  # a non-state device raises from MMCore
-                problems.append(f"bindings[{i}].labels: {b.device!r} is not a state device ({exc})")
-                continue
-            for label in b.labels:
-                if label not in labels:
-                    problems.append(
-                        f"bindings[{i}].labels[{label!r}]: device {b.device!r} has no such label "
-                        f"(has: {sorted(labels)})"
-                    )
-    if problems:
-        raise ProfileError("profile does not match the loaded Micro-Manager configuration:\n  "
-                           + "\n  ".join(problems))

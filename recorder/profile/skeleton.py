@@ -13,333 +13,43 @@ adapter reports its properties and state labels. From them the skeleton gets:
   unmapped so the recorder reports them as unknown), camera gain / offset / binning / bit
   depth, and ``active_when`` conditions on the core shutter where the configuration's presets
   make that inferable;
-* only the facts a label states itself (``"Nikon 20X Plan Fluor ELWD"`` -> manufacturer
-  Nikon, magnification 20, correction PlanFluor; ``"Chroma-HQ535"`` -> manufacturer Chroma,
-  centre 535 nm; ``"Q505LP"`` -> dichroic cut-on 505 nm). It never invents a spec: every
-  static spec a human must supply is left out and listed under the top-level ``todo:`` (and
-  as a YAML comment next to the component), so the skeleton loads as a valid profile.
+* only the facts a label states itself (read by :mod:`nbo_recorder.profile.labels`:
+  ``"Nikon 20X Plan Fluor ELWD"`` -> manufacturer Nikon, magnification 20, correction
+  PlanFluor; ``"Chroma-HQ535"`` -> manufacturer Chroma, centre 535 nm; ``"Q505LP"`` ->
+  dichroic cut-on 505 nm). It never invents a spec: every static spec a human must supply is
+  left out and listed under the top-level ``todo:`` (and as a YAML comment next to the
+  component), so the skeleton loads as a valid profile.
+
+The YAML is written by :mod:`nbo_recorder.profile.yaml_writer`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from nbo_recorder.profile.model import Profile, parse_profile
+from nbo_recorder.profile.labels import (
+    classify_state_device,
+    is_closed_label,
+    is_empty_label,
+    is_generic_label,
+    label_manufacturer,
+    label_wavelength,
+    names_filter_path,
+    names_laser,
+    names_objective,
+    parse_dichroic_label,
+    parse_filter_label,
+    parse_objective_label,
+    slug,
+)
+from nbo_recorder.profile.load import parse_profile
+from nbo_recorder.profile.model import Profile
+from nbo_recorder.profile.yaml_writer import render_profile_yaml
 
 Data = dict[str, Any]
-
-# --- YAML with comments ----------------------------------------------------------------------
-
-
-class _FlowDict(dict[str, Any]):
-    """A mapping written in flow style (``{property: Gain}``)."""
-
-
-class _FlowList(list[Any]):
-    """A list written in flow style (``[LED Shutter]``)."""
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-_Dumper.add_representer(_FlowDict, lambda d, v: d.represent_mapping(
-    "tag:yaml.org,2002:map", v.items(), flow_style=True))
-_Dumper.add_representer(_FlowList, lambda d, v: d.represent_sequence(
-    "tag:yaml.org,2002:seq", v, flow_style=True))
-
-
-def _scalar(v: Any) -> bool:
-    return not isinstance(v, dict | list | tuple)
-
-
-def _flow_leaves(value: Any) -> Any:
-    """Nested mappings / lists holding only scalars -> flow style; the rest stays block."""
-    if isinstance(value, dict):
-        if value and all(_scalar(v) for v in value.values()):
-            return _FlowDict(value)
-        return {k: _flow_leaves(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        if all(_scalar(v) for v in value):
-            return _FlowList(value)
-        return [_flow_leaves(v) for v in value]
-    return value
-
-
-def _dump(obj: Any) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=4096,
-                     default_flow_style=False)
-
-
-def _dump_item(item: Mapping[str, Any]) -> str:
-    """One component / binding: block style at its own level, leaves in flow style."""
-    out = {k: _flow_leaves(v) for k, v in item.items()}
-    for key in ("labels", "extra"):  # one entry per line (room for comments)
-        if isinstance(item.get(key), dict):
-            out[key] = {k: _flow_leaves(v) for k, v in item[key].items()}
-    return _dump([out])
-
-
-def _indent(text: str, spaces: int) -> list[str]:
-    pad = " " * spaces
-    return [pad + line if line else line for line in text.rstrip("\n").split("\n")]
-
-
-def _comment_lines(lines: Iterable[str], spaces: int) -> list[str]:
-    pad = " " * spaces
-    return [f"{pad}# {line}".rstrip() for line in lines]
-
-
-def render_profile_yaml(
-    data: Mapping[str, Any],
-    *,
-    header: Sequence[str] = (),
-    component_notes: Mapping[int, Sequence[str]] | None = None,
-    component_sections: Mapping[int, str] | None = None,
-    binding_notes: Mapping[int, Sequence[str]] | None = None,
-    key_notes: Mapping[str, Sequence[str]] | None = None,
-) -> str:
-    """Profile data as YAML a human can read: block style, with comments.
-
-    ``component_notes[i]`` / ``binding_notes[i]`` are comment lines written at the end of the
-    i-th component / binding (a binding's ``labels`` come last, so commented-out labels
-    appear inside the label list); ``component_sections[i]`` is a heading before component i;
-    ``key_notes[key]`` are comment lines before a top-level key.
-    """
-    component_notes = component_notes or {}
-    component_sections = component_sections or {}
-    binding_notes = binding_notes or {}
-    key_notes = key_notes or {}
-    out: list[str] = _comment_lines(header, 0)
-    for key, value in data.items():
-        out.extend(_comment_lines(key_notes.get(key, ()), 0))
-        if key in ("components", "bindings") and isinstance(value, list) and value:
-            out.append(f"{key}:")
-            notes = component_notes if key == "components" else binding_notes
-            for i, item in enumerate(value):
-                if key == "components" and i in component_sections:
-                    out.append(f"  # --- {component_sections[i]} ---")
-                out.extend(_indent(_dump_item(item), 2))
-                out.extend(_comment_lines(notes.get(i, ()), 6 if key == "bindings" else 4))
-        else:
-            out.extend(_dump({key: value}).rstrip("\n").split("\n"))
-    return "\n".join(out) + "\n"
-
-
-# --- what labels state ---------------------------------------------------------------------
-
-#: Makers whose name may appear in a device label (as written there -> canonical spelling).
-MANUFACTURERS: tuple[str, ...] = (
-    "Nikon", "Olympus", "Evident", "Zeiss", "Leica", "Chroma", "Semrock", "Omega", "AHF",
-    "Thorlabs", "Edmund", "Hamamatsu", "Andor", "Photometrics", "PCO", "Teledyne", "Lumencor",
-    "CoolLED", "Excelitas", "Coherent", "Cobolt", "Oxxius", "Toptica", "Prior", "ASI", "Ludl",
-    "Sutter", "Yokogawa", "Mitutoyo", "Lambda",
-)
-_MANUFACTURER_RE = re.compile(
-    r"(?<![A-Za-z])(" + "|".join(m for m in MANUFACTURERS if m != "Lambda") + r")(?![A-Za-z])",
-    re.IGNORECASE,
-)
-
-_GENERIC_LABEL_RE = re.compile(
-    r"^\s*(state|pos|position|slot|filter|objective|label|undefined|unused|port|cube|"
-    r"dichroic|emission|excitation|wheel|turret|nosepiece|led|channel)?[\s_-]*\d+\s*$",
-    re.IGNORECASE,
-)
-_EMPTY_LABEL_RE = re.compile(r"^\s*(empty|none|open|blank|no filter|nothing|hole|clear)\s*$",
-                             re.IGNORECASE)
-_CLOSED_LABEL_RE = re.compile(r"^\s*(closed|off|dark|none|empty)\s*$", re.IGNORECASE)
-_WAVELENGTH_LABEL_RE = re.compile(r"^\s*(?:[A-Za-z]+[\s_-]*)?(\d{3,4})\s*nm\s*$", re.IGNORECASE)
-
-
-def is_generic_label(label: str) -> bool:
-    """A position name that states nothing about what sits there (``State-5``, ``Pos 2``)."""
-    return bool(_GENERIC_LABEL_RE.match(label))
-
-
-def is_empty_label(label: str) -> bool:
-    """A label that states the position holds nothing (``Empty``, ``Open``)."""
-    return bool(_EMPTY_LABEL_RE.match(label))
-
-
-def label_wavelength(label: str) -> int | None:
-    """The wavelength a light-source label states (``"470nm"`` -> 470)."""
-    m = _WAVELENGTH_LABEL_RE.match(label)
-    if m and 200 <= int(m.group(1)) <= 2000:
-        return int(m.group(1))
-    return None
-
-
-def label_manufacturer(label: str) -> str | None:
-    m = _MANUFACTURER_RE.search(label)
-    if m is None:
-        return None
-    found = m.group(1).lower()
-    return next(name for name in MANUFACTURERS if name.lower() == found)
-
-
-_CORRECTIONS: tuple[tuple[str, str], ...] = (
-    (r"plan[\s-]*apo(chromat)?", "PlanApo"),
-    (r"plan[\s-]*neo[\s-]*fluar", "PlanNeofluar"),
-    (r"plan[\s-]*fluor", "PlanFluor"),
-    (r"super[\s-]*fluor", "SuperFluor"),
-    (r"\bneo[\s-]*fluar\b", "Neofluar"),
-    (r"\bfluar\b", "Fluar"),
-    (r"\bfluotar\b", "Fluotar"),
-    (r"\bapo(chromat)?\b", "Apo"),
-    (r"\bachromat\b", "Achromat"),
-    (r"\bachro\b", "Achro"),
-    (r"\bfluor\b", "Fluor"),
-    (r"\buv\b", "UV"),
-)
-_IMMERSIONS: tuple[tuple[str, str], ...] = (
-    (r"\boil\b", "Oil"),
-    (r"\bglyc(erol|erin)?\b", "Glycerol"),
-    (r"\bwater\b|\bW\b", "Water"),
-    (r"\b(air|dry)\b", "Air"),
-)
-
-
-def _num(text: str) -> int | float:
-    value = float(text)
-    return int(value) if value.is_integer() else value
-
-
-def parse_objective_label(label: str) -> Data:
-    """What an objective label states: manufacturer, magnification, NA, immersion, correction."""
-    out: Data = {}
-    maker = label_manufacturer(label)
-    if maker:
-        out["manufacturer"] = maker
-    m = re.search(r"(?<![\d.])(\d{1,3}(?:\.\d+)?)\s*[xX×](?![A-Za-z])", label)
-    if m and 0 < float(m.group(1)) <= 250:
-        out["nominal_magnification"] = _num(m.group(1))
-    m = re.search(r"(?:\bNA\s*[=:]?\s*|[xX×]\s*/\s*)(\d?\.\d+|1\.\d+)", label)
-    if m and 0 < float(m.group(1)) <= 1.7:
-        out["lens_na"] = _num(m.group(1))
-    for pattern, value in _IMMERSIONS:
-        flags = 0 if pattern.endswith(r"\bW\b") else re.IGNORECASE
-        if re.search(pattern, label, flags):
-            out["immersion"] = value
-            break
-    for pattern, value in _CORRECTIONS:
-        if re.search(pattern, label, re.IGNORECASE):
-            out["correction"] = value
-            break
-    return out
-
-
-def _wl(text: str) -> int | float | None:
-    value = float(text)
-    return _num(text) if 200 <= value <= 2000 else None
-
-
-def parse_filter_label(label: str) -> Data:
-    """What a filter label states: manufacturer, centre / band, long- or short-pass edge."""
-    out: Data = {}
-    maker = label_manufacturer(label)
-    if maker:
-        out["manufacturer"] = maker
-    rest = _MANUFACTURER_RE.sub(" ", label)
-    m = re.search(r"(?<!\d)(\d{3,4}(?:\.\d+)?)\s*/\s*(\d{1,3}(?:\.\d+)?)(?![\d.])", rest)
-    if m and _wl(m.group(1)) is not None and 0 < float(m.group(2)) < float(m.group(1)):
-        centre, width = float(m.group(1)), float(m.group(2))
-        out["filter_type"] = "BandPass"
-        out["center_wavelength_nm"] = _num(m.group(1))
-        out["transmittance_range"] = {"cut_in_nm": _num(str(centre - width / 2)),
-                                      "cut_out_nm": _num(str(centre + width / 2))}
-        return out
-    m = re.search(r"(?<!\d)(\d{3,4})\s*-\s*(\d{3,4})(?!\d)", rest)
-    if m and _wl(m.group(1)) and _wl(m.group(2)) and float(m.group(1)) < float(m.group(2)):
-        out["filter_type"] = "BandPass"
-        out["transmittance_range"] = {"cut_in_nm": _num(m.group(1)),
-                                      "cut_out_nm": _num(m.group(2))}
-        return out
-    m = (re.search(r"(?<!\d)(\d{3,4})\s*(?:nm)?\s*(?:DC|EF|A)?LP", rest, re.IGNORECASE)
-         or re.search(r"\bLP\s*(\d{3,4})(?!\d)", rest, re.IGNORECASE))
-    if m and _wl(m.group(1)):
-        out["filter_type"] = "LongPass"
-        out["transmittance_range"] = {"cut_in_nm": _num(m.group(1))}
-        return out
-    m = (re.search(r"(?<!\d)(\d{3,4})\s*(?:nm)?\s*(?:DC|EF)?SP", rest, re.IGNORECASE)
-         or re.search(r"\bSP\s*(\d{3,4})(?!\d)", rest, re.IGNORECASE))
-    if m and _wl(m.group(1)):
-        out["filter_type"] = "ShortPass"
-        out["transmittance_range"] = {"cut_out_nm": _num(m.group(1))}
-        return out
-    m = re.search(r"\bBP\s*(\d{3,4})(?!\d)", rest, re.IGNORECASE)
-    if m and _wl(m.group(1)):
-        out["filter_type"] = "BandPass"
-        out["center_wavelength_nm"] = _num(m.group(1))
-        return out
-    # a catalogue series letter code followed by the centre wavelength: HQ535, D360, ET470
-    m = re.fullmatch(r"\s*[-_\s]*(?:HQ|D|ET|E|Q|S|Z|ZET|HC|FF\d\d)[-\s]?(\d{3})\s*", rest,
-                     re.IGNORECASE)
-    if m and _wl(m.group(1)):
-        out["center_wavelength_nm"] = _num(m.group(1))
-    return out
-
-
-def parse_dichroic_label(label: str) -> Data:
-    """What a dichroic label states: manufacturer and a long-pass cut-on (``Q505LP``)."""
-    out: Data = {}
-    maker = label_manufacturer(label)
-    if maker:
-        out["manufacturer"] = maker
-    rest = _MANUFACTURER_RE.sub(" ", label)
-    m = re.search(r"(?<!\d)(\d{3,4})\s*(?:nm)?\s*(?:DC)?(?:LP|XR)", rest, re.IGNORECASE)
-    if m and _wl(m.group(1)):
-        out["cut_on_nm"] = _num(m.group(1))
-    return out
-
-
-# --- classifying devices -------------------------------------------------------------------
-
-_OBJECTIVE_RE = re.compile(r"objective|nosepiece|revolver|turret", re.IGNORECASE)
-_DICHROIC_RE = re.compile(r"dichroic|beam\s*splitter|\bbs\b|mirror|polychroic", re.IGNORECASE)
-_CUBE_RE = re.compile(r"cube|filter\s*set|reflector", re.IGNORECASE)
-_EXCITATION_RE = re.compile(r"excitation|exciter|\bex\b|^ex[\s_-]", re.IGNORECASE)
-_EMISSION_RE = re.compile(r"emission|emitter|barrier|\bem\b|^em[\s_-]", re.IGNORECASE)
-_FILTER_RE = re.compile(r"filter|wheel", re.IGNORECASE)
-_LASER_RE = re.compile(r"laser", re.IGNORECASE)
-_LED_RE = re.compile(r"\bled\b|led[\s_-]|lumencor|spectra|coolled|pe-?\d{3}", re.IGNORECASE)
-
-
-def classify_state_device(name: str, labels: Sequence[str]) -> str | None:
-    """Guess the role of a state device from its name and labels (None: no NBO role)."""
-    if _DICHROIC_RE.search(name):
-        return "dichroic"
-    if _CUBE_RE.search(name):
-        return "filter_set"
-    if _EXCITATION_RE.search(name):
-        return "excitation_filter"
-    if _EMISSION_RE.search(name):
-        return "emission_filter"
-    if _OBJECTIVE_RE.search(name) and not _FILTER_RE.search(name):
-        return "objective"
-    informative = [lb for lb in labels
-                   if not is_generic_label(lb) and not _CLOSED_LABEL_RE.match(lb)]
-    if informative and sum(label_wavelength(lb) is not None for lb in informative) * 2 >= len(
-        informative
-    ):
-        return "light_source"
-    if _LED_RE.search(name) or _LASER_RE.search(name):
-        return "light_source"
-    if _FILTER_RE.search(name):
-        return "emission_filter"
-    return None
-
-
-def slug(text: str) -> str:
-    """A component id fragment: lower case, runs of other characters -> '-'."""
-    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.") or "x"
-
-
-# --- the skeleton ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -561,7 +271,7 @@ def _state_device(b: _Builder, dev: str, presets: Any,
     labels = [str(lb) for lb in core.getStateLabels(dev)]
     _library, adapter, description = _device_info(core, dev)
     role = classify_state_device(dev, labels)
-    if role is None and _OBJECTIVE_RE.search(f"{adapter} {description}"):
+    if role is None and names_objective(f"{adapter} {description}"):
         role = "objective"
     if role is None:
         b.devices[dev] = ("state device with no NBO role guessed (labels: "
@@ -604,7 +314,7 @@ def _state_device(b: _Builder, dev: str, presets: Any,
              for lb in generic]
     role_note = []
     if role in ("excitation_filter", "emission_filter") and not (
-        _EXCITATION_RE.search(dev) or _EMISSION_RE.search(dev)
+        names_filter_path(dev)
     ):
         role_note = [f"TODO: role guessed from the name {dev!r}; use excitation_filter if it "
                      f"sits in the excitation path"]
@@ -619,7 +329,7 @@ def _state_device(b: _Builder, dev: str, presets: Any,
 
 def _light_source_state_device(b: _Builder, dev: str, labels: Sequence[str], presets: Any,
                                state_shutters: Mapping[str, list[str]]) -> None:
-    kind = "laser" if _LASER_RE.search(dev) else "led"
+    kind = "laser" if names_laser(dev) else "led"
     comp: Data = {"kind": kind, "id": b.new_id(f"{kind}-{slug(dev)}"), "name": dev}
     maker = label_manufacturer(dev)
     if maker:
@@ -633,7 +343,7 @@ def _light_source_state_device(b: _Builder, dev: str, labels: Sequence[str], pre
     generic: list[str] = []
     for label in labels:
         wl = label_wavelength(label)
-        if _CLOSED_LABEL_RE.match(label):
+        if is_closed_label(label):
             mapping[label] = None
         elif is_generic_label(label):
             generic.append(label)

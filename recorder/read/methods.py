@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ome_types import OME
 
-from nbo_recorder.render.ome import NS_CHANNEL, NS_RUN
+from nbo_recorder.read.reader import annotation_values, read
+from nbo_recorder.vocabulary import NS_CHANNEL, NS_RUN
 
 
 @dataclass
@@ -45,14 +47,17 @@ def _named(item: Any) -> str | None:
 
 
 def _annotation_values(ome: OME, refs: Iterable[Any], namespace: str) -> dict[str, str]:
-    sa = ome.structured_annotations
-    by_id = {a.id: a for a in (sa.map_annotations if sa else [])}
+    """The key -> value pairs of the annotations ``refs`` point to, in ``namespace``."""
+    by_id = annotation_values(ome, namespace)
     out: dict[str, str] = {}
     for ref in refs:
-        ann = by_id.get(ref.id)
-        if ann is not None and ann.namespace == namespace:
-            out.update({m.k: m.value for m in ann.value.ms if m.k is not None})
+        out.update(by_id.get(ref.id, {}))
     return out
+
+
+def methods_of(path: str | Path) -> Methods:
+    """The Methods text of the file at ``path``, read through the one reader."""
+    return build_methods(read(path).ome)
 
 
 def build_methods(ome: OME) -> Methods:

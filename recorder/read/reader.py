@@ -1,18 +1,24 @@
-"""Reading back what the recorder wrote: the OME model and the embedded NBO record."""
+"""The one parser of a written file: its OME model, NBO record and per-plane settings.
+
+Everything that judges or describes a file (``validate``, ``methods``, the conformance suite,
+the CLI summary, the tests) reads it through :func:`read`, so they all see the same thing a
+reader of the file would: the OME model (ome-types), the raw OME-XML, the embedded
+4DN-BINA-OME record and, per plane, the settings the recorder's annotations say were in force.
+"""
 
 from __future__ import annotations
 
 import copy
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import tifffile
 from ome_types import OME, from_xml
+from ome_types.model import Pixels
 
-from nbo_recorder.nbo import NBO_NAMESPACE
-
-_OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+from nbo_recorder.vocabulary import NBO_NAMESPACE, OME_NAMESPACE
 
 
 class NotOmeTiffError(ValueError):
@@ -20,31 +26,64 @@ class NotOmeTiffError(ValueError):
 
 
 @dataclass(frozen=True)
-class RecordedFile:
-    """The OME model of a file, how many pages it holds, and its NBO record.
+class PlaneSettings:
+    """One plane and the settings a reader of the file concludes were in force for it.
 
-    ``nbo`` is the root ``OME`` element (NBO namespace) of the 4DN-BINA-OME record the
-    recorder embeds as an XMLAnnotation, or None for files without one. Serialise it with
-    :func:`nbo_text`; validate it with :func:`nbo_recorder.nbo.schema.validate_nbo`.
+    ``annotated`` is the plane's channel-settings annotation overlaid with the plane's own
+    annotation, exactly as recorded (keys as the recorder's observed settings write them).
+    ``settings`` is what a reader concludes from the whole file: the image's objective and
+    pixel size, overlaid with ``annotated`` (the image's objective wins over the channel's
+    annotation, the plane's own annotation wins over both). ``ifd`` is -1 for a plane no
+    TiffData block locates.
+    """
+
+    image: int
+    t: int
+    c: int
+    z: int
+    ifd: int
+    channel: str | None
+    settings: Mapping[str, str]
+    annotated: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RecordedFile:
+    """A written file as a reader sees it.
+
+    ``xml`` is the OME-XML text of the first page's ImageDescription and ``tree`` that text
+    parsed (for attribute-level walks; copy it before changing it). ``nbo`` is the root
+    ``OME`` element (NBO namespace) of the 4DN-BINA-OME record the recorder embeds as an
+    XMLAnnotation, or None for files without one; serialise it with :func:`nbo_text` and
+    validate it with :func:`nbo_recorder.nbo.schema.validate_nbo`. ``planes`` lists every
+    plane of every image, in the order the OME-XML lists them.
     """
 
     path: Path
+    xml: str
+    tree: ET.Element
     ome: OME
     pages: int
-    nbo: ET.Element | None = None
+    nbo: ET.Element | None
+    planes: tuple[PlaneSettings, ...]
 
 
 def read_ome_xml(path: str | Path) -> str:
     """The OME-XML in the first page's ImageDescription."""
-    path = Path(path)
+    return _read_tiff(Path(path))[0]
+
+
+def _read_tiff(path: Path) -> tuple[str, int]:
+    """The first page's ImageDescription (checked to hold OME-XML) and the page count."""
     try:
         with tifffile.TiffFile(path) as tf:
             description = str(tf.pages.first.description)
+            pages = len(tf.pages)
     except (OSError, tifffile.TiffFileError, ValueError, IndexError) as exc:
         raise NotOmeTiffError(f"{path}: not a readable TIFF ({exc})") from exc
     if "<OME" not in description:
         raise NotOmeTiffError(f"{path}: TIFF without OME-XML in its first ImageDescription")
-    return description
+    return description, pages
 
 
 def nbo_record(ome_xml: str | ET.Element) -> ET.Element | None:
@@ -54,10 +93,10 @@ def nbo_record(ome_xml: str | ET.Element) -> ET.Element | None:
     whatever namespace prefixes and indentation those use.
     """
     root = ET.fromstring(ome_xml) if isinstance(ome_xml, str) else ome_xml
-    for annotation in root.iter(f"{{{_OME_NS}}}XMLAnnotation"):
+    for annotation in root.iter(f"{{{OME_NAMESPACE}}}XMLAnnotation"):
         if annotation.get("Namespace") != NBO_NAMESPACE:
             continue
-        value = annotation.find(f"{{{_OME_NS}}}Value")
+        value = annotation.find(f"{{{OME_NAMESPACE}}}Value")
         record = None if value is None else value.find(f"{{{NBO_NAMESPACE}}}OME")
         if record is not None:
             return record
@@ -75,18 +114,92 @@ def nbo_text(record: ET.Element) -> str:
     return ET.tostring(plain, encoding="unicode")
 
 
-def read(path: str | Path) -> RecordedFile:
-    """Return the OME model and NBO record of an OME-TIFF written by the recorder.
+def annotation_values(ome: OME, namespace: str | None = None) -> dict[str, dict[str, str]]:
+    """Per MapAnnotation id, its key -> value pairs (only those in ``namespace`` if given)."""
+    sa = ome.structured_annotations
+    out: dict[str, dict[str, str]] = {}
+    for ann in sa.map_annotations if sa else []:
+        if namespace is None or ann.namespace == namespace:
+            out[ann.id] = {m.k: m.value for m in ann.value.ms if m.k is not None}
+    return out
 
-    Any OME-TIFF can be read; ``nbo`` is then None when it carries no NBO record.
+
+def plane_settings(ome: OME) -> tuple[PlaneSettings, ...]:
+    """Per plane of every image: where it is stored and the settings in force for it."""
+    anns = annotation_values(ome)
+    views: list[PlaneSettings] = []
+    for i, img in enumerate(ome.images):
+        px = img.pixels
+        ifds = _plane_ifds(px)
+        objective = img.objective_settings.id.split(":", 1)[1] if img.objective_settings else ""
+        for pl in px.planes:
+            ch = px.channels[pl.the_c] if pl.the_c < len(px.channels) else None
+            channel_refs = ch.annotation_refs if ch is not None else []
+            annotated: dict[str, str] = {}
+            for ref in channel_refs:
+                annotated.update(anns.get(ref.id, {}))
+            settings: dict[str, str] = {"objective": objective,
+                                        "pixel_size_um": repr(px.physical_size_x), **annotated}
+            settings["objective"] = objective
+            for ref in pl.annotation_refs:
+                own = anns.get(ref.id, {})
+                annotated.update(own)
+                settings.update(own)
+            views.append(PlaneSettings(
+                image=i, t=pl.the_t, c=pl.the_c, z=pl.the_z,
+                ifd=ifds.get((pl.the_t, pl.the_c, pl.the_z), -1),
+                channel=ch.name if ch is not None else None,
+                settings=settings, annotated=annotated))
+    return tuple(views)
+
+
+def _plane_ifds(px: Pixels) -> dict[tuple[int, int, int], int]:
+    """(t, c, z) -> IFD for every plane the TiffData blocks locate.
+
+    A block covers ``PlaneCount`` planes from its first (z, c, t) on, in the image's dimension
+    order; without ``PlaneCount`` it covers one plane when it names an IFD, else all of them.
+    """
+    sizes = {"Z": px.size_z, "C": px.size_c, "T": px.size_t}
+    order = px.dimension_order.value[2:]  # e.g. "XYZCT" -> "ZCT", fastest first
+    total = px.size_z * px.size_c * px.size_t
+    out: dict[tuple[int, int, int], int] = {}
+    for td in px.tiff_data_blocks:
+        first = {"Z": td.first_z or 0, "C": td.first_c or 0, "T": td.first_t or 0}
+        start, stride = 0, 1
+        for axis in order:
+            start += first[axis] * stride
+            stride *= sizes[axis]
+        count = td.plane_count if td.plane_count is not None else (
+            1 if "ifd" in td.model_fields_set else total - start)
+        for n in range(start, min(start + count, total)):
+            index: dict[str, int] = {}
+            rest = n
+            for axis in order:
+                rest, index[axis] = divmod(rest, sizes[axis])
+            out.setdefault((index["T"], index["C"], index["Z"]), td.ifd + n - start)
+    return out
+
+
+def read(path: str | Path) -> RecordedFile:
+    """Read an OME-TIFF: its OME model, NBO record and per-plane settings.
+
+    Any OME-TIFF can be read; ``nbo`` is then None when it carries no NBO record. Raises
+    :class:`NotOmeTiffError` when the file is no TIFF, has no OME-XML in its first
+    ImageDescription, or its OME-XML is not well-formed, not OME 2016-06 or does not parse.
     """
     path = Path(path)
-    xml = read_ome_xml(path)
-    with tifffile.TiffFile(path) as tf:
-        pages = len(tf.pages)
+    xml, pages = _read_tiff(path)
+    try:
+        tree = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise NotOmeTiffError(f"{path}: its OME-XML is not well-formed ({exc})") from None
+    if tree.tag != f"{{{OME_NAMESPACE}}}OME":
+        raise NotOmeTiffError(f"{path}: ImageDescription is not OME-XML 2016-06 "
+                              f"(root element {tree.tag!r})")
     try:
         ome = from_xml(xml)
-        nbo = nbo_record(xml)
+        planes = plane_settings(ome)
     except Exception as exc:
         raise NotOmeTiffError(f"{path}: OME-XML does not parse: {exc}") from exc
-    return RecordedFile(path=path, ome=ome, pages=pages, nbo=nbo)
+    return RecordedFile(path=path, xml=xml, tree=tree, ome=ome, pages=pages,
+                        nbo=nbo_record(tree), planes=planes)

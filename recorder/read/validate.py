@@ -11,13 +11,13 @@ hold them.
 
 from __future__ import annotations
 
+import copy
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbo_recorder.nbo import NBO_NAMESPACE
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
     ValidationIssue,
@@ -25,12 +25,16 @@ from nbo_recorder.nbo.schema import (
     element_paths,
     local_name,
     validate_nbo,
+    xsd_allows,
 )
-from nbo_recorder.read.reader import NotOmeTiffError, nbo_record, read_ome_xml
-from nbo_recorder.render.nbo import UNKNOWN_TEXT, xsd_allows
-from nbo_recorder.render.ome import NS_CHANNEL
-
-OME_NAMESPACE = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+from nbo_recorder.read.reader import read
+from nbo_recorder.vocabulary import (
+    NBO_NAMESPACE,
+    NS_CHANNEL,
+    OME_NAMESPACE,
+    UNKNOWN_TEXT,
+    unknown_reason,
+)
 
 #: NBO settings attributes and the suffix of the channel-settings annotation key that says
 #: why the recorder could not observe them
@@ -97,8 +101,8 @@ def _unknown_reasons(root: ET.Element) -> dict[str, dict[str, str]]:
     for ann in root.iterfind(".//n:MapAnnotation", ns):
         if ann.get("Namespace") == NS_CHANNEL:
             annotations[ann.get("ID", "")] = {
-                m.get("K", ""): m.text or "" for m in ann.iterfind(".//n:M", ns)
-                if (m.text or "").startswith("unknown (")}
+                m.get("K", ""): why for m in ann.iterfind(".//n:M", ns)
+                if (why := unknown_reason(m.text or "")) is not None}
     out: dict[str, dict[str, str]] = {}
     for path in root.iterfind(".//n:LightPath", ns):
         reasons: dict[str, str] = {}
@@ -118,12 +122,13 @@ def _status(element: ET.Element, attribute: str, present: bool,
     component = element.get("ID", "").partition(":")[2]
     for key, reason in unknown.get(str(id(element)), {}).items():
         if f"[{component}]" in key and key.endswith(_OBSERVED_KEYS.get(attribute, ("\0",))):
-            return "unknown at acquisition", reason.removeprefix("unknown (").rstrip(")")
+            return "unknown at acquisition", reason
     return "missing", ""
 
 
 def _as_nbo(ome_root: ET.Element) -> ET.Element:
-    """The OME part re-tagged into the NBO namespace, to grade a file with no NBO record."""
+    """Re-tag ``ome_root`` (a copy of the OME part) into the NBO namespace, to grade a file
+    that has no NBO record."""
     for el in ome_root.iter():
         if el.tag.startswith("{" + OME_NAMESPACE + "}"):
             el.tag = "{" + NBO_NAMESPACE + "}" + local_name(el.tag)
@@ -137,19 +142,13 @@ def validate_file(path: str | Path, tier: int = 1,
     unknown_ext = sorted(set(extensions) - set(EXTENSIONS))
     if unknown_ext:
         raise ValueError(f"unknown extension(s) {unknown_ext}; choose from {list(EXTENSIONS)}")
-    xml = read_ome_xml(path)
-    try:
-        ome_root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise NotOmeTiffError(f"{path}: its OME-XML is not well-formed ({exc})") from None
-    if ome_root.tag != f"{{{OME_NAMESPACE}}}OME":
-        raise NotOmeTiffError(f"{path}: ImageDescription is not OME-XML 2016-06 "
-                              f"(root element {ome_root.tag!r})")
-    record = nbo_record(xml)
+    recorded = read(path)
+    record = recorded.nbo
     if record is not None:
         root, graded = record, "the embedded NBO v2.01 record"
     else:
-        root, graded = _as_nbo(ome_root), "the OME part (the file has no NBO record)"
+        root = _as_nbo(copy.deepcopy(recorded.tree))
+        graded = "the OME part (the file has no NBO record)"
     report = ValidationReport(str(path), tier, tuple(extensions), graded)
     unknown = _unknown_reasons(root)
     elements = {p: el for el, (p, _) in element_paths(root).items()}

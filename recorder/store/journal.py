@@ -27,8 +27,8 @@ from nbo_recorder.capture.documents import (
     RunStart,
     RunStop,
     StateSnapshot,
-    Unknown,
 )
+from nbo_recorder.vocabulary import Unknown
 
 SUFFIX = ".nbo-journal"
 _FRAME_FIELDS = tuple(f.name for f in fields(FrameRecord))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nbo_recorder.capture.documents import RunStop
-from nbo_recorder.profile.model import parse_profile
+from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.render.ome import build_ome_xml
 from nbo_recorder.store.journal import journal_path, read_journal
 from nbo_recorder.store.tiff_pages import end_chain_after, intact_pages
@@ -35,8 +36,17 @@ class RecoveryReport:
     frames_expected: int | None
 
 
-def recover(partial: Path, out: Path | None = None, *, reason: str | None = None) -> RecoveryReport:
-    """Make ``partial`` (in place, or a copy at ``out``) a valid OME-TIFF of its intact frames."""
+def recover(
+    partial: Path, out: Path | None = None, *, reason: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RecoveryReport:
+    """Make ``partial`` (in place, or a copy at ``out``) a valid OME-TIFF of its intact frames.
+
+    ``progress(done, total)`` is called as the file's pages are checked: ``total`` is the
+    number of frames the journal holds (or the pages found so far, if more) while the pages
+    are walked, and the last call, once the file is finished, has ``done == total`` = the
+    intact pages found.
+    """
     partial = Path(partial)
     jpath = journal_path(partial)
     if not partial.is_file():
@@ -47,8 +57,9 @@ def recover(partial: Path, out: Path | None = None, *, reason: str | None = None
             "cleanly (nothing to recover) or it was not written by nbo-recorder"
         )
     run = read_journal(jpath)
-    pages = intact_pages(partial)
     journaled = len(run.frames)
+    on_page = None if progress is None else (lambda n: progress(n, max(journaled, n)))
+    pages = intact_pages(partial, on_page)
     frames = [f for f in run.frames if f.index < len(pages)]
     if not frames:
         raise RecoveryError(f"{partial}: no frame was completely written before the crash")
@@ -81,4 +92,6 @@ def recover(partial: Path, out: Path | None = None, *, reason: str | None = None
     write_description(target, build_ome_xml(run, profile, software))
     if out is None:
         jpath.unlink()
+    if progress is not None:
+        progress(len(pages), len(pages))
     return RecoveryReport(target, len(frames), journaled, len(pages), run.start.frames_expected)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -93,8 +94,12 @@ def _values(fh: BinaryIO, lay: _Layout, entry: bytes, file_size: int) -> list[in
     return list(struct.unpack(lay.order + _INT_FORMATS[tag_type] * count, raw))
 
 
-def intact_pages(path: Path) -> list[PageExtent]:
-    """The pages whose IFD and image data lie wholly inside the file, in chain order."""
+def intact_pages(path: Path, on_page: Callable[[int], None] | None = None) -> list[PageExtent]:
+    """The pages whose IFD and image data lie wholly inside the file, in chain order.
+
+    ``on_page`` is called with the number of intact pages found so far after each one, so
+    a caller can show progress through a long file.
+    """
     size = path.stat().st_size
     pages: list[PageExtent] = []
     with path.open("rb") as fh:
@@ -127,6 +132,8 @@ def intact_pages(path: Path) -> list[PageExtent]:
                 break
             next_at = offset + count_size + n * lay.entry_size
             pages.append(PageExtent(offset, next_at, data_end))
+            if on_page is not None:
+                on_page(len(pages))
             offset = struct.unpack(lay.order + lay.offset_fmt, body[-ptr_size:])[0]
     return pages
 

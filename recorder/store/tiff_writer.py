@@ -17,11 +17,14 @@ import errno
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import tifffile
 
 from nbo_recorder.store.tiff_pages import drop_torn_tail
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 #: Written into the first page until the run is finalised; recovery looks for it.
 PLACEHOLDER = "nbo-recorder: acquisition in progress; OME-XML is written at the end"
@@ -84,7 +87,7 @@ class TiffPageWriter:
     def fileno(self) -> int:
         return self._fh.fileno()
 
-    def write(self, frame: np.ndarray) -> int:
+    def write(self, frame: NDArray[Any]) -> int:
         """Append ``frame`` as the next page; return its page (IFD) index."""
         if self._tw is None or self._broken:
             raise WriterError(errno.EBADF, f"{self.path}: writer is closed")

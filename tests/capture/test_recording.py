@@ -12,7 +12,8 @@ import useq
 import yaml
 
 from nbo_recorder.capture.recorder import Recorder
-from nbo_recorder.profile.model import ProfileError, parse_profile
+from nbo_recorder.profile.errors import ProfileError
+from nbo_recorder.profile.load import parse_profile
 from tests.helpers import DEMO_PROFILE, annotations, load, planes, py_profile
 
 
@@ -179,6 +180,21 @@ def test_profile_binding_unknown_device_is_rejected_at_attach(demo_core):
         Recorder(demo_core, parse_profile(data, "p.yaml"))
 
 
+def test_a_profile_nbo_cannot_hold_is_refused_before_the_first_frame(demo_core, tmp_path):
+    """Loading a profile does not check it against NBO; the recorder does, for a path and
+    for a Profile object alike, naming the file when it has one."""
+    data = yaml.safe_load(DEMO_PROFILE.read_text())
+    data["components"][3].setdefault("extra", {})["CoatingMethod"] = "Hard"
+    with pytest.raises(ProfileError, match=r"\n  components\[3\]\.extra\.CoatingMethod"):
+        Recorder(demo_core, parse_profile(data, "bad.yaml"))
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError) as info:
+        Recorder(demo_core, path)
+    assert f"\n{path}: components[3].extra.CoatingMethod" in str(info.value)
+    assert "'HardCoated', 'SoftCoated', 'Other'" in str(info.value)
+
+
 def test_big_runs_switch_to_bigtiff():
     from nbo_recorder.store.tiff_writer import needs_bigtiff
 
@@ -210,12 +226,12 @@ def test_written_file_is_valid_tiff_after_every_frame(demo_core, tmp_path):
 def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path, monkeypatch):
     import time
 
-    from nbo_recorder.capture import recorder as recorder_module
+    from nbo_recorder.capture import sink as sink_module
     from nbo_recorder.store.tiff_writer import TiffPageWriter
 
     frame_bytes = 512 * 512 * 2
-    monkeypatch.setattr(recorder_module, "BACKLOG_WARN_BYTES", 3 * frame_bytes)
-    monkeypatch.setattr(recorder_module, "BACKLOG_LIMIT_BYTES", 6 * frame_bytes)
+    monkeypatch.setattr(sink_module, "BACKLOG_WARN_BYTES", 3 * frame_bytes)
+    monkeypatch.setattr(sink_module, "BACKLOG_LIMIT_BYTES", 6 * frame_bytes)
     real_write = TiffPageWriter.write
 
     def slow_write(self, img):  # a disk far slower than the camera

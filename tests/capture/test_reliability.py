@@ -13,10 +13,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot, Unknown
+from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot
 from nbo_recorder.capture.recorder import Recorder
-from nbo_recorder.profile.model import ProfileError, parse_profile
+from nbo_recorder.profile.errors import ProfileError
+from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.render.ome import build_ome_xml
+from nbo_recorder.vocabulary import Unknown
 from tests.helpers import DEMO_PROFILE, annotations, load, planes, py_profile
 
 

@@ -7,7 +7,8 @@ import useq
 
 from nbo_recorder import sim
 from nbo_recorder.capture.recorder import Recorder
-from nbo_recorder.cli.main import bundled_profile, bundled_rig_config, main
+from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
+from nbo_recorder.cli.main import main
 from nbo_recorder.rig import load_core
 from tests.helpers import annotations, load, planes
 

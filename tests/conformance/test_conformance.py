@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import time
 import xml.etree.ElementTree as ET
@@ -14,17 +13,19 @@ import pytest
 import yaml
 
 from nbo_recorder import sim
-from nbo_recorder.cli.conformance import add_conformance_command, format_report
-from nbo_recorder.cli.main import bundled_profile, bundled_rig_config
-from nbo_recorder.conformance.suite import (
-    ConformanceReport,
-    ConformanceSuite,
-    read_back,
-    tier_compliance,
-)
-from nbo_recorder.profile.model import Profile, load_profile, parse_profile
+from nbo_recorder.capture import observed
+from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
+from nbo_recorder.cli.conformance import format_report
+from nbo_recorder.cli.main import main
+from nbo_recorder.conformance.readback import acquire, read_back
+from nbo_recorder.conformance.results import ConformanceReport, tier_compliance
+from nbo_recorder.conformance.suite import ConformanceSuite
+from nbo_recorder.profile.errors import ProfileError
+from nbo_recorder.profile.load import load_profile, parse_profile
+from nbo_recorder.profile.model import Profile
+from nbo_recorder.render.nbo_checks import load_checked_profile
 from nbo_recorder.rig import load_core
-from tests.helpers import DEMO_PROFILE
+from tests.helpers import DEMO_PROFILE, load, planes
 
 pytestmark = pytest.mark.slow  # end-to-end suite: deselect with -m 'not slow'
 
@@ -142,7 +143,7 @@ def test_demo_rig_conforms_and_is_restored(demo_core):
         assert "excitation_filters absent" in by_name[f"Excitation.Label=Empty [{mode}]"].recorded
     led = by_name["LED.Label=470nm [direct]"].recorded
     assert "light_source[led-demo].wavelength_nm='470 nm'" in led
-    # numbers: three values inside the limits, formatted as the recorder formats them
+    # numbers: three values inside the limits, written as the annotations document them
     assert {r.value for r in report.results if r.prop == "CCDTemperature"
             and r.mode == "direct"} == {"-100", "-45", "10"}
     assert "detector[cam-demo].temperature_c='-100 °C'" in (
@@ -287,11 +288,7 @@ def test_bad_bindings_and_failing_devices_fail_only_their_checks(demo_core):
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="nbo-recorder")
-    add_conformance_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["conformance", *argv])
-    code: int = args.func(args)
-    return code
+    return main(["conformance", *argv])
 
 
 def test_cli_report_junit_and_exit_codes(tmp_path, capsys):
@@ -318,15 +315,11 @@ def test_cli_report_junit_and_exit_codes(tmp_path, capsys):
     assert _cli("--mm-config", str(tmp_path / "missing.cfg"), "--profile", str(profile)) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "missing.cfg" in err and "not found" in err
-    with pytest.raises(SystemExit) as exc:
-        _cli("--profile", str(profile))
-    assert exc.value.code == 2
+    assert _cli("--profile", str(profile)) == 2  # a usage error: --mm-config missing
+    assert "Missing option '--mm-config'" in capsys.readouterr().err
 
 
 def test_read_back_matches_the_recorder_view(demo_core, tmp_path):
-    from nbo_recorder.conformance.suite import acquire
-    from tests.helpers import load, planes
-
     demo_core.setStateLabel("Emission", "Chroma-HQ700")
     back = acquire(demo_core, load_profile(DEMO_PROFILE), tmp_path / "f.ome.tif", frames=2)
     assert len(back.frames) == 2
@@ -336,6 +329,47 @@ def test_read_back_matches_the_recorder_view(demo_core, tmp_path):
             k: v for k, v in view.settings.items() if k not in ("objective", "pixel_size_um")}
     assert read_back(tmp_path / "f.ome.tif").frames[0].ome[
         "Channel.LightPath.EmissionFilterRef"] == "Filter:em-chroma-hq700-75m"
+
+
+#: the demo camera's gain, bound alone, set to whole numbers the annotation writes as "1", "2"
+GAIN_ONLY = {
+    "name": "gain only",
+    "components": [{"kind": "detector", "id": "cam"}],
+    "bindings": [{"device": "Camera", "role": "detector", "component": "cam",
+                  "settings": {"gain": {"property": "Gain", "test_values": [1, 2]}}}],
+}
+
+
+def test_a_recorder_formatting_mistake_fails_conformance(demo_core, monkeypatch):
+    profile = parse_profile(GAIN_ONLY, "gain.yaml")
+    assert _run(demo_core, profile).ok  # the recorder's own spelling is what conformance expects
+    documented = observed.format_value
+
+    def three_decimals(value: object, unit: str) -> str:
+        """A formatting bug: numbers with three fixed decimals ("1.000") instead of %g."""
+        if isinstance(value, float):
+            return f"{value:.3f} {unit}".strip()
+        return documented(value, unit)
+
+    monkeypatch.setattr(observed, "format_value", three_decimals)
+    report = _run(demo_core, profile)
+    assert _failed(report) == {f"Camera.Gain={v} [{m}]" for v in ("1", "2")
+                               for m in ("config", "direct")}, format_report(report)
+    message = next(r.message for r in report.failures if r.value == "1")
+    assert ("channel-settings annotation 'detector[cam].gain': expected '1', the file holds "
+            "'1.000'") in message
+
+
+def test_conformance_refuses_a_profile_nbo_cannot_hold(tmp_path, capsys):
+    path = tmp_path / "bad-bits.yaml"
+    data = yaml.safe_load(yaml.safe_dump(GAIN_ONLY))
+    data["components"][0]["bit_depth"] = 13
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert load_profile(path).components[0].bit_depth == 13  # loading alone does not judge NBO
+    with pytest.raises(ProfileError, match=r"bad-bits\.yaml: components\[0\]\.bit_depth: 13 bit"):
+        load_checked_profile(path)
+    assert _cli("--mm-config", "demo", "--profile", str(path)) == 2
+    assert "13 bit is not an NBO v2.01" in capsys.readouterr().err
 
 
 MANUFACTURER_TESTS = """
@@ -391,7 +425,7 @@ def test_plugin_module_imports_nothing_heavy():
 
     code = ("import sys, nbo_recorder.conformance.pytest_plugin; "
             "heavy = [m for m in ('pymmcore_plus', 'nbo_recorder.conformance.suite', "
-            "'nbo_recorder.capture.recorder', "
+            "'nbo_recorder.conformance.readback', 'nbo_recorder.capture.recorder', "
             "'useq', 'ome_types') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

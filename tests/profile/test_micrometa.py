@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 
-from nbo_recorder.cli.profile import main
+from nbo_recorder.cli.main import main
+from nbo_recorder.profile.load import load_profile
 from nbo_recorder.profile.micrometa import (
     LAYOUT_KEYS,
     MicroMetaError,
-    export_micrometa,
     flatten,
-    import_micrometa,
     kept_path,
     read_micrometa,
     unflatten,
 )
-from nbo_recorder.profile.model import load_profile
+from nbo_recorder.profile.micrometa_export import export_micrometa
+from nbo_recorder.profile.micrometa_import import import_micrometa
 from tests.helpers import DEMO_PROFILE
 
 #: the real Micro-Meta App file in the project's shared folder (beside the repository)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from nbo_recorder.profile.model import ProfileError, check_against_core, load_profile, parse_profile
+from nbo_recorder.profile.check import check_profile
+from nbo_recorder.profile.core_check import check_against_core
+from nbo_recorder.profile.errors import ProfileError
+from nbo_recorder.profile.load import load_profile, parse_profile
+from nbo_recorder.render.nbo_checks import check_nbo_profile
 from tests.helpers import DEMO_PROFILE
 
 
@@ -110,12 +116,40 @@ def test_nbo_vocabulary_and_missing_calibration_file_are_named(tmp_path, demo_da
     demo_data["components"][0]["extra"] = {"ContrastModulation": "Hoffmannn"}
     demo_data["calibrations"] = [{"id": "flat-1", "kind": "field_uniformity",
                                   "date": "2026-10-01", "file": "maps/flat.tif"}]
+    # loading checks the files a profile cites; the NBO vocabularies are a separate step
     with pytest.raises(ProfileError) as err:
         load_profile(_write(tmp_path, demo_data))
     text = str(err.value)
-    assert "components[0].extra.ContrastModulation: 'Hoffmannn'" in text and "'Hoffman'" in text
     assert "calibrations[0].file:" in text and "flat.tif does not exist" in text
     (tmp_path / "maps").mkdir()
     (tmp_path / "maps" / "flat.tif").write_bytes(b"II*\x00")
+    with pytest.raises(ProfileError) as err:
+        check_nbo_profile(load_profile(_write(tmp_path, demo_data)))
+    text = str(err.value)
+    assert "components[0].extra.ContrastModulation: 'Hoffmannn'" in text and "'Hoffman'" in text
     demo_data["components"][0]["extra"] = {"ContrastModulation": "Hoffman"}
-    assert load_profile(_write(tmp_path, demo_data)).calibrations[0].file == "maps/flat.tif"
+    profile = load_profile(_write(tmp_path, demo_data))
+    check_nbo_profile(profile)
+    assert profile.calibrations[0].file == "maps/flat.tif"
+
+
+def test_profile_check_reports_nbo_values_and_missing_files_together(tmp_path, demo_data):
+    demo_data["components"][0]["extra"] = {"ContrastModulation": "Hoffmannn"}
+    demo_data["calibrations"] = [{"id": "flat-1", "kind": "field_uniformity",
+                                  "date": "2026-10-01", "file": "maps/flat.tif"}]
+    path = _write(tmp_path, demo_data)
+    problems = check_profile(path).problems
+    assert problems[0] == f"{path}: profile values NBO v2.01 does not allow:"
+    assert any(line.startswith(f"{path}: components[0].extra.ContrastModulation: 'Hoffmannn'")
+               for line in problems)
+    assert any(line.startswith(f"{path}: calibrations[0].file:") for line in problems)
+
+
+def test_loading_a_profile_imports_no_xml_builder_or_schema():
+    code = ("import sys; from nbo_recorder.profile.load import load_profile; "
+            f"load_profile({str(DEMO_PROFILE)!r}); "
+            "print([m for m in ('xmlschema', 'nbo_recorder.render', 'nbo_recorder.nbo.schema') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 from nbo_recorder.profile.check import check_profile
-from nbo_recorder.profile.model import ProfileError, check_against_core, load_profile
+from nbo_recorder.profile.core_check import check_against_core
+from nbo_recorder.profile.errors import ProfileError
+from nbo_recorder.profile.load import load_profile
 
 INVENTORY = {
     "description": "Facility objective inventory",

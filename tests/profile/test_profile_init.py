@@ -9,16 +9,17 @@ import useq
 import yaml
 
 from nbo_recorder.capture.recorder import Recorder
-from nbo_recorder.cli.profile import main
+from nbo_recorder.cli.main import main
 from nbo_recorder.profile.check import check_profile, missing_for_tier
-from nbo_recorder.profile.model import check_against_core, load_profile, parse_profile
-from nbo_recorder.profile.skeleton import (
-    init_profile,
+from nbo_recorder.profile.core_check import check_against_core
+from nbo_recorder.profile.labels import (
     is_generic_label,
     parse_dichroic_label,
     parse_filter_label,
     parse_objective_label,
 )
+from nbo_recorder.profile.load import load_profile, parse_profile
+from nbo_recorder.profile.skeleton import init_profile
 from tests.helpers import DEMO_PROFILE, load
 
 

@@ -9,8 +9,16 @@ import yaml
 
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.main import main
-from nbo_recorder.profile.model import parse_profile
+from nbo_recorder.profile.load import parse_profile
 from tests.helpers import DEMO_PROFILE, load
+
+#: a number as a whole token: not part of a longer number, word or dotted version
+_NUMBER = r"(?<![\w.-])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?!\w|\.\d)"
+
+
+def _states(text: str, phrase: str) -> bool:
+    """``phrase`` is in ``text`` as a whole: no digit, letter or decimal point glued to it."""
+    return re.search(rf"(?<![\w.]){re.escape(phrase)}(?!\w|\.\d)", text) is not None
 
 
 def test_methods_for_the_demo_file_states_the_files_values(tmp_path, capsys):
@@ -19,28 +27,31 @@ def test_methods_for_the_demo_file_states_the_files_values(tmp_path, capsys):
     capsys.readouterr()
     assert main(["methods", str(out)]) == 0
     text = capsys.readouterr().out
-    _, ome = load(out)
+    xml, ome = load(out)
     inst, image = ome.instruments[0], ome.images[0]
     obj = next(o for o in inst.objectives if o.id == image.objective_settings.id)
-    assert f"{obj.manufacturer} {obj.model}" in text
-    assert f"NA {obj.lens_na:g}" in text and f"{obj.nominal_magnification:g}×" in text
+    assert _states(text, f"{obj.manufacturer} {obj.model}")
+    assert _states(text, f"NA {obj.lens_na:g}") and _states(text, f"{obj.nominal_magnification:g}×")
     px = image.pixels
-    assert f"pixel size in the sample plane was {px.physical_size_x:g} µm" in text
-    assert f"{px.size_z} focal planes were acquired at {px.physical_size_z:g} µm steps" in text
-    assert f"{px.size_t} time points were acquired every {px.time_increment:g} s" in text
+    assert _states(text, f"pixel size in the sample plane was {px.physical_size_x:g} µm")
+    assert _states(text, f"{px.size_z} focal planes were acquired at {px.physical_size_z:g} µm "
+                         "steps")
+    assert _states(text, f"{px.size_t} time points were acquired every {px.time_increment:g} s")
     for ch in px.channels:
         exposure = next(p.exposure_time for p in px.planes if p.the_c == px.channels.index(ch))
         sentence = next(line for line in text.splitlines() if line.startswith(f"{ch.name}:"))
-        assert f"exposure {exposure:g} ms" in sentence
+        assert _states(sentence, f"exposure {exposure:g} ms")
         if ch.light_source_settings.wavelength:
-            assert f"at {ch.light_source_settings.wavelength:g} nm" in sentence
+            assert _states(sentence, f"at {ch.light_source_settings.wavelength:g} nm")
         for ref in ch.light_path.emission_filters:
             model = next(f.model for f in inst.filters if f.id == ref.id)
-            assert f"emission filter Chroma {model}" in sentence
-    # every number in the text is a number the file holds
-    xml, _ = load(out)
-    for number in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", text):
-        assert number in xml, f"{number} is stated but not in the file"
+            assert _states(sentence, f"emission filter Chroma {model}")
+    # every number in the text is a number the file holds (as a value, not a substring)
+    held = {float(n) for n in re.findall(_NUMBER, xml)}
+    stated = re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", text)
+    assert stated
+    for number in stated:
+        assert float(number) in held, f"{number} is stated but not in the file"
 
 
 def test_methods_never_states_a_missing_value_and_says_what_is_missing(

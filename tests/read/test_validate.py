@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import xml.etree.ElementTree as ET
 
 import pytest
 import tifffile
@@ -12,7 +13,9 @@ import yaml
 
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.main import main
-from nbo_recorder.profile.model import parse_profile
+from nbo_recorder.profile.load import parse_profile
+from nbo_recorder.read.reader import read
+from nbo_recorder.vocabulary import NBO_NAMESPACE, UNKNOWN_TEXT
 from tests.helpers import DEMO_FACTS, DEMO_PROFILE, DEMO_STAND, STUDY, py_profile, state_contact
 
 #: the experiment as a user states it, complete for tier 1
@@ -20,6 +23,15 @@ COMPLETE_STUDY = copy.deepcopy(STUDY)
 COMPLETE_STUDY["nbo"]["Experiment"]["Name"] = "Nuclear envelope in fixed HeLa"
 for fluor in COMPLETE_STUDY["nbo"]["Fluorophore"].values():
     fluor.update({"ExcitationWavelength": 358, "EmissionWavelength": 461})
+
+
+def _element_at(record: ET.Element, path: str) -> ET.Element:
+    """The element of the NBO record at a report path such as ``/OME/Instrument[1]/Laser[2]``."""
+    element = record
+    for step in path.strip("/").split("/")[1:]:
+        name, _, index = step.rstrip("]").partition("[")
+        element = element.findall(f"{{{NBO_NAMESPACE}}}{name}")[int(index or 1) - 1]
+    return element
 
 
 def _complete_profile(drop: tuple[str, str] | None = None):
@@ -69,9 +81,18 @@ def test_missing_tier3_attributes_do_not_fail_tier_1_or_2(record, capsys):
     report = json.loads(capsys.readouterr().out)
     tier3_missing = [r for r in report["failures"] if r["tier"] == 3]
     assert tier3_missing, "the demo profile leaves tier-3 MUST attributes empty"
-    assert main(["validate", str(out), "--tier", "2", "--json"]) in (0, 1)
+    # the demo profile states no filter's AttenuationMethod, a tier-2 MUST: tier 2 fails
+    record = read(out).nbo
+    assert record is not None
+    filters = list(record.iter(f"{{{NBO_NAMESPACE}}}EmissionFilter"))
+    assert filters and all(f.get("AttenuationMethod") is None for f in filters)
+    assert main(["validate", str(out), "--tier", "2", "--json"]) == 1
     report2 = json.loads(capsys.readouterr().out)
     assert all(r["tier"] <= 2 for r in report2["failures"])
+    failing = {(r["element"], r["attribute"]) for r in report2["failures"]}
+    assert ("EmissionFilter", "AttenuationMethod") in failing
+    for row in report2["failures"]:  # each one is an attribute the record really lacks
+        assert _element_at(record, row["path"]).get(row["attribute"]) in (None, UNKNOWN_TEXT)
     assert main(["validate", str(out), "--tier", "1"]) == 0
 
 
@@ -97,10 +118,14 @@ def test_unreadable_files_exit_2_with_a_clear_message(tmp_path, capsys):
 
 def test_truncated_recording_is_not_a_traceback(record, tmp_path, capsys):
     out = record("complete.ome.tif")
+    data = out.read_bytes()
+    # the OME-XML is written after the pixels, so the first 5000 bytes lose it: unreadable
+    assert data.find(b"<OME") > 5000
     cut = tmp_path / "cut.ome.tif"
-    cut.write_bytes(out.read_bytes()[:5000])
-    assert main(["validate", str(cut)]) in (1, 2)
-    assert "Traceback" not in capsys.readouterr().err
+    cut.write_bytes(data[:5000])
+    assert main(["validate", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "cut.ome.tif" in err
 
 
 def test_other_tools_ome_tiff_is_graded_from_its_ome_part(demo_core, tmp_path, capsys):
@@ -117,8 +142,15 @@ def test_unreadable_setting_is_reported_as_unknown_at_acquisition(py_core, tmp_p
     out = tmp_path / "unknown.ome.tif"
     seq = useq.MDASequence(channels=[{"config": "GFP", "group": "PyChannel"}])
     py_core.mda.run(seq, output=Recorder(py_core, py_profile()).sink(out))
-    main(["validate", str(out), "--json"])
-    rows = json.loads(capsys.readouterr().out)["attributes"]
+    # py_profile() names no manufacturer for its laser, a tier-1 MUST: the file fails tier 1
+    record = read(out).nbo
+    assert record is not None
+    laser = record.find(f".//{{{NBO_NAMESPACE}}}Laser")
+    assert laser is not None and laser.get("Manufacturer") is None
+    assert main(["validate", str(out), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert ("Laser", "Manufacturer") in {(r["element"], r["attribute"]) for r in report["failures"]}
+    rows = report["attributes"]
     power = [r for r in rows if r["attribute"] == "IlluminationPowerSettings"
              and "PyLaser" in r["reason"]]
     assert power and power[0]["status"] == "unknown at acquisition"

@@ -13,7 +13,8 @@ The experiment, sample and fluorophores are stated in the sequence metadata (:da
 without that the recorder writes ``unknown`` placeholders and the record cannot reach tier 1.
 nbo-recorder's own developer and website are not in its package metadata yet (pyproject.toml
 has no ``authors``/``[project.urls]``), so the tier-1 tests state them through
-:func:`nbo_recorder.render.nbo.software_contact`, and one test pins that this is the only gap left.
+:func:`nbo_recorder.render.nbo_instrument.software_contact`, and one test pins that this is the
+only gap left.
 """
 
 from __future__ import annotations
@@ -31,29 +32,29 @@ import pytest
 import tifffile
 import useq
 import yaml
+from ome_types.model import Objective_Correction as Correction
+from ome_types.model import Objective_Immersion as Immersion
 from pymmcore_plus.experimental.unicore import GenericDevice, StateDevice, pymm_property
 
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot
-from nbo_recorder.capture.recorder import Recorder, software_versions
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.capture.versions import software_versions
 from nbo_recorder.nbo import NBO_NAMESPACE
-from nbo_recorder.nbo.schema import validate_nbo
+from nbo_recorder.nbo.schema import allowed_values, validate_nbo
 from nbo_recorder.profile.calibration import (
     check_calibration_files,
     stale_calibrations,
     summary,
 )
-from nbo_recorder.profile.model import Correction, Immersion, Profile, ProfileError, parse_profile
+from nbo_recorder.profile.errors import ProfileError
+from nbo_recorder.profile.load import parse_profile
+from nbo_recorder.profile.model import Profile
 from nbo_recorder.read.reader import nbo_record, nbo_text, read, read_ome_xml
-from nbo_recorder.render import nbo as nbo_xml
-from nbo_recorder.render.nbo import (
-    UNKNOWN_TEXT,
-    allowed_values,
-    build_nbo_xml,
-    check_nbo_profile,
-    study_problems,
-)
-from nbo_recorder.render.ome import NBO_ANNOTATION_ID, NS_NBO_COMPLIANCE
+from nbo_recorder.render import nbo_elements, nbo_instrument
+from nbo_recorder.render.nbo import build_nbo_xml
+from nbo_recorder.render.nbo_checks import check_nbo_profile, study_problems
 from nbo_recorder.rig import load_core
+from nbo_recorder.vocabulary import NBO_ANNOTATION_ID, NS_NBO_COMPLIANCE, UNKNOWN_TEXT
 from tests.helpers import DEMO_FACTS, DEMO_PROFILE, DEMO_STAND, STUDY, demo_profile, state_contact
 
 NS = {"n": NBO_NAMESPACE}
@@ -188,7 +189,7 @@ def test_record_without_contact_lacks_only_nbo_recorders_developer_and_website(d
     root = read(out).nbo
     assert root is not None
     gaps = {(e.path, e.attribute) for e in validate_nbo(root, 1).errors}
-    if nbo_xml.software_contact("nbo-recorder") == (None, None):
+    if nbo_instrument.software_contact("nbo-recorder") == (None, None):
         software = "/OME/Instrument[1]/AcquisitionSoftware[4]"
         assert gaps == {(software, "Developer"), (software, "WebsiteURL")}
     else:
@@ -554,24 +555,24 @@ def test_stale_calibrations_use_the_run_date(tmp_path):
 
 
 def test_ome_vocabularies_map_onto_nbo_values():
-    assert set(nbo_xml.CORRECTION.values()) <= set(allowed_values("Objective", "Correction"))
-    assert {c.value for c in Correction} == set(nbo_xml.CORRECTION)
-    assert set(nbo_xml.IMMERSION_TYPE.values()) <= set(allowed_values("Objective",
-                                                                      "ImmersionType"))
-    assert {i.value for i in Immersion} - set(nbo_xml.IMMERSION_TYPE) == {"Oil"}
-    assert set(nbo_xml.IMMERSION_LIQUID.values()) <= set(allowed_values("ImmersionLiquid",
-                                                                        "Type"))
+    assert set(nbo_elements.CORRECTION.values()) <= set(allowed_values("Objective", "Correction"))
+    assert {c.value for c in Correction} == set(nbo_elements.CORRECTION)
+    assert set(nbo_elements.IMMERSION_TYPE.values()) <= set(allowed_values("Objective",
+                                                                           "ImmersionType"))
+    assert {i.value for i in Immersion} - set(nbo_elements.IMMERSION_TYPE) == {"Oil"}
+    assert set(nbo_elements.IMMERSION_LIQUID.values()) <= set(
+        allowed_values("ImmersionLiquid", "Type"))
     for mapping, element, attribute in (
-        (nbo_xml.FILTER_TYPE, "EmissionFilter", "Type"),
-        (nbo_xml.LASER_TYPE, "Laser", "Type"),
-        (nbo_xml.ARC_TYPE, "Arc", "Type"),
-        (nbo_xml.STAND_TYPE, "InvertedMicroscopeStand", "Type"),
-        (nbo_xml.CONTRAST_METHOD, "Channel", "ContrastMethod"),
-        (nbo_xml.IMAGING_METHOD_BY_MODE, "Channel", "IlluminationType"),
-        (nbo_xml.TRANSMITTED_METHOD, "Channel", "IlluminationType"),
+        (nbo_elements.FILTER_TYPE, "EmissionFilter", "Type"),
+        (nbo_elements.LASER_TYPE, "Laser", "Type"),
+        (nbo_elements.ARC_TYPE, "Arc", "Type"),
+        (nbo_elements.STAND_TYPE, "InvertedMicroscopeStand", "Type"),
+        (nbo_elements.CONTRAST_METHOD, "Channel", "ContrastMethod"),
+        (nbo_elements.IMAGING_METHOD_BY_MODE, "Channel", "IlluminationType"),
+        (nbo_elements.TRANSMITTED_METHOD, "Channel", "IlluminationType"),
     ):
         assert set(mapping.values()) <= set(allowed_values(element, attribute)), attribute
-    for element, fixed in nbo_xml.DETECTOR_ELEMENT.values():
+    for element, fixed in nbo_elements.DETECTOR_ELEMENT.values():
         for attribute, value in fixed.items():
             assert value in allowed_values(element, attribute)
 

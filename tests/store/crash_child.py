@@ -18,7 +18,7 @@ from pathlib import Path
 
 import useq
 
-from nbo_recorder.capture import recorder as recorder_module
+from nbo_recorder.capture import sink as sink_module
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.rig import load_core
 from nbo_recorder.store import tiff_writer
@@ -56,7 +56,7 @@ def write(self, img):  # type: ignore[no-untyped-def]
 
 tiff_writer.TiffPageWriter.write = write
 if mode == "finalise":
-    recorder_module.build_ome_xml = lambda *a, **k: die()  # type: ignore[assignment]
+    sink_module.build_ome_xml = lambda *a, **k: die()  # type: ignore[assignment]
 
 core = load_core("demo")
 core.setProperty("Camera", "Mode", "Noise")

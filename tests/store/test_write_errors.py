@@ -29,7 +29,7 @@ import tifffile
 import useq
 
 from nbo_recorder.capture.recorder import Recorder
-from nbo_recorder.cli.main import build_parser
+from nbo_recorder.cli.main import parse_args
 from nbo_recorder.store import tiff_writer
 from nbo_recorder.store.journal import JournalWriter, journal_path, read_journal
 from nbo_recorder.store.tiff_writer import TiffPageWriter, WriterError
@@ -224,12 +224,17 @@ def test_pause_holds_the_acquisition_until_space_is_back(demo_core, tmp_path, vo
     ev.eventStarted.connect(lambda _: starts.append(time.monotonic()))
     sink = Recorder(demo_core, DEMO_PROFILE, on_write_error="pause",
                     write_retry_s=0.05).sink(out)
+    # what a progress display on another thread sees as the pause starts and ends
+    progress_paused: list[bool] = []
+    ev.sequencePauseToggled.connect(lambda _: progress_paused.append(sink.progress.paused))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         acquired = _record_with_hashes(demo_core, sink, _timelapse())
     messages = [str(w.message) for w in caught]
     assert any(m.startswith("acquisition paused:") and "No space left" in m and str(out) in m
                for m in messages)
+    assert progress_paused[0] is True and progress_paused[-1] is False
+    assert sink.progress.frames_written == 8 and not sink.progress.paused
     assert any("acquisition resumed" in m for m in messages)
     assert toggles[0][1] is True and toggles[-1][1] is False
     assert volume.refusals == 10
@@ -336,12 +341,12 @@ def test_write_error_options_are_checked(demo_core):
 
 
 def test_acquire_takes_the_write_error_options():
-    args = build_parser().parse_args(
+    args = parse_args(
         ["acquire", "--mm-config", "demo", "--profile", "p.yaml", "--sequence", "s.yaml",
          "--out", "o.ome.tif", "--on-write-error", "pause", "--write-retry-s", "2.5",
          "--max-pause-s", "600"])
     assert (args.on_write_error, args.write_retry_s, args.max_pause_s) == ("pause", 2.5, 600.0)
-    defaults = build_parser().parse_args(
+    defaults = parse_args(
         ["acquire", "--mm-config", "demo", "--profile", "p.yaml", "--sequence", "s.yaml",
          "--out", "o.ome.tif"])
     assert defaults.on_write_error == "stop" and defaults.max_pause_s is None

@@ -1,0 +1,456 @@
+"""The per-run ``output=`` handler: captures state per frame and streams frames to disk.
+
+Timing is the whole point, so the work is split between two threads:
+
+* **On the acquisition thread**, directly connected to ``core.mda.events`` ahead of any other
+  listener, the sink captures state: at sequence start and whenever a frame belongs to another
+  channel, position, time point, or the state was hinted stale, it reads every bound property
+  (:meth:`StateMonitor.refresh`); otherwise it only takes a reference to the current snapshot.
+  Either way it records a :class:`FrameRecord` while the hardware is still in the state the
+  frame was taken in.
+* **On pymmcore-plus's relay thread** (the sink is an ordinary ``frameReady`` handler passed
+  as ``output=``), frames are appended to the TIFF and, at the end, the OME-XML is built from
+  the documents and written. The acquisition never waits for the disk.
+
+When the disk refuses a frame (full, or an I/O error), the sink either stops the acquisition
+(``on_write_error="stop"``, the default) or pauses it and retries the frame until the write
+succeeds (``"pause"``); either way every frame already written stays in a valid file.
+:attr:`RecordingSink.progress` tells another thread (a progress display) how far it has got.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, RunStop
+from nbo_recorder.capture.pause import WriteErrorHold
+from nbo_recorder.capture.plan import count_events, planned_channels
+from nbo_recorder.capture.policy import RecordingError, WriteErrorPolicy
+from nbo_recorder.capture.state import StateMonitor
+from nbo_recorder.capture.versions import now_iso, software_versions
+from nbo_recorder.profile.calibration import stale_calibrations
+from nbo_recorder.profile.model import Profile
+from nbo_recorder.render.compliance import compliance_of_view
+from nbo_recorder.render.nbo import build_nbo_xml
+from nbo_recorder.render.nbo_checks import study_problems
+from nbo_recorder.render.ome import build_ome_xml
+from nbo_recorder.store.journal import JournalWriter, journal_path
+from nbo_recorder.store.recovery import recover
+from nbo_recorder.store.tiff_writer import TiffPageWriter, WriterError, needs_bigtiff
+from nbo_recorder.vocabulary import Unknown
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from pymmcore_plus import CMMCorePlus
+    from pymmcore_plus.metadata import FrameMetaV1, SummaryMetaV1
+    from useq import MDAEvent, MDASequence
+
+_log = logging.getLogger(__name__)
+_PRIORITY = 1000  # run before pymmcore-plus's relay enqueues the same signal
+#: frames waiting for the writer beyond this many bytes trigger a warning ...
+BACKLOG_WARN_BYTES = 256 * 2**20
+#: ... and beyond this many, the acquisition thread waits for the writer
+BACKLOG_LIMIT_BYTES = 2048 * 2**20
+#: a camera circular buffer fuller than this during a hardware burst triggers a warning
+BUFFER_WARN_FRACTION = 0.5
+_STOP_ON_WRITE_ERROR = WriteErrorPolicy()
+
+
+@dataclass(frozen=True)
+class SinkProgress:
+    """How far a :class:`RecordingSink` has got, for a progress display on another thread.
+
+    ``frames_expected`` is None until the sequence starts, or when the sequence's length is
+    not known in advance. ``backlog_bytes`` is the pixel data captured but not yet written;
+    ``paused`` is True while a write error holds the acquisition (``on_write_error="pause"``).
+    """
+
+    frames_written: int
+    frames_expected: int | None
+    backlog_bytes: int
+    paused: bool
+
+
+class RecordingSink:
+    """Records one MDA run. Pass it as ``output=`` to ``core.mda.run``."""
+
+    def __init__(
+        self, core: CMMCorePlus, profile: Profile, path: Path, *,
+        stop_on_device_error: bool = False,
+        write_errors: WriteErrorPolicy = _STOP_ON_WRITE_ERROR,
+    ) -> None:
+        self.core = core
+        self.profile = profile
+        self.path = path
+        self.stop_on_device_error = stop_on_device_error
+        self.write_errors = write_errors
+        self._hold = WriteErrorHold(core, write_errors, path)
+        self.monitor = StateMonitor(core, profile.watched_properties())
+        self.run: Run | None = None
+        self.errors: list[str] = []
+        #: frames the sequence planned that never arrived (reported, never hidden)
+        self.dropped_frames = 0
+        self.finished = threading.Event()
+        self._writer: TiffPageWriter | None = None
+        self._journal: JournalWriter | None = None
+        self._pending: deque[FrameRecord] = deque()
+        self._captured = 0
+        self._written = 0
+        self._frame_bytes = 0
+        self._warned_backlog = False
+        self._warned_buffer = False
+        self._buffer_capacity = 0
+        self._last: tuple[int, int, int, str | None] | None = None
+        self._canceled = False
+        self._engine_failed = False
+        self._checked: set[int] = set()
+        self._first_frames_pending: set[tuple[int, int]] | None = None
+        self._compliance_thread: threading.Thread | None = None
+        self._expected: int | None = None
+        self._software = f"nbo-recorder {software_versions(core)['nbo-recorder']}"
+        self.monitor.attach()
+        ev = core.mda.events
+        ev.sequenceStarted.connect(self._on_sequence_started, priority=_PRIORITY)
+        ev.frameReady.connect(self._on_frame, priority=_PRIORITY)
+        ev.sequenceCanceled.connect(self._on_canceled, priority=_PRIORITY)
+        ev.sequenceFinished.connect(self._on_finished, priority=_PRIORITY)
+        ev.eventStarted.connect(self._hold.keep_paused, priority=_PRIORITY)
+        ev.awaitingEvent.connect(self._hold.keep_paused, priority=_PRIORITY)
+
+    @property
+    def progress(self) -> SinkProgress:
+        """Frames written so far, of how many, and what waits for the disk.
+
+        Safe to read from any thread at any rate: it only reads counters that each have a
+        single writing thread, and takes no lock the per-frame path could wait on.
+        """
+        written = self._written
+        waiting = max(self._captured - written, 0)
+        return SinkProgress(frames_written=written, frames_expected=self._expected,
+                            backlog_bytes=waiting * self._frame_bytes, paused=self._hold.holding)
+
+    @property
+    def pauses(self) -> list[str]:
+        """One line per time a write error held the acquisition: how long, and why."""
+        return self._hold.pauses
+
+    # --- acquisition thread ---------------------------------------------------------------
+
+    def _on_sequence_started(self, sequence: MDASequence, meta: SummaryMetaV1) -> None:
+        if self.run is not None:
+            raise RuntimeError(f"{self.path}: a RecordingSink records one run; make a new sink")
+        problems = study_problems(sequence.metadata)
+        if problems:
+            raise ValueError("sequence metadata the NBO record cannot hold: "
+                             + "; ".join(problems))
+        infos = meta.get("image_infos") if meta else None
+        info = infos[0] if infos else None
+        self.monitor.restart_clock()
+        self.monitor.refresh("sequence start")
+        self._expected = count_events(sequence)
+        self._first_frames_pending = planned_channels(sequence)
+        # not every z or time plan has a step or an interval (absolute positions, phases)
+        z_step = getattr(sequence.z_plan, "step", None)
+        interval = getattr(sequence.time_plan, "interval", None)
+        dtype = str(np.dtype(info["dtype"] if info else "uint16"))
+        width = int(info["width"] if info else self.core.getImageWidth())
+        height = int(info["height"] if info else self.core.getImageHeight())
+        self.run = Run(start=RunStart(
+            started_at=now_iso(),
+            profile=self.profile.model_dump(mode="json"),
+            sequence=sequence.model_dump(mode="json", exclude_unset=True),
+            width=width, height=height, dtype=dtype,
+            camera=str(info["camera_label"] if info else self.core.getCameraDevice()),
+            versions=software_versions(self.core),
+            position_names=tuple(p.name for p in sequence.stage_positions),
+            z_step_um=z_step,
+            time_interval_s=interval.total_seconds() if interval is not None else None,
+            frames_expected=self._expected,
+        ))
+        frame_bytes = width * height * np.dtype(dtype).itemsize
+        self._frame_bytes = frame_bytes
+        expected_bytes = None if self._expected is None else self._expected * frame_bytes
+        self._journal = JournalWriter(journal_path(self.path))
+        self._journal.start(self.run.start)
+        self._writer = TiffPageWriter(self.path, bigtiff=needs_bigtiff(expected_bytes))
+
+    def _on_frame(self, img: NDArray[Any], event: MDAEvent, meta: FrameMetaV1) -> None:
+        idx = event.index
+        p, t, c, z = idx.get("p", 0), idx.get("t", 0), idx.get("c", 0), idx.get("z", 0)
+        channel = event.channel.config if event.channel is not None else None
+        hardware = bool(meta.get("hardware_triggered", False))
+        key = (p, c, t, channel)
+        last = self._last
+        if last is None or self.monitor.stale:
+            snap = self.monitor.refresh("first frame" if last is None else "stale hint")
+        elif key[0] != last[0] or key[1] != last[1] or key[3] != last[3]:
+            snap = self.monitor.refresh("channel or position change")
+        elif key[2] != last[2] and not hardware:
+            snap = self.monitor.refresh("new time point")
+        else:
+            snap = self.monitor.snapshot()
+        if self.stop_on_device_error and snap.uid not in self._checked:
+            self._checked.add(snap.uid)
+            failed = [v.reason for v in snap.values.values()
+                      if isinstance(v, Unknown) and v.reason.startswith("reading ")]
+            if failed:
+                self.errors.append("stopped on device error: " + "; ".join(failed))
+                self.core.mda.cancel()
+        self._last = key
+        pos = meta.get("position") or {}
+        x, y, zpos = _finite(pos.get("x")), _finite(pos.get("y")), _finite(pos.get("z"))
+        record = FrameRecord(
+            index=self._captured, p=p, t=t, c=c, z=z, channel=channel,
+            elapsed_ms=float(meta.get("runner_time_ms", 0.0)),
+            exposure_ms=float(meta.get("exposure_ms", 0.0)),
+            x_um=x, y_um=y, z_um=zpos,
+            pixel_size_um=float(meta.get("pixel_size_um", 0.0)),
+            snapshot=snap.uid, hardware_triggered=hardware,
+        )
+        # deque.append is atomic; only this thread counts captures, only the writer counts
+        # writes, so the hot path takes no lock
+        self._pending.append(record)
+        self._captured += 1
+        self._check_backlog(img.nbytes, meta)
+
+    def _check_backlog(self, frame_bytes: int, meta: FrameMetaV1) -> None:
+        """Warn early when frames pile up faster than the disk takes them.
+
+        Frames waiting for the writer are already out of the camera's circular buffer, so
+        a slow disk shows up here first, long before Micro-Manager's 'Buffer overflowed'.
+        Past ``BACKLOG_LIMIT_BYTES`` the acquisition thread waits for the writer, so memory
+        stays bounded and the camera's own buffer absorbs (or reports) the rest.
+        """
+        self._frame_bytes = frame_bytes
+        remaining = meta.get("images_remaining_in_buffer")
+        if remaining and not self._buffer_capacity:
+            # the circular buffer is sized when the camera sequence starts, not before
+            self._buffer_capacity = int(self.core.getBufferTotalCapacity())
+        if (remaining and self._buffer_capacity and not self._warned_buffer
+                and remaining > BUFFER_WARN_FRACTION * self._buffer_capacity):
+            self._warned_buffer = True
+            warnings.warn(
+                f"{self.path}: the camera's circular buffer is {remaining} of "
+                f"{self._buffer_capacity} images full during a hardware-triggered burst; "
+                "Micro-Manager will stop with 'Buffer overflowed' if this goes on. Enlarge "
+                "the buffer, slow the camera, or reduce the frame size.",
+                RuntimeWarning, stacklevel=2,
+            )
+        waiting = (self._captured - self._written) * frame_bytes
+        if waiting > BACKLOG_WARN_BYTES and not self._warned_backlog:
+            self._warned_backlog = True
+            remaining = meta.get("images_remaining_in_buffer")
+            in_camera = f"; {remaining} more in the camera buffer" if remaining else ""
+            warnings.warn(
+                f"{self.path}: the camera is outrunning the disk: "
+                f"{self._captured - self._written} frames ({waiting / 2**20:.0f} MiB) wait "
+                f"to be written{in_camera}. Slow the acquisition or write to a faster disk.",
+                RuntimeWarning, stacklevel=2,
+            )
+        while ((self._captured - self._written) * frame_bytes > BACKLOG_LIMIT_BYTES
+               and self._writer is not None):
+            time.sleep(0.005)
+
+    def _on_finished(self, *_: object) -> None:
+        """Note, while the runner still knows it, whether the run ended in an exception."""
+        self._engine_failed = str(self.core.mda.status.finish_reason) == "errored"
+
+    def _on_canceled(self, *_: object) -> None:
+        self._canceled = True
+
+    # --- relay thread: the frameReady handler interface -----------------------------------
+
+    def frameReady(self, img: NDArray[Any], event: MDAEvent, meta: FrameMetaV1) -> None:
+        """Write one frame (called by pymmcore-plus's relay thread, in acquisition order)."""
+        record = self._next_record()
+        if record is None:
+            self.errors.append(f"frame {event.index}: no state was captured for it")
+            return
+        if self._writer is None or self.run is None or self._journal is None:
+            return
+        try:
+            page = self._write(record, img)
+        except (WriterError, OSError) as exc:
+            outcome = (self._hold.until_written(record.index,
+                                                lambda: self._retry_write(record, img), exc)
+                       if self.write_errors.on_write_error == "pause" else exc)
+            if not isinstance(outcome, int):
+                self._stop_writing(outcome)
+                return
+            page = outcome
+        if page != record.index:  # pages are written in capture order, one per record
+            raise RuntimeError(f"{self.path}: page {page} written for frame {record.index}")
+        self.run.frames.append(record)
+        self._written += 1
+        if self._compliance_thread is None and self._first_frames_pending is not None:
+            self._first_frames_pending.discard((record.p, record.c))
+            if not self._first_frames_pending:
+                self._start_compliance_precompute()
+
+    def _write(self, record: FrameRecord, img: NDArray[Any]) -> int:
+        """Journal, then append, one frame; return its page index."""
+        assert self._writer is not None and self._journal is not None
+        self._journal.frame(record, self.monitor.snapshots[record.snapshot])
+        page = self._writer.write(img)
+        self._journal.sync_if_due(self._writer.fileno())
+        return page
+
+    def _stop_writing(self, error: BaseException | str) -> None:
+        """Stop the acquisition after a write error; the file is finished from the journal."""
+        self.errors.append(str(error))
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except (OSError, ValueError):
+                pass  # the file is finished by recovery from the journal, torn page or not
+        self._writer = None
+        self.core.mda.cancel()
+        warnings.warn(f"acquisition stopped: {error}", RuntimeWarning, stacklevel=3)
+
+    def _retry_write(self, record: FrameRecord, img: NDArray[Any]) -> int:
+        """After a failed write: reopen the file and write ``record``'s frame; its page."""
+        assert self._writer is not None
+        self._writer.reopen()
+        # the failed write may have completed its page after all
+        return record.index if self._writer.pages > record.index else self._write(record, img)
+
+    def stop_waiting(self) -> None:
+        """End a write-error pause now; the run then stops as with ``on_write_error="stop"``.
+
+        While the acquisition still has events to run, ``core.mda.cancel()`` does the same;
+        once its last event is done, pymmcore-plus ignores cancel, and only this (or
+        ``max_pause_s``) ends a pause that is waiting to write the last frames.
+        """
+        self._hold.stop_waiting()
+
+    def _start_compliance_precompute(self) -> None:
+        """Every position and channel has its first frame: the NBO compliance of the file
+        is now fixed, so work it out in the background instead of at finalisation."""
+        assert self.run is not None
+        early = Run(start=self.run.start, snapshots=dict(self.monitor.snapshots),
+                    frames=list(self.run.frames))
+        self._compliance_thread = threading.Thread(
+            target=self._precompute_compliance, args=(early,), daemon=True,
+            name="nbo-compliance")
+        self._compliance_thread.start()
+
+    def _precompute_compliance(self, early: Run) -> None:
+        try:
+            view = build_nbo_xml(early, self.profile, planes="first_per_channel")
+            run_date = datetime.fromisoformat(early.start.started_at).date()
+            stale = [s.calibration for s in stale_calibrations(self.profile, run_date)]
+            compliance_of_view(view, stale)
+        except Exception:  # finalisation computes it again and reports any error there
+            _log.debug("background compliance check failed", exc_info=True)
+
+    def _next_record(self, timeout_s: float = 30.0) -> FrameRecord | None:
+        """The record the acquisition thread captured for the frame being written.
+
+        It is always there already: the capture hook runs on the acquisition thread before
+        pymmcore-plus's relay even queues the frame. The wait only guards against a hook
+        that was disconnected or failed.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self._pending.popleft()
+            except IndexError:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.001)
+
+    def sequenceFinished(self, sequence: MDASequence) -> None:
+        """Finalise: build the OME-XML from the documents and write it into the file."""
+        try:
+            self._finalise()
+        except Exception as exc:  # on the relay thread nobody would see it: keep it
+            self.errors.append(f"finalising {self.path} failed: {type(exc).__name__}: {exc}")
+            _log.exception("finalising %s failed", self.path)
+        finally:
+            self._disconnect()
+            self.finished.set()
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`RecordingError` listing what went wrong, if anything did."""
+        if self.errors:
+            raise RecordingError(f"{self.path}: " + "; ".join(self.errors))
+
+    def _finalise(self) -> None:
+        if self.run is None:
+            return
+        run = self.run
+        run.snapshots.update(self.monitor.snapshots)
+        if self.errors:
+            reason = "error"
+        elif self._engine_failed:
+            reason = ("the acquisition stopped with an error raised by the engine or a device "
+                      "(e.g. Micro-Manager's 'Buffer overflowed'); core.mda.run re-raised it")
+        elif self._canceled:
+            reason = "canceled"
+        else:
+            reason = "completed"
+        run.stop = RunStop(
+            stopped_at=now_iso(), frames_written=len(run.frames),
+            frames_expected=self._expected, reason=reason, errors=tuple(self.errors),
+            pauses=tuple(self.pauses),
+        )
+        if self._compliance_thread is not None:
+            self._compliance_thread.join(timeout=60)
+        if (reason == "completed" and self._expected is not None
+                and len(run.frames) < self._expected):
+            self.dropped_frames = self._expected - len(run.frames)
+            warnings.warn(f"{self.path}: {self.dropped_frames} of {self._expected} frames never "
+                          "reached the recorder (dropped by the camera or the acquisition "
+                          "engine); the file says so in its acquisition status",
+                          RuntimeWarning, stacklevel=2)
+        journal, self._journal = self._journal, None
+        if journal is None:
+            return
+        journal.stop(run.stop)
+        if self._writer is not None:
+            self._writer.finalise(build_ome_xml(run, self.profile, self._software))
+            self._writer = None
+            journal.remove()
+            return
+        journal.close()
+        if not run.frames:
+            return
+        # The writer failed mid-run: the file may end in a torn page. Recovery from the
+        # journal makes what was written valid, exactly as after a crash.
+        try:
+            recover(self.path)
+        except Exception as exc:
+            self.errors.append(
+                f"could not finalise {self.path} ({type(exc).__name__}: {exc}); its journal "
+                f"is kept: run `nbo-recorder recover {self.path}` once the cause is fixed"
+            )
+
+    def _disconnect(self) -> None:
+        self.monitor.detach()
+        ev = self.core.mda.events
+        for sig, slot in ((ev.sequenceStarted, self._on_sequence_started),
+                          (ev.frameReady, self._on_frame),
+                          (ev.sequenceCanceled, self._on_canceled),
+                          (ev.sequenceFinished, self._on_finished),
+                          (ev.eventStarted, self._hold.keep_paused),
+                          (ev.awaitingEvent, self._hold.keep_paused)):
+            try:
+                sig.disconnect(slot)
+            except (ValueError, RuntimeError):
+                pass
+
+
+def _finite(v: float | None) -> float | None:
+    """A stage coordinate, or None when the engine reported none or a non-finite one."""
+    return float(v) if v is not None and math.isfinite(v) else None

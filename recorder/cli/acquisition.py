@@ -1,0 +1,246 @@
+"""Running an acquisition from the command line, and saying what a written file records.
+
+``demo`` and ``acquire`` load a rig, apply ``--set`` values, optionally run the NBO pre-flight
+check, and run a useq-schema sequence into a :class:`~nbo_recorder.capture.sink.RecordingSink`
+on a worker thread, so that Ctrl-C cancels the acquisition cleanly and the file is still
+finished. While it runs, a progress bar (on a terminal) shows the frames written, the frame
+rate and the data waiting for the disk. :func:`summarise` is the short report both commands
+(and ``recover``) print afterwards, read back from the file itself.
+
+The recorder, pymmcore-plus and useq are imported inside the functions: the CLI's start-up
+(``--help``) does not pay for them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbo_recorder.cli.console import (
+    CommandError,
+    FrameRate,
+    acquisition_note,
+    progress_display,
+    say,
+)
+
+if TYPE_CHECKING:
+    from pymmcore_plus import CMMCorePlus
+    from useq import MDASequence
+
+    from nbo_recorder.capture.recorder import RecorderOptions
+    from nbo_recorder.capture.sink import RecordingSink
+
+#: The demo rigs: Micro-Manager config, bundled profile, and the sequence the demo runs.
+DEMO_RIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "widefield": ("demo", "mm_demo.yaml", {
+        "channels": [
+            {"config": "DAPI", "group": "Channel", "exposure": 10},
+            {"config": "FITC", "group": "Channel-Multiband", "exposure": 15},
+        ],
+        "z_plan": {"range": 2.0, "step": 1.0},
+        "time_plan": {"interval": 0.05, "loops": 3},
+        "axis_order": "tpcz",
+    }),
+    "spinning-disk": ("sim_spinning_disk.cfg", "sim_spinning_disk.yaml", {
+        "channels": [
+            {"config": "488-GFP", "group": "Channel", "exposure": 20},
+            {"config": "561-mCherry", "group": "Channel", "exposure": 30},
+            {"config": "BF-LED", "group": "Channel", "exposure": 5},
+        ],
+        "z_plan": {"range": 2.0, "step": 1.0},
+        "time_plan": {"interval": 0.05, "loops": 3},
+        "axis_order": "tpcz",
+    }),
+}
+
+#: seconds between two looks at a running acquisition (Ctrl-C and the progress bar)
+_POLL_S = 0.2
+
+
+def bundled_profile(name: str) -> Path:
+    """A profile shipped with nbo-recorder (repository checkout or installed wheel)."""
+    from nbo_recorder.profile.errors import ProfileError
+
+    here = Path(__file__).resolve().parents[1]  # the nbo_recorder package folder
+    for candidate in (here.parent / "hardware_profiles" / name, here / "hardware_profiles" / name):
+        if candidate.is_file():
+            return candidate
+    raise ProfileError(f"bundled profile {name!r} not found next to {here}")
+
+
+def bundled_rig_config(name: str) -> str:
+    """``"demo"`` or the path of a simulated rig's .cfg shipped in ``mocks/rigs``."""
+    from nbo_recorder import sim
+    from nbo_recorder.rig import DEMO
+
+    if name == DEMO:
+        return DEMO
+    return str(Path(sim.__file__).resolve().parent / "rigs" / name)
+
+
+def demo_sequence(rig: str) -> MDASequence:
+    """The sequence ``nbo-recorder demo --rig RIG`` runs."""
+    import useq
+
+    return useq.MDASequence(**DEMO_RIGS[rig][2])
+
+
+def load_sequence(path: Path) -> MDASequence:
+    """A useq-schema sequence file, refused (``ValueError``) before any hardware is touched
+    when it is unreadable or carries metadata the NBO record cannot hold."""
+    import useq
+
+    from nbo_recorder.render.nbo_checks import study_problems
+
+    if not path.is_file():
+        raise ValueError(f"{path}: sequence file not found")
+    try:
+        sequence = useq.MDASequence.from_file(path)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a valid useq-schema MDASequence: {exc}") from exc
+    problems = study_problems(sequence.metadata)
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    return sequence
+
+
+def record(
+    mm_config: str, profile: str | Path, sequence: MDASequence, out: Path, *, overwrite: bool,
+    settings: Sequence[str] = (), options: RecorderOptions | None = None,
+    tier: int | None = None, strict: bool = False,
+) -> Path:
+    """Load the rig, apply settings, run ``sequence`` and record it to ``out``.
+
+    ``options`` go to :class:`~nbo_recorder.capture.recorder.Recorder` (what to do on device and
+    write errors). With ``tier``, a pre-flight check lists (on stderr) what the file would lack
+    at that NBO tier before the first frame; with ``strict`` too, any gap refuses the
+    acquisition (:class:`~nbo_recorder.cli.console.CommandError`, exit code 1). Ctrl-C cancels
+    the acquisition and still finishes the file.
+    """
+    from nbo_recorder.rig import load_core
+
+    core = load_core(mm_config)
+    try:
+        _record_on(core, profile, sequence, out, overwrite=overwrite, settings=settings,
+                   options=options or {}, tier=tier, strict=strict)
+    finally:
+        # Unload while the core is still referenced: MMCore can abort the interpreter
+        # ("exception not rethrown") when a core with loaded devices is torn down at exit.
+        core.unloadAllDevices()
+    return out
+
+
+def _record_on(
+    core: CMMCorePlus, profile: str | Path, sequence: MDASequence, out: Path, *,
+    overwrite: bool, settings: Sequence[str], options: RecorderOptions, tier: int | None,
+    strict: bool,
+) -> None:
+    from nbo_recorder.capture.policy import RecordingError
+    from nbo_recorder.capture.recorder import Recorder
+    from nbo_recorder.rig import apply_settings
+
+    apply_settings(core, settings)
+    try:
+        recorder = Recorder(core, profile, **options)
+        sink = recorder.sink(out, overwrite=overwrite)
+        if tier is not None:
+            gaps = recorder.preflight(tier)
+            say(f"pre-flight, NBO tier {tier}: "
+                + (f"{len(gaps)} item(s) would be missing" if gaps else "nothing missing"),
+                prefix="")
+            for gap in gaps:
+                say(f"  {gap}", prefix="")
+            if gaps and strict:
+                raise CommandError(f"--strict: not starting; {len(gaps)} item(s) missing for "
+                                   f"tier {tier} (listed above)", 1, label="")
+        _run_cancelable(core, sequence, sink)
+        sink.raise_if_failed()
+    except RecordingError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _run_cancelable(core: CMMCorePlus, sequence: MDASequence, sink: RecordingSink) -> None:
+    """Run the acquisition on a worker thread, so that Ctrl-C cancels it cleanly.
+
+    Run on the main thread, a KeyboardInterrupt would unwind pymmcore-plus's runner
+    mid-event; here it becomes ``core.mda.cancel()`` and the file is finished (status
+    'canceled') before the interrupt is passed on. Meanwhile the main thread draws the
+    progress bar from :attr:`RecordingSink.progress`.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            core.mda.run(sequence, output=sink)
+        except BaseException as exc:  # re-raised on the calling thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="nbo-acquisition")
+    rate = FrameRate()
+    with progress_display(f"recording {sink.path.name}", "frames") as update:
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(_POLL_S)
+                now = sink.progress
+                update(now.frames_written, now.frames_expected,
+                       acquisition_note(now, rate.add(now.frames_written)))
+        except KeyboardInterrupt:
+            say(f"interrupted; canceling the acquisition and finishing {sink.path}")
+            core.mda.cancel()
+            sink.stop_waiting()  # a write-error pause may be holding the last frames
+            worker.join()
+            raise
+    if failure:
+        raise failure[0]
+
+
+def summarise(path: Path) -> str:
+    """A short human summary of what a file records, read back from the file itself."""
+    from nbo_recorder.read.reader import read
+
+    f = read(path)
+    ome = f.ome
+    sa = ome.structured_annotations
+    observed = {a.id: {m.k: m.value for m in a.value.ms}
+                for a in (sa.map_annotations if sa else [])}
+    lines = [f"{path}: {f.pages} frames in {len(ome.images)} image(s)"]
+    status = next((v.get("status") for v in observed.values() if "status" in v), None)
+    if status:
+        lines.append(f"  acquisition: {status}")
+    for inst in ome.instruments:
+        parts = [f"{len(inst.objectives)} objectives", f"{len(inst.filters)} filters",
+                 f"{len(inst.dichroics)} dichroics", f"{len(inst.detectors)} detectors",
+                 f"{len(inst.light_source_group)} light sources"]
+        lines.append("  instrument: " + ", ".join(parts))
+    for img in ome.images:
+        px = img.pixels
+        obj = img.objective_settings.id if img.objective_settings else "unknown"
+        lines.append(f"  {img.name}: {px.size_c} channels x {px.size_z} z x {px.size_t} t, "
+                     f"pixel {px.physical_size_x} µm, objective {obj}")
+        for ch in px.channels:
+            bits = [f"    channel {ch.name}:"]
+            if ch.light_source_settings is not None:
+                ls = ch.light_source_settings
+                bits.append(f"light {ls.id}" + (f" {ls.wavelength:g} nm" if ls.wavelength else ""))
+            if ch.light_path is not None:
+                refs = [r.id for r in ch.light_path.excitation_filters]
+                refs += [r.id for r in ch.light_path.emission_filters]
+                if ch.light_path.dichroic_ref is not None:
+                    refs.append(ch.light_path.dichroic_ref.id)
+                bits.append("path " + ", ".join(refs))
+            if ch.pinhole_size is not None:
+                bits.append(f"pinhole {ch.pinhole_size:g} µm")
+            if ch.detector_settings is not None:
+                ds = ch.detector_settings
+                bits.append(f"detector gain {ds.gain} offset {ds.offset} binning "
+                            f"{ds.binning.value if ds.binning else None}")
+            for ref in ch.annotation_refs:
+                for key, value in observed.get(ref.id, {}).items():
+                    if key and key.endswith(("power_mw", "intensity_percent")):
+                        bits.append(f"{key.split('].')[0].split('[')[1]} {value}")
+            lines.append(" ".join(bits))
+    return "\n".join(lines)

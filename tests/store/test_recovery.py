@@ -1,0 +1,59 @@
+"""Recovery in-process: a run whose OME-XML was never written, then `recover` with progress."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tifffile
+import useq
+
+from nbo_recorder.capture.recorder import Recorder
+from nbo_recorder.store.journal import journal_path
+from nbo_recorder.store.recovery import recover
+from tests.helpers import DEMO_PROFILE, load
+
+FRAME_BYTES = 512 * 512 * 2  # the demo camera's frames
+
+
+def _unfinished_run(core: Any, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record 6 frames whose finalisation fails before the OME-XML is written."""
+    from nbo_recorder.capture import sink as sink_module
+
+    def fail(*_: Any, **__: Any) -> str:
+        raise RuntimeError("finalisation interrupted by the test")
+
+    monkeypatch.setattr(sink_module, "build_ome_xml", fail)
+    sink = Recorder(core, DEMO_PROFILE).sink(path)
+    core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": 6}), output=sink)
+    assert "finalisation interrupted" in " ".join(sink.errors)
+    monkeypatch.undo()
+    assert journal_path(path).exists()
+
+
+def test_recover_reports_progress_through_the_pages(demo_core, tmp_path, monkeypatch,
+                                                    ome_schema):
+    out = tmp_path / "unfinished.ome.tif"
+    _unfinished_run(demo_core, out, monkeypatch)
+    calls: list[tuple[int, int]] = []
+    report = recover(out, progress=lambda done, total: calls.append((done, total)))
+    assert report.frames_recovered == 6
+    assert calls == [(n, 6) for n in range(1, 7)] + [(6, 6)]
+    ome_schema.validate(load(out)[0])
+
+
+def test_recover_progress_ends_at_the_intact_pages_when_the_last_is_torn(
+    demo_core, tmp_path, monkeypatch, ome_schema
+):
+    out = tmp_path / "torn.ome.tif"
+    _unfinished_run(demo_core, out, monkeypatch)
+    os.truncate(out, out.stat().st_size - FRAME_BYTES // 2)  # the last page's data cut off
+    calls: list[tuple[int, int]] = []
+    report = recover(out, progress=lambda done, total: calls.append((done, total)))
+    assert (report.frames_recovered, report.frames_journaled) == (5, 6)
+    assert calls == [(n, 6) for n in range(1, 6)] + [(5, 5)]
+    ome_schema.validate(load(out)[0])
+    with tifffile.TiffFile(out) as tf:
+        assert len(tf.pages) == 5
