@@ -141,14 +141,27 @@ def differences(base: Mapping[str, str], current: Mapping[str, str]) -> dict[str
     return diff
 
 
-def plane_numbers(frame: FrameRecord) -> tuple[PlaneNumbers, tuple[str, ...]]:
+class NumberTexts(dict[float, str | None]):
+    """Memo of :func:`~nbo_recorder.vocabulary.xml_number` for one build.
+
+    Exposure times and stage coordinates repeat across the frames of a run, so most look-ups
+    are hits; a miss formats the number once.
+    """
+
+    def __missing__(self, value: float) -> str | None:
+        text = self[value] = xml_number(value)
+        return text
+
+
+def plane_numbers(frame: FrameRecord, texts: NumberTexts) -> tuple[PlaneNumbers,
+                                                                    tuple[str, ...]]:
     """The frame's numbers as text, and the :data:`UNKNOWN_KEYS` of those not finite."""
     x, y, z = frame.x_um, frame.y_um, frame.z_um
-    numbers = PlaneNumbers(xml_number(frame.elapsed_ms / 1000), xml_number(frame.exposure_ms),
-                           None if x is None else xml_number(x),
-                           None if y is None else xml_number(y),
-                           None if z is None else xml_number(z))
-    if numbers.count(None) == (x is None) + (y is None) + (z is None):
+    numbers = PlaneNumbers(xml_number(frame.elapsed_ms / 1000), texts[frame.exposure_ms],
+                           None if x is None else texts[x],
+                           None if y is None else texts[y],
+                           None if z is None else texts[z])
+    if None not in numbers or numbers.count(None) == (x is None) + (y is None) + (z is None):
         return numbers, ()  # every number that is there is finite
     values = (frame.elapsed_ms, frame.exposure_ms, x, y, z)
     return numbers, tuple(key for key, value, text in zip(UNKNOWN_KEYS, values, numbers,
@@ -188,8 +201,9 @@ def _image(run: Run, profile: Profile, p: int, frames: Sequence[FrameRecord],
     baselines = {ch.index: ch.observed.flat() for ch in channels if ch.observed is not None}
     deviations: dict[tuple[int, int, float, tuple[str, ...]], Deviation] = {}
     planes = []
+    texts = NumberTexts()
     for f in frames:
-        numbers, unknown = plane_numbers(f)
+        numbers, unknown = plane_numbers(f, texts)
         key = (f.snapshot, f.c, f.pixel_size_um, unknown)
         deviation = deviations.get(key)
         if deviation is None:

@@ -25,7 +25,9 @@ plain OME 2016-06: the OME schema does not look inside the XMLAnnotation's value
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -244,8 +246,30 @@ def _plane_xml(plane: PlaneLayout, ann_ref: str | None) -> str:
     return f'<Plane {attrs}><AnnotationRef ID="{ann_ref}"/></Plane>'
 
 
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a build allocates its plane objects.
+
+    A build makes a few small tuples per frame, none in a reference cycle; with 100,000
+    frames the collector's passes over them cost as much as the build itself (measured:
+    1.1-1.3 s with, 0.6-0.75 s without, for the same XML).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     """Return the complete OME-XML for the frames recorded in ``run``."""
+    with _without_cyclic_gc():
+        return _build_ome_xml(run, profile, software)
+
+
+def _build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     start = run.start
     layout = layout_run(run, profile)
     annotations = AnnotationRegistry(_ome_map_annotation)
