@@ -169,6 +169,23 @@ def plane_numbers(frame: FrameRecord, texts: NumberTexts) -> tuple[PlaneNumbers,
                           if value is not None and text is None)
 
 
+def number_attributes(numbers: PlaneNumbers, time_attribute: str) -> str:
+    """A Plane's known numbers as XML attributes with their units, each after a space.
+
+    ``time_attribute`` is the part's name for the time since the run started (OME
+    ``DeltaT``, NBO ``Timestamp``); a number that is not known is left out with its unit.
+    """
+    attrs = ""
+    if numbers.delta_t_s is not None:
+        attrs += f' {time_attribute}="{numbers.delta_t_s}" {time_attribute}Unit="s"'
+    if numbers.exposure_ms is not None:
+        attrs += f' ExposureTime="{numbers.exposure_ms}" ExposureTimeUnit="ms"'
+    for axis, text in (("X", numbers.x_um), ("Y", numbers.y_um), ("Z", numbers.z_um)):
+        if text is not None:
+            attrs += f' Position{axis}="{text}" Position{axis}Unit="µm"'
+    return attrs
+
+
 def layout_run(run: Run, profile: Profile) -> RunLayout:
     """The layout of every image of ``run`` (positions without frames have none)."""
     observed = ObservedCache(profile, run.snapshots, {})

@@ -32,7 +32,12 @@ from nbo_recorder.nbo.schema import xsd_attribute
 from nbo_recorder.profile import calibration
 from nbo_recorder.profile.model import ChannelInfo, FilterSet, Objective, Profile
 from nbo_recorder.render.annotations import AnnotationRegistry
-from nbo_recorder.render.layout import ChannelLayout, ImageLayout, PlaneLayout
+from nbo_recorder.render.layout import (
+    ChannelLayout,
+    ImageLayout,
+    PlaneLayout,
+    number_attributes,
+)
 from nbo_recorder.render.nbo_elements import (
     BIT_DEPTHS,
     CONTRAST_METHOD,
@@ -316,15 +321,9 @@ def _plane(p: int, plane: PlaneLayout, ref: str | None) -> str:
     A number that is not known is left out with its unit; NBO requires the Timestamp, so
     validation reports a plane without one as what it is: not known.
     """
-    f, n = plane.frame, plane.numbers
-    attrs = f'ID="Plane:{p}:{f.index}" TheZ="{f.z}" TheT="{f.t}" TheC="{f.c}"'
-    if n.delta_t_s is not None:
-        attrs += f' Timestamp="{n.delta_t_s}" TimestampUnit="s"'
-    if n.exposure_ms is not None:
-        attrs += f' ExposureTime="{n.exposure_ms}" ExposureTimeUnit="ms"'
-    for axis, text in (("X", n.x_um), ("Y", n.y_um), ("Z", n.z_um)):
-        if text is not None:
-            attrs += f' Position{axis}="{text}" Position{axis}Unit="µm"'
+    f = plane.frame
+    attrs = (f'ID="Plane:{p}:{f.index}" TheZ="{f.z}" TheT="{f.t}" TheC="{f.c}"'
+             + number_attributes(plane.numbers, "Timestamp"))
     if ref is None:
         return f"<Plane {attrs} />"
     return f'<Plane {attrs}><AnnotationRef ID="{ref}" /></Plane>'

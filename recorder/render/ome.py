@@ -50,7 +50,13 @@ from nbo_recorder.profile.model import (
 )
 from nbo_recorder.render.annotations import AnnotationRegistry
 from nbo_recorder.render.compliance import compliance_of_view
-from nbo_recorder.render.layout import ChannelLayout, ImageLayout, PlaneLayout, layout_run
+from nbo_recorder.render.layout import (
+    ChannelLayout,
+    ImageLayout,
+    PlaneLayout,
+    layout_run,
+    number_attributes,
+)
 from nbo_recorder.render.nbo import build_nbo_xml
 from nbo_recorder.vocabulary import (
     NBO_ANNOTATION_ID,
@@ -232,15 +238,9 @@ def _build_channel(
 
 def _plane_xml(plane: PlaneLayout, ann_ref: str | None) -> str:
     """One Plane as text; a number that is not known is left out (with its unit)."""
-    f, n = plane.frame, plane.numbers
-    attrs = f'TheZ="{f.z}" TheT="{f.t}" TheC="{f.c}"'
-    if n.delta_t_s is not None:
-        attrs += f' DeltaT="{n.delta_t_s}" DeltaTUnit="s"'
-    if n.exposure_ms is not None:
-        attrs += f' ExposureTime="{n.exposure_ms}" ExposureTimeUnit="ms"'
-    for axis, text in (("X", n.x_um), ("Y", n.y_um), ("Z", n.z_um)):
-        if text is not None:
-            attrs += f' Position{axis}="{text}" Position{axis}Unit="µm"'
+    f = plane.frame
+    attrs = (f'TheZ="{f.z}" TheT="{f.t}" TheC="{f.c}"'
+             + number_attributes(plane.numbers, "DeltaT"))
     if ann_ref is None:
         return f"<Plane {attrs}/>"
     return f'<Plane {attrs}><AnnotationRef ID="{ann_ref}"/></Plane>'
