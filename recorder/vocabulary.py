@@ -168,11 +168,12 @@ def xml_number(value: float) -> str | None:
     """The xs:float/xs:double literal of ``value``; None for NaN and infinities.
 
     A non-finite number is never written as an attribute: OME 2016-06 rejects ``nan``, and a
-    value that is not a number is not known; the attribute is left out instead.
+    value that is not a number is not known; the attribute is left out instead. A negative zero
+    (a stage at ``-0.0`` after a centred z-stack) is written ``0.0``: it is the same position.
     """
     if not math.isfinite(value):
         return None
-    return repr(float(value))
+    return repr(float(value) + 0.0)
 
 
 def attribute_text(value: object) -> str | None:
