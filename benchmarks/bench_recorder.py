@@ -34,10 +34,10 @@ from nbo_recorder.profile.load import load_profile  # noqa: E402
 PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"
 
 
-def demo_core(size: int, buffer_mb: int | None = None) -> Any:
+def demo_core(size: int, buffer_mb: int | None = None, config: str = "demo") -> Any:
     from nbo_recorder.rig import load_core
 
-    core = load_core("demo")
+    core = load_core(config)
     core.setProperty("Camera", "OnCameraCCDXSize", str(size))
     core.setProperty("Camera", "OnCameraCCDYSize", str(size))
     core.setProperty("Camera", "FastImage", "1")
@@ -95,6 +95,43 @@ def bench_mda(size: int, frames: int, repeats: int, buffer_mb: int | None) -> di
         "ratio_to_no_writer": {v: med[v] / med["none"] for v in variants},
         "errors": errors, "all_walls_s": walls,
     }
+
+
+def bench_verify(size: int, frames: int, repeats: int) -> dict[str, Any]:
+    """Cost of each ``verify`` policy: the same 512² z-stack (snapped frames, 10 ms exposure)
+    on the demo rig and on the simulated spinning-disk rig (whose serial instruments are
+    Python devices, re-read per the policy), as a wall-time ratio to no writer."""
+    import useq
+
+    from nbo_recorder.capture.recorder import Recorder
+    from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
+
+    rigs = {"demo": ("demo", PROFILE, "DAPI"),
+            "spinning-disk": (bundled_rig_config("sim_spinning_disk.cfg"),
+                              bundled_profile("sim_spinning_disk.yaml"), "488-GFP")}
+    policies = ["events", "every-frame", "interval:0.5"]
+    out: dict[str, Any] = {"size": size, "frames": frames, "repeats": repeats}
+    for rig, (config, profile, channel) in rigs.items():
+        core = demo_core(size, config=config)
+        core.setExposure(10)
+        seq = useq.MDASequence(channels=[channel],
+                               z_plan={"range": frames - 1, "step": 1})
+        walls: dict[str, list[float]] = {v: [] for v in ["none", *policies]}
+        with tempfile.TemporaryDirectory(dir=REPO) as tmp:
+            for _ in range(repeats + 1):  # the first round warms up and is dropped
+                for variant in walls:
+                    path = Path(tmp) / "verify.ome.tif"
+                    path.unlink(missing_ok=True)
+                    output = (None if variant == "none"
+                              else Recorder(core, profile, verify=variant).sink(path))
+                    t0 = time.perf_counter()
+                    core.mda.run(seq, output=output)
+                    walls[variant].append(time.perf_counter() - t0)
+        core.unloadAllDevices()
+        med = {v: statistics.median(w[1:]) for v, w in walls.items()}
+        out[rig] = {"median_wall_s": med,
+                    "ratio_to_no_writer": {v: med[v] / med["none"] for v in med}}
+    return out
 
 
 def bench_writer(size: int, frames: int, repeats: int) -> dict[str, Any]:
@@ -273,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "quick": quick}
     report["mda_512"] = bench_mda(512, 100 if quick else 300, reps, None)
     report["mda_2048"] = bench_mda(2048, 50 if quick else 200, max(2, reps - 2), None)
+    report["verify_512"] = bench_verify(512, 30 if quick else 100, reps)
     report["writer_2048"] = bench_writer(2048, 50 if quick else 200, reps)
     report["finalise"] = bench_finalise([1000, 10000, 100000], 10000 if quick else 100000)
     report["peak_rss"] = bench_rss([100, 2000] if not quick else [100, 500])
@@ -290,6 +328,12 @@ def format_table(r: dict[str, Any]) -> str:
             err = f" ({m['errors'][v]})" if m["errors"][v] else ""
             lines.append(f"| {m['size']}² x {m['frames']}: {v} | {m['fps'][v]:.0f} fps, "
                          f"{ratio:.2f} x no-writer wall{err} |")
+    v = r["verify_512"]
+    for rig in ("demo", "spinning-disk"):
+        ratios = ", ".join(f"{policy} {ratio:.2f} x" for policy, ratio
+                           in v[rig]["ratio_to_no_writer"].items() if policy != "none")
+        lines.append(f"| verify policy, {rig} rig, {v['size']}² z-stack x {v['frames']} | "
+                     f"{ratios} no-writer wall |")
     w = r["writer_2048"]
     lines.append(f"| writer 2048² x {w['frames']}: nbo-recorder vs tifffile | "
                  f"{w['median_MB_per_s']['nbo-recorder']:.0f} vs "

@@ -11,13 +11,16 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import serial
 from serial.serialutil import SerialException
+
+ReplyKind = Literal["sentinel", "busy", "stale"]
+"""How a reply read while resynchronising is classified (see SerialLine.resynchronise)."""
 
 MAX_REPLY_BYTES = 4096
 """A reply longer than this without its terminator is treated as garbage."""
@@ -27,21 +30,32 @@ class InstrumentError(Exception):
     """Talking to a serial instrument failed.
 
     Attributes name the instrument (``device``), the command being executed
-    (``command``, ``None`` while connecting) and the bytes received (``reply``).
+    (``command``, ``None`` while connecting), the bytes received (``reply``) and what
+    the failure means for the exchanges that follow (``consequence``, e.g. a late reply
+    that forces a resynchronisation).
     """
 
     def __init__(
-        self, device: str, problem: str, *, command: str | None = None, reply: bytes | None = None
+        self,
+        device: str,
+        problem: str,
+        *,
+        command: str | None = None,
+        reply: bytes | None = None,
+        consequence: str | None = None,
     ) -> None:
         self.device = device
         self.problem = problem
         self.command = command
         self.reply = reply
+        self.consequence = consequence
         parts = [f"{device}: {problem}"]
         if command is not None:
             parts.append(f"command {command!r}")
         if reply is not None:
             parts.append(f"received {reply!r}")
+        if consequence is not None:
+            parts.append(consequence)
         super().__init__("; ".join(parts))
 
 
@@ -59,6 +73,13 @@ class InstrumentReportedError(InstrumentReplyError):
 
 class WrongInstrument(InstrumentReplyError):
     """The port answers, but not like the instrument the driver was written for."""
+
+
+class InstrumentOutOfStep(InstrumentTimeout):
+    """A reply to an earlier command may still arrive and resynchronising failed.
+
+    Raised instead of reading (possibly) someone else's answer: the value is unknown.
+    """
 
 
 class InstrumentBusy(InstrumentError):
@@ -113,7 +134,17 @@ def open_port(url: str, *, baudrate: int, timeout_s: float, device: str) -> seri
 
 
 class SerialLine:
-    """One instrument's serial port with line-oriented, thread-safe exchanges."""
+    """One instrument's serial port with line-oriented, thread-safe exchanges.
+
+    The line also keeps the reply stream in step with the commands. An exchange that
+    ends before its reply was read completely (a timeout, a reply cut off or garbled in
+    the middle) leaves bytes on their way that belong to that command; a plain flush
+    cannot remove bytes that have not arrived yet, so they would be read as the answer
+    to the next command. Such an exchange marks the line *out of step*
+    (:attr:`in_step` False, :attr:`step_losses` counts the events) and its error says
+    so; the driver then resynchronises before its next command (see
+    :meth:`resynchronise`).
+    """
 
     def __init__(self, url: str, *, device: str, baudrate: int, timeout_s: float) -> None:
         self.url = url
@@ -122,12 +153,86 @@ class SerialLine:
         self.timeout_s = timeout_s
         self._port = open_port(url, baudrate=baudrate, timeout_s=timeout_s, device=device)
         self._lock = threading.RLock()
+        self.in_step = True
+        """False from an incomplete exchange until a resynchronisation succeeded."""
+        self.step_losses = 0
+        """How often an exchange ended with a reply still (possibly) on its way."""
+        self.stale_replies_discarded = 0
+        """Reply lines dropped because they answered an earlier command."""
 
     @contextmanager
     def exchange(self) -> Iterator[None]:
-        """Hold the line for one command and its reply (other threads wait)."""
+        """Hold the line for one command and its reply (other threads wait).
+
+        A timeout or a malformed reply inside the exchange marks the line out of step
+        and is re-raised (same type) with the event named; an error in the
+        instrument's own grammar is a complete reply and leaves the line in step.
+        """
         with self._lock:
-            yield
+            try:
+                yield
+            except (InstrumentReportedError, InstrumentOutOfStep):
+                raise
+            except (InstrumentTimeout, InstrumentReplyError) as error:
+                self.in_step = False
+                self.step_losses += 1
+                raise type(error)(
+                    error.device,
+                    error.problem,
+                    command=error.command,
+                    reply=error.reply,
+                    consequence=f"late reply #{self.step_losses}: out of step with the "
+                    "instrument, the next command resynchronises first",
+                ) from error
+
+    def resynchronise(
+        self,
+        sentinel: str,
+        terminator: bytes,
+        next_reply: Callable[[Deadline], ReplyKind],
+        deadline: Deadline,
+        *,
+        before: str,
+    ) -> bool:
+        """Bring the reply stream back in step by sending ``sentinel`` (a no-op query).
+
+        ``next_reply(deadline)`` reads the next reply unit and classifies it:
+        ``"sentinel"``, the sentinel's answer, which no ordinary command of the driver
+        can produce; ``"busy"``, the instrument's busy answer (the sentinel may have
+        been refused: try again later); ``"stale"``, anything else, a reply to an
+        earlier command, which is dropped. The instrument answers in order, so once a
+        sentinel's answer has been read every reply to an earlier ordinary command has
+        arrived (or never will): the line is in step again. Answers to further
+        sentinels are recognisable and the driver skips them wherever they turn up.
+
+        Returns True once in step, False on a busy answer; no sentinel answer within
+        the deadline raises :class:`InstrumentOutOfStep` naming ``before``, the command
+        that was to follow, and the line stays out of step.
+        """
+        self.send(sentinel, terminator)
+        try:
+            while (kind := next_reply(deadline)) == "stale":
+                self.stale_replies_discarded += 1
+        except (InstrumentTimeout, InstrumentReplyError) as error:
+            raise InstrumentOutOfStep(
+                self.device,
+                f"out of step since late reply #{self.step_losses}: no answer to the "
+                f"resynchronisation query {sentinel!r} within {deadline.seconds:g} s",
+                command=before,
+                reply=error.reply,
+            ) from error
+        if kind == "busy":
+            return False
+        self.in_step = True
+        return True
+
+    def out_of_step_note(self) -> str:
+        """``"; out of step since late reply #N"`` while out of step, else ``""``."""
+        return "" if self.in_step else f"; out of step since late reply #{self.step_losses}"
+
+    def note_stale_reply(self) -> None:
+        """Count one reply line dropped because it answered an earlier (sentinel) command."""
+        self.stale_replies_discarded += 1
 
     def close(self) -> None:
         """Close the port (idempotent)."""
@@ -221,6 +326,16 @@ class SerialDriver:
     def close(self) -> None:
         """Close the serial port (the instrument keeps its state)."""
         self._line.close()
+
+    @property
+    def late_replies(self) -> int:
+        """Exchanges that ended with a reply still on its way (each forced a resync)."""
+        return self._line.step_losses
+
+    @property
+    def stale_replies_discarded(self) -> int:
+        """Reply lines dropped because they answered an earlier command."""
+        return self._line.stale_replies_discarded
 
     def __enter__(self: _DriverT) -> _DriverT:
         return self

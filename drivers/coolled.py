@@ -6,6 +6,10 @@ channel-setting command is expected to answer with the ``CSS`` status line (chan
 letter, ``S``/``X`` selected, ``N``/``F`` on, intensity ``000``-``100`` %); the driver
 checks that the status it gets back shows the requested change. Error replies are not
 documented, so any line that is not the expected one is reported as an error.
+
+The unit does not echo commands, so a reply arriving after its command timed out could
+be read as the next command's. After such a late reply the driver sends
+:data:`SYNC_COMMAND` (``XVER``) and drops every line before its answer.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from nbo_recorder.drivers._serial import (
     Deadline,
     InstrumentReplyError,
+    ReplyKind,
     SerialDriver,
     SerialLine,
     WrongInstrument,
@@ -26,6 +31,10 @@ BAUD_RATE = 57600
 COMMAND_TERMINATOR = b"\r"
 REPLY_TERMINATOR = b"\r\n"
 GREETING_START = "CoolLED"
+SYNC_COMMAND = "XVER"
+"""Resynchronisation query. The driver asks for the version only while connecting, so
+after a late reply a line starting :data:`SYNC_REPLY_START` can only answer this query."""
+SYNC_REPLY_START = "XVER:"
 
 PE4000_LED_CHOICES_NM: dict[str, tuple[int, ...]] = {
     "A": (365, 385, 405, 435),
@@ -203,16 +212,36 @@ class CoolLEDDriver(SerialDriver):
         return channel
 
     def _request(self, command: str, lines: int = 1) -> list[str]:
-        """Send a command and read ``lines`` reply lines, skipping the greeting."""
+        """Send a command and read ``lines`` reply lines, skipping the greeting.
+
+        After a late reply the line is first resynchronised with :data:`SYNC_COMMAND`;
+        late answers to it are skipped too.
+        """
         with self._line.exchange():
+            if not self._line.in_step:
+                self._line.resynchronise(
+                    SYNC_COMMAND,
+                    COMMAND_TERMINATOR,
+                    self._classify_sync_reply,
+                    Deadline(self._line.timeout_s),
+                    before=command,
+                )
             deadline = Deadline(self._line.timeout_s)
             self._line.send(command, COMMAND_TERMINATOR)
             replies: list[str] = []
             while len(replies) < lines:
                 line = self._line.read_text_line(command, REPLY_TERMINATOR, deadline)
-                if not line.startswith(GREETING_START):
+                if command != SYNC_COMMAND and line.startswith(SYNC_REPLY_START):
+                    self._line.note_stale_reply()
+                elif not line.startswith(GREETING_START):
                     replies.append(line)
             return replies
+
+    def _classify_sync_reply(self, deadline: Deadline) -> ReplyKind:
+        """Read one line while resynchronising; the version line ends the stale part."""
+        raw = self._line.read_until(SYNC_COMMAND, REPLY_TERMINATOR, deadline)
+        text = raw.decode("ascii", "replace")
+        return "sentinel" if text.startswith(SYNC_REPLY_START) else "stale"
 
     def _set(self, command: str) -> dict[str, ChannelStatus]:
         return self._status_reply(command, self._request(command)[0])

@@ -7,6 +7,11 @@ are treated the same way); the driver then waits and repeats the command, by def
 to 20 times at 1 s intervals as Micro-Manager's adapter does. Moves are only answered
 when finished, so they get a longer timeout (8 s by default).
 
+The unit does not echo commands, so a reply that arrives after its command timed out
+could be read as the answer to the next one. After such a late reply the driver sends
+:data:`SYNC_COMMAND` (an unknown command, answered ``30005:N``) and drops every line
+before that answer; the unit answers in order, so the next reply is the next command's.
+
 The unit does not report its pinhole diameter or pitch: those are static disk specs that
 belong in the hardware profile, not here.
 """
@@ -20,6 +25,7 @@ from nbo_recorder.drivers._serial import (
     InstrumentBusy,
     InstrumentReplyError,
     InstrumentReportedError,
+    ReplyKind,
     SerialDriver,
     SerialLine,
     identifying,
@@ -50,6 +56,11 @@ ERROR_MEANINGS: dict[str, str] = {
 """Meaning of the ``<code>:N`` error codes seen from the unit."""
 
 _BUSY_CODES = ("", "30031")
+
+SYNC_COMMAND = "NBO_SYNC"
+"""Resynchronisation query: a command name the unit does not know, so it answers only
+:data:`SYNC_REPLY` (bad command name), which no command of this driver draws."""
+SYNC_REPLY = "30005:N"
 
 
 class CSUW1Driver(SerialDriver):
@@ -205,17 +216,35 @@ class CSUW1Driver(SerialDriver):
                 return value
         raise InstrumentBusy(
             self.device,
-            f"still busy after {self.busy_retries} retries {self.busy_retry_interval_s:g} s apart",
+            f"still busy after {self.busy_retries} retries {self.busy_retry_interval_s:g} s apart"
+            + self._line.out_of_step_note(),
             command=command,
             reply=value.encode(),
         )
 
     def _exchange(self, command: str, move: bool) -> tuple[bool, str]:
-        """One command and its reply line: (busy, value or the raw busy reply)."""
+        """One command and its reply line: (busy, value or the raw busy reply).
+
+        The unit does not echo, so after a late reply the line is resynchronised with
+        :data:`SYNC_COMMAND` first; late answers to it are skipped.
+        """
         with self._line.exchange():
+            if not self._line.in_step:
+                sync_deadline = Deadline(self._line.timeout_s)
+                if not self._line.resynchronise(
+                    SYNC_COMMAND,
+                    TERMINATOR,
+                    self._classify_sync_reply,
+                    sync_deadline,
+                    before=command,
+                ):
+                    return True, "N"
             deadline = Deadline(self.move_timeout_s if move else self._line.timeout_s)
             self._line.send(command, TERMINATOR)
             reply = self._line.read_text_line(command, TERMINATOR, deadline)
+            while reply == SYNC_REPLY:
+                self._line.note_stale_reply()
+                reply = self._line.read_text_line(command, TERMINATOR, deadline)
         if reply == "N":
             return True, reply
         if reply == "A":
@@ -239,6 +268,16 @@ class CSUW1Driver(SerialDriver):
             command=command,
             reply=reply.encode(),
         )
+
+    def _classify_sync_reply(self, deadline: Deadline) -> ReplyKind:
+        """Read one reply line while resynchronising (see SerialLine.resynchronise)."""
+        text = self._line.read_until(SYNC_COMMAND, TERMINATOR, deadline).decode("ascii", "replace")
+        if text == SYNC_REPLY:
+            return "sentinel"
+        value, separator, status = text.rpartition(":")
+        if text == "N" or (separator and status == "N" and value in _BUSY_CODES):
+            return "busy"
+        return "stale"
 
     def _integer(self, command: str, value: str) -> int:
         try:

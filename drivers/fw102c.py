@@ -5,6 +5,10 @@ Commands are lower case and end in ``\\r``. The controller echoes each command
 ``>``. After ``pos=n`` the prompt only comes once the wheel has stopped, so moves get a
 longer timeout (6 s by default). Anything between echo and prompt on a setting command,
 or a line containing ``error``, is reported as an instrument error.
+
+A reply that arrives after its command timed out would otherwise be read as the next
+command's: after such a late reply the driver sends :data:`SYNC_COMMAND` and drops every
+line before its echo, so replies and commands are paired again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from nbo_recorder.drivers._serial import (
     Deadline,
     InstrumentReplyError,
     InstrumentReportedError,
+    ReplyKind,
     SerialDriver,
     SerialLine,
     WrongInstrument,
@@ -26,6 +31,9 @@ TERMINATOR = b"\r"
 PROMPT = b">"
 POSITION_COUNTS = (6, 12)
 MAX_REPLY_LINES = 4
+SYNC_COMMAND = "*idn?"
+"""Resynchronisation query: its echo marks where replies to earlier commands end (the
+driver asks for the identity only while connecting, when the line is in step)."""
 
 
 class FW102CDriver(SerialDriver):
@@ -125,10 +133,26 @@ class FW102CDriver(SerialDriver):
     # ------------------------------------------------------------------ protocol
 
     def _exchange(self, command: str, deadline: Deadline) -> list[str]:
-        """Send a command, check its echo, return the lines before the prompt."""
+        """Send a command, check its echo, return the lines before the prompt.
+
+        After a late reply the line is first resynchronised with :data:`SYNC_COMMAND`;
+        a late answer to it (recognised by its echo) is skipped.
+        """
         with self._line.exchange():
+            if not self._line.in_step:
+                self._line.resynchronise(
+                    SYNC_COMMAND,
+                    TERMINATOR,
+                    self._classify_sync_reply,
+                    Deadline(self._line.timeout_s),
+                    before=command,
+                )
             self._line.send(command, TERMINATOR)
             echo = self._line.read_text_line(command, TERMINATOR, deadline)
+            while echo.lstrip(PROMPT.decode()) == SYNC_COMMAND != command:
+                self._line.read_until(command, PROMPT, deadline)
+                self._line.note_stale_reply()
+                echo = self._line.read_text_line(command, TERMINATOR, deadline)
             if echo != command:
                 raise InstrumentReplyError(
                     self.device,
@@ -155,6 +179,14 @@ class FW102CDriver(SerialDriver):
                     reply=line.encode(),
                 )
         return lines
+
+    def _classify_sync_reply(self, deadline: Deadline) -> ReplyKind:
+        """Read one line while resynchronising: the sentinel's echo ends the stale part."""
+        raw = self._line.read_until(SYNC_COMMAND, TERMINATOR, deadline)
+        if raw.decode("ascii", "replace").lstrip(PROMPT.decode()) != SYNC_COMMAND:
+            return "stale"
+        self._line.read_until(SYNC_COMMAND, PROMPT, deadline)
+        return "sentinel"
 
     def _set(self, command: str, deadline: Deadline | None = None) -> None:
         lines = self._exchange(command, deadline or Deadline(self._line.timeout_s))

@@ -61,6 +61,15 @@ class ObisLaser(GenericDevice):
         """Output power in mW measured by the laser's photodiode."""
         return self._driver().measured_power_mw()
 
+    @pymm_property(name="EmissionState")
+    def emission_state(self) -> str:
+        """What the laser reports it emits: Off, CDRH delay, Emitting or Fault (SYST:STAT?).
+
+        ``Emission`` is the on/off switch; after On, a laser with CDRH on reports
+        ``CDRH delay`` (no light) for 5 s before ``Emitting``.
+        """
+        return self._driver().emission_state()
+
     @pymm_property(allowed_values=ON_OFF, name="Emission")
     def emission(self) -> str:
         """Laser emission On or Off (with CDRH on, light follows 5 s after On)."""

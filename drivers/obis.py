@@ -6,6 +6,10 @@ command is then acknowledged with ``OK``, which lets the driver tell a finished 
 from a lost one), switches the prompt off, clears the error queue and checks that
 ``*IDN?`` names Coherent. Static facts (model, serial number, wavelength, power limits)
 are read once at connect; everything else is read from the laser on each call.
+
+The laser does not echo commands, so a reply arriving after its command timed out could
+be read as the next command's. After such a late reply the driver sends
+:data:`SYNC_COMMAND` (``*IDN?``) and drops every line before its answer.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from nbo_recorder.drivers._serial import (
     Deadline,
     InstrumentReplyError,
     InstrumentReportedError,
+    ReplyKind,
     SerialDriver,
     SerialLine,
     WrongInstrument,
@@ -36,6 +41,19 @@ OPERATING_MODES: dict[str, str] = {
     "MIXED": "SOUR:AM:EXT MIX",
 }
 """Operating mode as reported by ``SOUR:AM:SOUR?`` -> command that selects it."""
+
+STATUS_FAULT = 0x01
+STATUS_EMISSION = 0x02
+STATUS_CDRH_DELAY = 0x10
+"""``SYST:STAT?`` bits: laser fault, emission on, CDRH start-up delay running."""
+
+EMISSION_STATES = ("Off", "CDRH delay", "Emitting", "Fault")
+"""What :meth:`ObisLaserDriver.emission_state` reports; only ``Emitting`` gives light."""
+
+SYNC_COMMAND = "*IDN?"
+"""Resynchronisation query. The driver asks for the identity only while connecting, so
+after a late reply a line starting :data:`SYNC_REPLY_START` can only answer this query."""
+SYNC_REPLY_START = "Coherent"
 
 _NUMBER = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*")
 _HEX_WORD = re.compile(r"[0-9A-Fa-f]{8}")
@@ -115,6 +133,19 @@ class ObisLaserDriver(SerialDriver):
             )
         return state.upper() == "ON"
 
+    def emission_state(self) -> str:
+        """What the laser reports it is doing, from ``SYST:STAT?`` (see :data:`EMISSION_STATES`).
+
+        ``CDRH delay``: emission is switched on but the laser waits out its start-up delay and
+        emits nothing yet; ``Emitting`` only once that is over.
+        """
+        status = self.status_word()
+        if status & STATUS_FAULT:
+            return "Fault"
+        if status & STATUS_CDRH_DELAY:
+            return "CDRH delay"
+        return "Emitting" if status & STATUS_EMISSION else "Off"
+
     def operating_mode(self) -> str:
         """Operating mode: ``CWP``, ``CWC``, ``DIGITAL``, ``ANALOG`` or ``MIXED``."""
         mode = self._query("SOUR:AM:SOUR?").upper()
@@ -168,16 +199,49 @@ class ObisLaserDriver(SerialDriver):
     # ------------------------------------------------------------------ protocol
 
     def _read_line(self, command: str, deadline: Deadline) -> str:
+        """Read one reply line, skipping late answers to :data:`SYNC_COMMAND` (and their OK)."""
         line = self._line.read_text_line(command, REPLY_TERMINATOR, deadline)
+        while command != SYNC_COMMAND and line.startswith(SYNC_REPLY_START):
+            self._line.note_stale_reply()
+            line = self._line.read_text_line(command, REPLY_TERMINATOR, deadline)
+            if line == "OK":
+                line = self._line.read_text_line(command, REPLY_TERMINATOR, deadline)
         if line.startswith("ERR"):
             raise InstrumentReportedError(
                 self.device, "laser reports an error", command=command, reply=line.encode()
             )
         return line
 
+    def _resynchronise_if_needed(self, command: str) -> None:
+        """After a late reply, drop every line before the answer to :data:`SYNC_COMMAND`."""
+        if not self._line.in_step:
+            self._line.resynchronise(
+                SYNC_COMMAND,
+                COMMAND_TERMINATOR,
+                self._classify_sync_reply,
+                Deadline(self._line.timeout_s),
+                before=command,
+            )
+
+    def _classify_sync_reply(self, deadline: Deadline) -> ReplyKind:
+        """Read one line while resynchronising; the identity line and its OK end it."""
+        raw = self._line.read_until(SYNC_COMMAND, REPLY_TERMINATOR, deadline)
+        if not raw.decode("ascii", "replace").startswith(SYNC_REPLY_START):
+            return "stale"
+        acknowledgement = self._line.read_text_line(SYNC_COMMAND, REPLY_TERMINATOR, deadline)
+        if acknowledgement != "OK":
+            raise InstrumentReplyError(
+                self.device,
+                "expected 'OK' after the identity",
+                command=SYNC_COMMAND,
+                reply=acknowledgement.encode(),
+            )
+        return "sentinel"
+
     def _command(self, command: str) -> None:
         """Send a setting command and wait for its ``OK``."""
         with self._line.exchange():
+            self._resynchronise_if_needed(command)
             deadline = Deadline(self._line.timeout_s)
             self._line.send(command, COMMAND_TERMINATOR)
             reply = self._read_line(command, deadline)
@@ -189,6 +253,7 @@ class ObisLaserDriver(SerialDriver):
     def _query(self, command: str) -> str:
         """Send a query; return its value line after checking the ``OK`` that follows."""
         with self._line.exchange():
+            self._resynchronise_if_needed(command)
             deadline = Deadline(self._line.timeout_s)
             self._line.send(command, COMMAND_TERMINATOR)
             value = self._read_line(command, deadline)

@@ -13,7 +13,9 @@ starting ``ERR`` (``ERR-100`` unknown command, ``ERR-102`` bad or out-of-range
 parameter; the real codes are not documented) and is queued for ``SYST:ERR:NEX?``,
 which answers SCPI-style entries such as ``-102,"Parameter out of range"``.
 The simulated laser powers up with handshake off. Measured power is the setpoint times
-:attr:`SimObis.output_ratio` while emitting, 0 W otherwise.
+:attr:`SimObis.output_ratio` while emitting, 0 W otherwise. ``SYST:STAT?`` reports
+the live bits: emission on (``0x02``) once switched on, and CDRH delay (``0x10``) while the
+start-up delay runs (or :attr:`SimObis.status_word` verbatim when a test sets it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from nbo_recorder.sim._base import Reply, SimulatedInstrument
+
+STATUS_EMISSION = 0x02
+STATUS_CDRH_DELAY = 0x10
+"""Live ``SYST:STAT?`` bits (as Coherent's status word defines them)."""
 
 CDRH_DELAY_S = 5.0
 """Real-world delay between ``SOUR:AM:STAT ON`` and emission with CDRH mode on."""
@@ -72,8 +78,8 @@ class SimObis(SimulatedInstrument):
         self.emission_requested_at = 0.0
         self.mode = "CWP"
         self.errors: list[str] = []
-        self.status_word = 0
-        """Value of ``SYST:STAT?`` (test hook)."""
+        self.status_word: int | None = None
+        """Value ``SYST:STAT?`` reports instead of the live bits (test hook; None: live)."""
         self.fault_word = 0
         """Value of ``SYST:FAUL?`` (test hook)."""
         self.output_ratio = 1.0
@@ -88,6 +94,17 @@ class SimObis(SimulatedInstrument):
         """True once emission has been switched on and the CDRH delay has passed."""
         delay = self.scaled(CDRH_DELAY_S) if self.cdrh else 0.0
         return self.emission and now >= self.emission_requested_at + delay
+
+    def status(self, now: float) -> int:
+        """``SYST:STAT?``: emission on and CDRH delay as they are now (or the test hook's)."""
+        if self.status_word is not None:
+            return self.status_word
+        live = 0
+        if self.emission:
+            live |= STATUS_EMISSION
+            if not self.is_emitting(now):
+                live |= STATUS_CDRH_DELAY
+        return live
 
     def measured_power_w(self, now: float) -> float:
         """Output power the internal photodiode reports, in W."""
@@ -129,7 +146,7 @@ class SimObis(SimulatedInstrument):
             "SOUR:POW:LEV?": _watts(self.measured_power_w(now)),
             "SOUR:AM:STAT?": "ON" if self.emission else "OFF",
             "SOUR:AM:SOUR?": self.mode,
-            "SYST:STAT?": f"{self.status_word:08X}",
+            "SYST:STAT?": f"{self.status(now):08X}",
             "SYST:FAUL?": f"{self.fault_word:08X}",
             "SYST:DIOD:HOUR?": f"{self.diode_hours:.2f}",
             "SOUR:TEMP:BAS?": f"{self.base_temperature_c:.2f}C",

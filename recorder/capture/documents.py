@@ -39,7 +39,14 @@ class StateSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class FrameRecord:
-    """One acquired frame. ``index`` is its page (IFD) number in the TIFF file."""
+    """One acquired frame. ``index`` is its page (IFD) number in the TIFF file.
+
+    ``p``, ``t``, ``c``, ``z`` and ``g`` are the sequence's indices of the event (``g``: the
+    grid position). ``width`` and ``height`` are the frame's own size in pixels, taken from
+    the image array (binning and ROI included); 0 in journals written before they were
+    recorded, where the run's first frame size stands for them. ``pixel_size_um`` is the
+    pixel size in force for this frame (binning included; 0 when not known).
+    """
 
     index: int
     p: int
@@ -55,11 +62,19 @@ class FrameRecord:
     pixel_size_um: float
     snapshot: int
     hardware_triggered: bool = False
+    g: int = 0
+    width: int = 0
+    height: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class RunStart:
-    """Everything fixed for the whole run."""
+    """Everything fixed for the whole run.
+
+    ``width``/``height``, ``z_step_um`` and ``time_interval_s`` are those of the run's first
+    frame and outer sequence; the geometry of each Image comes from its own frames and the
+    (sub-)sequence that produced them (:mod:`nbo_recorder.render.layout`).
+    """
 
     started_at: str
     profile: Mapping[str, Any]

@@ -5,6 +5,15 @@
 sources were in the path, and the detector and light-source settings in canonical units.
 Anything that could not be observed, or that the profile cannot resolve (a label the profile
 does not know), becomes :class:`~nbo_recorder.vocabulary.Unknown` with its reason.
+
+A light source is in the path only when everything that gates it is known to let it through:
+its ``active_when`` condition, its shutter (open, or auto-shutter on with it as the core
+shutter) and its ``enabled`` switch. When any of these cannot be read the source is not
+claimed; it is listed as unknown, and the channel's whole set of light sources is marked
+``unknown (reason)`` (``light_sources``), since a source may have been lit that the file does
+not name. What a source reports it emits (``power_emitted``, ``emission_state``) is recorded
+beside its setpoint (``power``), so a laser still in its start-up delay is not taken to emit
+the power it is set to.
 """
 
 from __future__ import annotations
@@ -14,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot
-from nbo_recorder.profile.model import SETTINGS, Binding, Profile
+from nbo_recorder.capture.state import PROVENANCE
+from nbo_recorder.profile.model import SETTINGS, SHUTTER_STATE, Binding, Profile
 from nbo_recorder.units import CANONICAL, to_canonical
 from nbo_recorder.vocabulary import Unknown, format_value, unknown_text
 
@@ -23,13 +33,21 @@ Number = float | Unknown
 
 @dataclass(frozen=True)
 class LightSourceInPath:
-    """One light source that was illuminating the sample, with its observed settings."""
+    """One light source switched into the light path, with its observed settings.
+
+    ``power_mw`` is the power set at the source (its setpoint); ``power_emitted_mw`` and
+    ``emission_state`` are what the source reports it emits, when the profile binds them, and
+    ``emitting`` says whether that state is one in which it emits (None: not reported).
+    """
 
     component: str
     wavelength_nm: Number | None = None
     power_mw: Number | None = None
     intensity_percent: Number | None = None
     attenuation: Number | None = None
+    power_emitted_mw: Number | None = None
+    emission_state: str | Unknown | None = None
+    emitting: bool | Unknown | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,12 @@ class ObservedSettings:
     detectors: tuple[DetectorObserved, ...] = ()
     spinning_disk_speed_rpm: Number | None = None
     unknown: tuple[tuple[str, str], ...] = field(default=())
+    light_sources_unknown: tuple[str, ...] = ()
+    """Why a light source may have been in the path without being listed (empty: the list is
+    complete)."""
+    provenance: tuple[tuple[str, str], ...] = ()
+    """How the snapshot's values are known (:data:`~nbo_recorder.capture.state.PROVENANCE`
+    entries: when read, events since, silent values verified or assumed)."""
 
     def flat(self) -> dict[str, str]:
         """A flat ``name -> text`` view, used to compare snapshots and to annotate planes."""
@@ -69,13 +93,18 @@ class ObservedSettings:
             value: tuple[str, ...] = getattr(self, name)
             if value:
                 out[name] = ",".join(value)
+        if self.light_sources_unknown:
+            out["light_sources"] = unknown_text("; ".join(self.light_sources_unknown))
         for ls in self.light_sources:
             out[f"light_source[{ls.component}]"] = "in path"
             for attr, unit in (("wavelength_nm", "nm"), ("power_mw", "mW"),
-                               ("intensity_percent", "%"), ("attenuation", "")):
+                               ("power_emitted_mw", "mW"), ("intensity_percent", "%"),
+                               ("attenuation", "")):
                 v = getattr(ls, attr)
                 if v is not None:
                     out[f"light_source[{ls.component}].{attr}"] = format_value(v, unit)
+            if ls.emission_state is not None:
+                out[f"light_source[{ls.component}].emission_state"] = str(ls.emission_state)
         for det in self.detectors:
             for attr, unit in (("gain", ""), ("offset", ""), ("binning", ""),
                                ("readout_rate_mhz", "MHz"), ("bit_depth", ""),
@@ -87,6 +116,7 @@ class ObservedSettings:
             out["spinning_disk.speed_rpm"] = format_value(self.spinning_disk_speed_rpm, "rpm")
         for what, reason in self.unknown:
             out.setdefault(what, unknown_text(reason))
+        out.update((f"provenance.{name}", text) for name, text in self.provenance)
         return out
 
 
@@ -121,14 +151,25 @@ def interpret(snapshot: StateSnapshot, profile: Profile) -> ObservedSettings:
     detectors: list[DetectorObserved] = []
     disk_speed: Number | None = None
 
+    light_unknown: list[str] = []
+
+    def light_not_known(what: str, reason: str) -> None:
+        unknown.append((f"light_source[{what}]", reason))
+        light_unknown.append(f"{what}: {reason}")
+
     for b in profile.bindings:
         active: bool | Unknown = True
         if b.active_when is not None:
             aw = b.active_when
             cond = values.get((aw.device, aw.property), Unknown("not observed"))
             active = cond if isinstance(cond, Unknown) else cond in aw.equals
+        if b.shutter is not None and active is True:
+            active = _shutter_open(b.shutter, values)
         if isinstance(active, Unknown):
-            unknown.append((f"{b.role}[{b.device}].in_path", active.reason))
+            if b.role == "light_source":
+                light_not_known(b.component or b.device, active.reason)
+            else:
+                unknown.append((f"{b.role}[{b.device}].in_path", active.reason))
             continue
         if not active:
             continue
@@ -137,16 +178,15 @@ def interpret(snapshot: StateSnapshot, profile: Profile) -> ObservedSettings:
         label_wavelength: float | None = None
         if b.labels is not None:
             raw = values.get((b.device, "Label"), Unknown("not observed"))
-            if isinstance(raw, Unknown):
-                if b.role == "objective":
-                    objective = raw
-                unknown.append((f"{b.role}[{b.device}]", raw.reason))
-                continue
             if raw not in b.labels:
-                reason = f"label {raw!r} of {b.device} is not described in the profile"
+                reason = raw.reason if isinstance(raw, Unknown) else (
+                    f"label {raw!r} of {b.device} is not described in the profile")
                 if b.role == "objective":
                     objective = Unknown(reason)
-                unknown.append((f"{b.role}[{b.device}]", reason))
+                if b.role == "light_source":
+                    light_not_known(b.device, reason)
+                else:
+                    unknown.append((f"{b.role}[{b.device}]", reason))
                 continue
             target = b.labels[raw]
             if target is None:
@@ -162,11 +202,12 @@ def interpret(snapshot: StateSnapshot, profile: Profile) -> ObservedSettings:
             picked[b.role].append(component)
         elif b.role == "light_source":
             enabled = settings.pop("enabled", None)
-            if isinstance(enabled, Unknown):
-                unknown.append((f"light_source[{component}].enabled", enabled.reason))
-            elif enabled is False:
+            if isinstance(enabled, Unknown):  # perhaps lit: never claimed, never left out
+                light_not_known(component, f"on/off: {enabled.reason}")
                 continue
-            sources.append(_light_source(profile, component, label_wavelength, settings))
+            if enabled is False:
+                continue
+            sources.append(_light_source(profile, b, component, label_wavelength, settings))
         elif b.role == "detector":
             detectors.append(_detector(component, settings))
         elif b.role == "spinning_disk":
@@ -184,7 +225,33 @@ def interpret(snapshot: StateSnapshot, profile: Profile) -> ObservedSettings:
         detectors=tuple(detectors),
         spinning_disk_speed_rpm=disk_speed,
         unknown=tuple(unknown),
+        light_sources_unknown=tuple(light_unknown),
+        provenance=tuple((prop, str(value)) for (device, prop), value in values.items()
+                         if device == PROVENANCE),
     )
+
+
+def _shutter_open(shutter: str, values: Mapping[PropertyKey, RawValue]) -> bool | Unknown:
+    """Whether ``shutter`` lets light through during the exposure.
+
+    Open when it is open now, or when auto-shutter is on and it is the core shutter (the core
+    opens it for each exposure); closed otherwise. Unknown when what decides it is unknown.
+    """
+    state = values.get((shutter, SHUTTER_STATE), Unknown("not observed"))
+    if state == "1":
+        return True
+    auto = values.get(("Core", "AutoShutter"), Unknown("not observed"))
+    if isinstance(auto, Unknown):
+        return Unknown(f"Core.AutoShutter: {auto.reason}")
+    if auto == "1":
+        selected = values.get(("Core", "Shutter"), Unknown("not observed"))
+        if isinstance(selected, Unknown):
+            return Unknown(f"Core.Shutter: {selected.reason}")
+        if selected == shutter:
+            return True
+    if isinstance(state, Unknown):
+        return Unknown(f"shutter {shutter} open/closed: {state.reason}")
+    return False
 
 
 SettingValue = float | str | bool | Unknown
@@ -195,7 +262,7 @@ def _setting(b: Binding, name: str, values: Mapping[PropertyKey, RawValue]) -> S
     raw = values.get((b.device, src.property), Unknown("not observed"))
     if name == "enabled":
         return _is_true(raw, src.true_values)
-    if name == "binning":
+    if name in ("binning", "emission_state"):
         return raw
     unit = src.unit if src.unit is not None else CANONICAL[SETTINGS[name][0]]
     return _number(raw, f"{b.device}.{src.property}", unit)
@@ -208,7 +275,7 @@ def _num(v: SettingValue | None) -> Number | None:
 
 
 def _light_source(
-    profile: Profile, component: str, label_wavelength: float | None,
+    profile: Profile, binding: Binding, component: str, label_wavelength: float | None,
     settings: dict[str, SettingValue],
 ) -> LightSourceInPath:
     wavelength = _num(settings.get("wavelength"))
@@ -217,12 +284,21 @@ def _light_source(
     if wavelength is None:
         comp = profile.component(component)
         wavelength = getattr(comp, "wavelength_nm", None)
+    state = settings.get("emission_state")
+    state_text = state if isinstance(state, str | Unknown) else None
+    emitting: bool | Unknown | None = None
+    if state_text is not None:
+        src = binding.settings["emission_state"]
+        emitting = _is_true(state_text, src.true_values)
     return LightSourceInPath(
         component=component,
         wavelength_nm=wavelength,
         power_mw=_num(settings.get("power")),
         intensity_percent=_num(settings.get("intensity")),
         attenuation=_num(settings.get("attenuation")),
+        power_emitted_mw=_num(settings.get("power_emitted")),
+        emission_state=state_text,
+        emitting=emitting,
     )
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 
 from nbo_recorder.capture.policy import RecordingError, WriteErrorPolicy
 from nbo_recorder.capture.sink import RecordingSink, SinkProgress
-from nbo_recorder.capture.state import StateMonitor
+from nbo_recorder.capture.state import StateMonitor, VerifyPolicy
 from nbo_recorder.capture.versions import software_versions
 from nbo_recorder.nbo.schema import get_schema
 from nbo_recorder.profile.core_check import check_against_core
@@ -35,6 +35,7 @@ __all__ = [
     "RecordingError",
     "RecordingSink",
     "SinkProgress",
+    "VerifyPolicy",
     "WriteErrorPolicy",
     "software_versions",
 ]
@@ -47,6 +48,7 @@ class RecorderOptions(TypedDict, total=False):
     on_write_error: Literal["stop", "pause"]
     write_retry_s: float
     max_pause_s: float | None
+    verify: str
 
 
 class Recorder:
@@ -63,6 +65,7 @@ class Recorder:
         on_write_error: Literal["stop", "pause"] = "stop",
         write_retry_s: float = 10.0,
         max_pause_s: float | None = None,
+        verify: str | VerifyPolicy = "every-frame",
     ) -> None:
         """``on_device_error``: when a bound property cannot be read during a run, record it
         as unknown and carry on (default), or record it and stop the acquisition.
@@ -73,7 +76,16 @@ class Recorder:
         written. A pause ends in a stop when the acquisition is canceled meanwhile, when
         :meth:`RecordingSink.stop_waiting` is called, or after ``max_pause_s`` seconds (None:
         no limit).
+
+        ``verify``: when the properties of silent devices (Python devices, and properties
+        seen to change without an event) are re-read: ``"every-frame"`` (default: a change
+        at the instrument's keypad within a z-stack or burst is caught at the next frame),
+        ``"interval:S"`` (every S seconds), or ``"events"`` (only where every property is
+        read: new channel, position, time point, config change). Every value in the file
+        says how it is known (its ``provenance.*`` entries): read at which frame and time,
+        changed since by an event, re-read by this policy, or assumed unchanged.
         """
+        self.verify = VerifyPolicy.parse(verify)
         if on_device_error not in ("continue", "stop"):
             raise ValueError(f"on_device_error must be 'continue' or 'stop', "
                              f"not {on_device_error!r}")
@@ -114,4 +126,4 @@ class Recorder:
         check_output_path(out, overwrite)
         return RecordingSink(self.core, self.profile, out,
                              stop_on_device_error=self.on_device_error == "stop",
-                             write_errors=self.write_errors)
+                             write_errors=self.write_errors, verify=self.verify)

@@ -5,9 +5,13 @@ Timing is the whole point, so the work is split between two threads:
 * **On the acquisition thread**, directly connected to ``core.mda.events`` ahead of any other
   listener, the sink captures state: at sequence start and whenever a frame belongs to another
   channel, position, time point, or the state was hinted stale, it reads every bound property
-  (:meth:`StateMonitor.refresh`); otherwise it only takes a reference to the current snapshot.
-  Either way it records a :class:`FrameRecord` while the hardware is still in the state the
-  frame was taken in.
+  (:meth:`StateMonitor.refresh`); otherwise it re-reads only the silent properties the verify
+  policy asks for (:class:`~nbo_recorder.capture.state.VerifyPolicy`) and takes a reference to
+  the current snapshot. Changes whose events arrived after the frame's exposure ended (the
+  core's ``imageSnapped``; the runner's frame time for hardware bursts cannot be related to
+  the event clock, so there the state when the frame is handed over is taken) are left for
+  the next frame (:meth:`StateMonitor.frame_state`). Either way it records a
+  :class:`FrameRecord` while the hardware is still in the state the frame was taken in.
 * **On pymmcore-plus's relay thread** (the sink is an ordinary ``frameReady`` handler passed
   as ``output=``), frames are appended to the TIFF and, at the end, the OME-XML is built from
   the documents and written. The acquisition never waits for the disk.
@@ -37,11 +41,13 @@ from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, RunStop
 from nbo_recorder.capture.pause import WriteErrorHold
 from nbo_recorder.capture.plan import count_events, planned_channels
 from nbo_recorder.capture.policy import RecordingError, WriteErrorPolicy
-from nbo_recorder.capture.state import StateMonitor
+from nbo_recorder.capture.preflight import SequenceError, sequence_problems
+from nbo_recorder.capture.state import DEFAULT_VERIFY, StateMonitor, VerifyPolicy
 from nbo_recorder.capture.versions import now_iso, software_versions
 from nbo_recorder.profile.calibration import stale_calibrations
 from nbo_recorder.profile.model import Profile
 from nbo_recorder.render.compliance import compliance_of_view
+from nbo_recorder.render.layout import repeated_time_points
 from nbo_recorder.render.nbo import build_nbo_xml
 from nbo_recorder.render.nbo_checks import study_problems
 from nbo_recorder.render.ome import build_ome_xml
@@ -89,6 +95,7 @@ class RecordingSink:
         self, core: CMMCorePlus, profile: Profile, path: Path, *,
         stop_on_device_error: bool = False,
         write_errors: WriteErrorPolicy = _STOP_ON_WRITE_ERROR,
+        verify: VerifyPolicy = DEFAULT_VERIFY,
     ) -> None:
         self.core = core
         self.profile = profile
@@ -96,7 +103,9 @@ class RecordingSink:
         self.stop_on_device_error = stop_on_device_error
         self.write_errors = write_errors
         self._hold = WriteErrorHold(core, write_errors, path)
-        self.monitor = StateMonitor(core, profile.watched_properties())
+        self.monitor = StateMonitor(core, profile.watched_properties(), verify)
+        #: when the current event's snap ended (time.perf_counter), None before it or in bursts
+        self._snapped_at: float | None = None
         self.run: Run | None = None
         self.errors: list[str] = []
         #: frames the sequence planned that never arrived (reported, never hidden)
@@ -120,7 +129,9 @@ class RecordingSink:
         self._expected: int | None = None
         self._software = f"nbo-recorder {software_versions(core)['nbo-recorder']}"
         self.monitor.attach()
+        core.events.imageSnapped.connect(self._on_snapped)
         ev = core.mda.events
+        ev.eventStarted.connect(self._on_event_started, priority=_PRIORITY)
         ev.sequenceStarted.connect(self._on_sequence_started, priority=_PRIORITY)
         ev.frameReady.connect(self._on_frame, priority=_PRIORITY)
         ev.sequenceCanceled.connect(self._on_canceled, priority=_PRIORITY)
@@ -147,6 +158,14 @@ class RecordingSink:
 
     # --- acquisition thread ---------------------------------------------------------------
 
+    def _on_event_started(self, *_: object) -> None:
+        self._snapped_at = None
+
+    def _on_snapped(self, *_: object) -> None:
+        """The exposure has just ended (``snapImage`` returned): changes after now belong
+        to the next frame."""
+        self._snapped_at = time.perf_counter()
+
     def _on_sequence_started(self, sequence: MDASequence, meta: SummaryMetaV1) -> None:
         if self.run is not None:
             raise RuntimeError(f"{self.path}: a RecordingSink records one run; make a new sink")
@@ -154,6 +173,15 @@ class RecordingSink:
         if problems:
             raise ValueError("sequence metadata the NBO record cannot hold: "
                              + "; ".join(problems))
+        refused = sequence_problems(self.core, sequence)  # a preset the core lacks, ...
+        if refused:  # before any file exists, and the run stops before its first event
+            self.errors.append(str(SequenceError(refused)) + "; nothing acquired or written")
+            self._disconnect()
+            self.finished.set()
+            raise SequenceError(refused)
+        repeated = repeated_time_points(sequence)
+        if repeated:  # once per run: the layout gives each run of the sub-sequence an Image
+            warnings.warn(f"{self.path}: {repeated}", RuntimeWarning, stacklevel=2)
         infos = meta.get("image_infos") if meta else None
         info = infos[0] if infos else None
         self.monitor.restart_clock()
@@ -192,14 +220,15 @@ class RecordingSink:
         hardware = bool(meta.get("hardware_triggered", False))
         key = (p, c, t, channel)
         last = self._last
+        trigger: str | None = None
         if last is None or self.monitor.stale:
-            snap = self.monitor.refresh("first frame" if last is None else "stale hint")
+            trigger = "first frame" if last is None else "stale hint"
         elif key[0] != last[0] or key[1] != last[1] or key[3] != last[3]:
-            snap = self.monitor.refresh("channel or position change")
+            trigger = "channel or position change"
         elif key[2] != last[2] and not hardware:
-            snap = self.monitor.refresh("new time point")
-        else:
-            snap = self.monitor.snapshot()
+            trigger = "new time point"
+        snap = self.monitor.frame_state(trigger, self._captured,
+                                        None if hardware else self._snapped_at)
         if self.stop_on_device_error and snap.uid not in self._checked:
             self._checked.add(snap.uid)
             failed = [v.reason for v in snap.values.values()
@@ -216,7 +245,8 @@ class RecordingSink:
             exposure_ms=float(meta.get("exposure_ms", 0.0)),
             x_um=x, y_um=y, z_um=zpos,
             pixel_size_um=float(meta.get("pixel_size_um", 0.0)),
-            snapshot=snap.uid, hardware_triggered=hardware,
+            snapshot=snap.uid, hardware_triggered=hardware, g=idx.get("g", 0),
+            width=int(img.shape[1]), height=int(img.shape[0]),
         )
         # deque.append is atomic; only this thread counts captures, only the writer counts
         # writes, so the hot path takes no lock
@@ -439,7 +469,9 @@ class RecordingSink:
     def _disconnect(self) -> None:
         self.monitor.detach()
         ev = self.core.mda.events
-        for sig, slot in ((ev.sequenceStarted, self._on_sequence_started),
+        for sig, slot in ((self.core.events.imageSnapped, self._on_snapped),
+                          (ev.eventStarted, self._on_event_started),
+                          (ev.sequenceStarted, self._on_sequence_started),
                           (ev.frameReady, self._on_frame),
                           (ev.sequenceCanceled, self._on_canceled),
                           (ev.sequenceFinished, self._on_finished),

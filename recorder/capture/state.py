@@ -5,48 +5,145 @@ but no ``propertyChanged`` for the devices it moves, UniMMCore Python devices fi
 and hardware moved from its own keypad fires nothing. So events are used as *hints*:
 
 * ``propertyChanged`` for a watched property updates the value at once (the core reports
-  the new value with the event);
+  the new value with the event), stamped with the time it arrived;
 * ``configSet``, ``pixelSizeChanged``, ``systemConfigurationLoaded`` mark the state stale;
 * the truth comes from :meth:`StateMonitor.refresh`, an explicit read of every watched
   property, which the recorder calls at sequence start and whenever the acquisition moves to
-  another channel, position, time point or config, or the state was marked stale.
+  another channel, position, time point or config, or the state was marked stale;
+* properties of devices that announce nothing (Python devices, and any property seen to
+  change without an event) are *silent*: the :class:`VerifyPolicy` says when they are re-read
+  (every frame by default), and the record says which values were assumed unchanged.
 
-Per frame, :meth:`StateMonitor.snapshot` only returns the current immutable snapshot (a new
-object only when something changed): no device I/O on the hot path.
+Two rules keep every frame's state the one in force during its exposure:
+
+* **No lost updates.** Events carry a generation number. A hint that arrives while a refresh
+  is reading leaves the state stale (the next frame reads again), and a ``propertyChanged``
+  value that arrived during the read is not overwritten by the older read.
+* **Attribution by time.** :meth:`StateMonitor.frame_state` gets the time the frame's
+  exposure ended. A change whose event arrived after it belongs to the next frame: for this
+  frame the value before the event is kept; a value read after a later stale hint that
+  differs from before is ``unknown`` for this frame (it may or may not have been in force).
+
+Each snapshot carries, under the pseudo device :data:`PROVENANCE`, how its values are known:
+the frame and time they were read, the events applied since, and which silent values were
+re-read every frame or assumed unchanged (:data:`PROVENANCE_KEYS`).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pymmcore_plus import DeviceType
 
 from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot
+from nbo_recorder.profile.model import SHUTTER_STATE
 from nbo_recorder.vocabulary import Unknown
 
 if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
 
+#: the pseudo device under which a snapshot records how its values are known
+PROVENANCE = "nbo-recorder provenance"
+#: its properties: the frame/time the values were read; what changed since (by an event, or
+#: found by a re-read); changes left for the next frame (their events came after this frame's
+#: exposure); silent values re-read by the verify policy; silent values assumed unchanged
+PROVENANCE_KEYS = ("read", "events", "after_exposure", "verified", "assumed")
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """When the properties of silent devices (no change events) are re-read during a run.
+
+    ``events``: only at the refreshes (new channel, position, time point, stale hint);
+    between them a silent value is assumed unchanged and the record says so. ``every-frame``:
+    also before every frame's state is recorded. ``interval``: also when ``interval_s``
+    seconds have passed since they were last read.
+    """
+
+    mode: Literal["events", "every-frame", "interval"] = "every-frame"
+    interval_s: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | VerifyPolicy) -> VerifyPolicy:
+        """``events``, ``every-frame`` or ``interval:S`` (S seconds > 0); a ValueError else."""
+        if isinstance(text, VerifyPolicy):
+            return text
+        value = str(text).strip()
+        if value in ("events", "every-frame"):
+            return cls(value)  # type: ignore[arg-type]
+        if value.startswith("interval:"):
+            try:
+                seconds = float(value.split(":", 1)[1])
+            except ValueError:
+                seconds = math.nan
+            if math.isfinite(seconds) and seconds > 0:
+                return cls("interval", seconds)
+        raise ValueError(f"verify must be 'events', 'every-frame' or 'interval:S' (S seconds "
+                         f"> 0), not {text!r}")
+
+    def __str__(self) -> str:
+        return f"interval:{self.interval_s:g}" if self.mode == "interval" else self.mode
+
+
+#: the default: catches silent changes on the shipped rigs within a z-stack or burst
+DEFAULT_VERIFY = VerifyPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """A watched value changed by an event: when (perf_counter s), and from what to what."""
+
+    at: float
+    key: PropertyKey
+    old: RawValue
+    new: RawValue
+
+
+def _name(key: PropertyKey) -> str:
+    return f"{key[0]}.{key[1]}"
+
 
 class StateMonitor:
     """Keeps the last observed value of each watched (device, property) of ``core``."""
 
-    def __init__(self, core: CMMCorePlus, keys: Iterable[PropertyKey]) -> None:
+    def __init__(self, core: CMMCorePlus, keys: Iterable[PropertyKey],
+                 verify: VerifyPolicy = DEFAULT_VERIFY) -> None:
         self._core = core
         self._keys: tuple[PropertyKey, ...] = tuple(dict.fromkeys(keys))
         self._watched = frozenset(self._keys)
         self._values: dict[PropertyKey, RawValue] = {
             k: Unknown("not read yet") for k in self._keys
         }
+        self.verify = verify
+        is_py: Callable[[str], bool] = getattr(core, "isPyDevice", lambda _label: False)
+        #: properties whose changes fire no event: re-read per the verify policy
+        self.silent: set[PropertyKey] = {k for k in self._keys if _is_py(is_py, k[0])}
         self._lock = threading.RLock()
         self._stale = True
+        self._generation = 0            # bumped by every event
+        self._hint_generation = 0       # the generation of the last stale hint
+        self._key_generation: dict[PropertyKey, int] = {}  # of each key's last event
+        self._read_generation: dict[PropertyKey, int] = {}  # when each key was last read
+        self._changes: list[_Change] = []  # events since the last frame's state
+        self._hints: list[float] = []      # stale hints since the last frame's state
+        self._read_times: dict[PropertyKey, float] = {}  # of the reads since the last frame
+        self._prior: dict[PropertyKey, RawValue] = {}    # the values those reads replaced
+        self._read_at = "not read yet"
+        #: what changed since the read, and how it was seen (the latest way per property)
+        self._events_text: dict[str, str] = {}
+        self._verified_at = -math.inf
         self._next_uid = 0
         self._current: StateSnapshot | None = None
         self._t0 = time.perf_counter()
         self._attached = False
         self.snapshots: dict[int, StateSnapshot] = {}
+        self._interned: dict[tuple[tuple[PropertyKey, RawValue], ...], StateSnapshot] = {}
 
     @property
     def keys(self) -> tuple[PropertyKey, ...]:
@@ -84,14 +181,26 @@ class StateMonitor:
 
     def _on_property_changed(self, device: str, prop: str, value: object) -> None:
         key = (device, prop)
-        if key in self._watched:
-            with self._lock:
-                if self._values.get(key) != str(value):
-                    self._values[key] = str(value)
-                    self._current = None
+        if key not in self._watched:
+            return
+        now = time.perf_counter()
+        with self._lock:
+            self._generation += 1
+            self._key_generation[key] = self._generation
+            old = self._values.get(key, Unknown("not read yet"))
+            new = str(value)
+            if old != new:
+                self._changes.append(_Change(now, key, old, new))
+                self._values[key] = new
+                self._events_text[_name(key)] = "its change event"
+                self._current = None
 
     def _on_stale_hint(self, *_: object) -> None:
-        self._stale = True
+        with self._lock:
+            self._generation += 1
+            self._hint_generation = self._generation
+            self._hints.append(time.perf_counter())
+            self._stale = True
 
     def mark_stale(self) -> None:
         self._stale = True
@@ -100,34 +209,169 @@ class StateMonitor:
         """Read one property from the device now; a failure becomes :class:`Unknown`."""
         device, prop = key
         try:
+            if prop == SHUTTER_STATE and self._core.getDeviceType(device) == DeviceType.Shutter:
+                # many shutters have no State property: ask the core whether it is open
+                return str(int(self._core.getShutterOpen(device)))
             return str(self._core.getProperty(device, prop))
         except Exception as exc:  # any device error: recorded, never replaced by a guess
             return Unknown(f"reading {device}.{prop} failed: {type(exc).__name__}: {exc}")
 
-    def refresh(self, trigger: str) -> StateSnapshot:
-        """Read every watched property from its device and return the resulting snapshot."""
-        values = {k: self.read(k) for k in self._keys}
+    def refresh(self, trigger: str, keys: Iterable[PropertyKey] | None = None,
+                frame: int | None = None) -> StateSnapshot:
+        """Read the watched properties (all, or ``keys``) from their devices; the snapshot.
+
+        An event that arrives while this reads wins over the read: a ``propertyChanged``
+        value stays, a stale hint leaves the state stale for the next frame.
+        """
+        todo = self._keys if keys is None else tuple(keys)
         with self._lock:
-            self._stale = False
-            if values != self._values or self._current is None:
-                self._values = values
+            start = self._generation
+        read: dict[PropertyKey, tuple[RawValue, float]] = {}
+        for k in todo:
+            value = self.read(k)
+            read[k] = (value, time.perf_counter())
+        with self._lock:
+            changed = False
+            for k, (value, at) in read.items():
+                if self._key_generation.get(k, -1) > start:
+                    continue  # its event arrived during the read: newer than what was read
+                old = self._values[k]
+                if (value != old and not isinstance(old, Unknown)
+                        and self._hint_generation <= self._read_generation.get(k, -1)
+                        and self._key_generation.get(k, -1) <= self._read_generation[k]):
+                    self.silent.add(k)  # changed with no event and no hint since its read
+                self._read_generation[k] = start
+                self._read_times[k] = at
+                self._prior.setdefault(k, old)
+                if value != old:
+                    self._values[k] = value
+                    changed = True
+            where = f"frame {frame}" if frame is not None else trigger
+            when = f"{where}, {time.perf_counter() - self._t0:.4f} s"
+            if keys is None:
+                if self._hint_generation <= start:
+                    self._stale = False
+                if changed or self._current is None:
+                    # unchanged values keep their snapshot: it says when they were first read
+                    self._read_at = f"read at {when} ({trigger})"
+                    self._events_text = {}
+            elif changed:
+                self._events_text.update((_name(k), f"re-read at {where}")
+                                         for k in read if self._values[k] != self._prior.get(k))
+            if changed:
                 self._current = None
             return self._snapshot_locked(trigger)
+
+    def verify_due(self) -> tuple[PropertyKey, ...]:
+        """The silent properties the verify policy says to re-read now (maybe none)."""
+        policy = self.verify
+        if policy.mode == "events" or not self.silent:
+            return ()
+        if policy.mode == "interval":
+            assert policy.interval_s is not None
+            if time.perf_counter() - self._verified_at < policy.interval_s:
+                return ()
+        self._verified_at = time.perf_counter()
+        return tuple(k for k in self._keys if k in self.silent)
+
+    def frame_state(self, trigger: str | None, frame: int,
+                    exposure_end: float | None) -> StateSnapshot:
+        """The state in force during frame ``frame``'s exposure (ended at ``exposure_end``,
+        a ``time.perf_counter()`` value; None when unknown: the state now is taken).
+
+        ``trigger`` (a reason) re-reads every watched property first; otherwise the silent
+        ones the verify policy asks for are re-read. Changes that arrived after the exposure
+        end are left for the next frame.
+        """
+        if trigger is not None:
+            self._verified_at = time.perf_counter()
+            self.refresh(trigger, frame=frame)
+        else:
+            due = self.verify_due()
+            if due:
+                self.refresh("verify", due, frame=frame)
+        with self._lock:
+            current = self._snapshot_locked("event")
+            values = {k: v for k, v in current.values.items() if k[0] != PROVENANCE}
+            late: list[str] = []
+            if exposure_end is not None:
+                for change in reversed(self._changes):
+                    if change.at > exposure_end:
+                        values[change.key] = change.old
+                        late.append(_name(change.key))
+                hints = [h for h in self._hints if h > exposure_end]
+                for k, at in self._read_times.items():
+                    if (hints and at > min(hints)
+                            and values[k] != self._prior.get(k, values[k])):
+                        values[k] = Unknown(
+                            f"{_name(k)} changed after frame {frame}'s exposure, while the "
+                            "state was being read (a config or pixel-size change); the next "
+                            "frame reads it again")
+                        late.append(f"{_name(k)} (read after a config change)")
+            self._changes.clear()
+            self._hints.clear()
+            self._read_times.clear()
+            self._prior.clear()
+            if not late:
+                return current
+            note = ("changed after this frame's exposure ended, so from the next frame on: "
+                    + ", ".join(dict.fromkeys(reversed(late))))
+            return self._new_snapshot(values, f"state at frame {frame}'s exposure", note)
 
     def snapshot(self, trigger: str = "event") -> StateSnapshot:
         """The current snapshot; a new one is made only if a value changed since the last."""
         with self._lock:
             return self._snapshot_locked(trigger)
 
+    def _provenance(self, late: str | None) -> dict[PropertyKey, RawValue]:
+        """How the current values are known, as pseudo-device entries of a snapshot;
+        ``late`` names changes left for the next frame (instead of those applied)."""
+        out: dict[PropertyKey, RawValue] = {(PROVENANCE, "read"): self._read_at}
+        if late is not None:
+            out[(PROVENANCE, "after_exposure")] = late
+        if self._events_text:
+            out[(PROVENANCE, "events")] = "changed since the read: " + ", ".join(
+                f"{name} ({how})" for name, how in self._events_text.items())
+        silent = ", ".join(_name(k) for k in self._keys if k in self.silent)
+        if silent and self.verify.mode != "events":
+            every = ("every frame" if self.verify.mode == "every-frame"
+                     else f"every {self.verify.interval_s:g} s")
+            out[(PROVENANCE, "verified")] = (
+                f"{silent}: fire no change events; re-read {every} (verify={self.verify})")
+        if silent and self.verify.mode != "every-frame":
+            out[(PROVENANCE, "assumed")] = (
+                f"{silent}: fire no change events; assumed unchanged since they were last "
+                f"read (verify={self.verify})")
+        return out
+
     def _snapshot_locked(self, trigger: str) -> StateSnapshot:
         if self._current is None:
-            snap = StateSnapshot(
-                uid=self._next_uid,
-                values=MappingProxyType(dict(self._values)),
-                elapsed_s=time.perf_counter() - self._t0,
-                trigger=trigger,
-            )
-            self._next_uid += 1
-            self.snapshots[snap.uid] = snap
-            self._current = snap
+            self._current = self._new_snapshot(self._values, trigger)
         return self._current
+
+    def _new_snapshot(self, values: Mapping[PropertyKey, RawValue], trigger: str,
+                      late: str | None = None) -> StateSnapshot:
+        merged = {k: v for k, v in values.items() if k[0] != PROVENANCE}
+        merged.update(self._provenance(late))
+        interned = tuple(merged.items())
+        known = self._interned.get(interned)
+        if known is not None:  # the same values known the same way: the same snapshot
+            return known
+        snap = StateSnapshot(
+            uid=self._next_uid,
+            values=MappingProxyType(merged),
+            elapsed_s=time.perf_counter() - self._t0,
+            trigger=trigger,
+        )
+        self._next_uid += 1
+        self.snapshots[snap.uid] = snap
+        self._interned[interned] = snap
+        return snap
+
+
+def _is_py(is_py: Callable[[str], bool], label: str) -> bool:
+    """True when ``label`` is a UniMMCore Python device (they fire no change events)."""
+    try:
+        return bool(is_py(label))
+    except Exception:  # a label the core does not know: not a Python device
+        return False

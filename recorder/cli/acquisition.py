@@ -1,7 +1,9 @@
 """Running an acquisition from the command line, and saying what a written file records.
 
-``demo`` and ``acquire`` load a rig, apply ``--set`` values, optionally run the NBO pre-flight
-check, and run a useq-schema sequence into a :class:`~nbo_recorder.capture.sink.RecordingSink`
+``demo`` and ``acquire`` load a rig, check the sequence against it (every channel preset and
+the devices it names, z limits: :mod:`~nbo_recorder.capture.preflight`) before any setting is
+applied or file created, apply ``--set`` values, optionally run the NBO pre-flight check, and
+run a useq-schema sequence into a :class:`~nbo_recorder.capture.sink.RecordingSink`
 on a worker thread, so that Ctrl-C cancels the acquisition cleanly and the file is still
 finished. While it runs, a progress bar (on a terminal) shows the frames written, the frame
 rate and the data waiting for the disk. :func:`summarise` is the short report both commands
@@ -139,9 +141,13 @@ def _record_on(
     strict: bool,
 ) -> None:
     from nbo_recorder.capture.policy import RecordingError
+    from nbo_recorder.capture.preflight import check_sequence
     from nbo_recorder.capture.recorder import Recorder
     from nbo_recorder.rig import apply_settings
 
+    # before any setting is applied, file created or the MDA started: a sequence the core
+    # cannot run is refused here (SequenceError, exit code 2), naming preset, device, position
+    check_sequence(core, sequence)
     apply_settings(core, settings)
     try:
         recorder = Recorder(core, profile, **options)
@@ -171,20 +177,27 @@ def _run_cancelable(core: CMMCorePlus, sequence: MDASequence, sink: RecordingSin
     progress bar from :attr:`RecordingSink.progress`.
     """
     failure: list[BaseException] = []
+    # Wait on an Event, not Thread.join: on CPython 3.11 a KeyboardInterrupt that lands in
+    # join() can mark the still-running thread as stopped (threading's bpo-45274 clean-up
+    # releases the thread's own lock), and the rig would then be unloaded mid-event.
+    done = threading.Event()
 
     def run() -> None:
         try:
             core.mda.run(sequence, output=sink)
         except BaseException as exc:  # re-raised on the calling thread below
             failure.append(exc)
+        finally:
+            done.set()
 
     worker = threading.Thread(target=run, name="nbo-acquisition")
     rate = FrameRate()
     with progress_display(f"recording {sink.path.name}", "frames") as update:
         worker.start()
         try:
-            while worker.is_alive():
-                worker.join(_POLL_S)
+            finished = False
+            while not finished:
+                finished = done.wait(_POLL_S)
                 now = sink.progress
                 update(now.frames_written, now.frames_expected,
                        acquisition_note(now, rate.add(now.frames_written)))
@@ -192,7 +205,7 @@ def _run_cancelable(core: CMMCorePlus, sequence: MDASequence, sink: RecordingSin
             say(f"interrupted; canceling the acquisition and finishing {sink.path}")
             core.mda.cancel()
             sink.stop_waiting()  # a write-error pause may be holding the last frames
-            worker.join()
+            done.wait()
             raise
     if failure:
         raise failure[0]

@@ -41,6 +41,19 @@ if TYPE_CHECKING:
 
 _MM_CONFIG_HELP = "'demo' (MMConfig_demo.cfg from mm-test-adapters) or a .cfg path"
 _EXTENSIONS = "core,basic,advconf,calib"
+_VERIFY_HELP = ("when the properties of silent devices (no change events: Python devices, "
+                "keypad changes) are re-read: every frame, every S seconds, or only at a new "
+                "channel, position or time point (the file says which values were assumed)")
+
+
+def _verify_option(value: str) -> str:
+    """The ``--verify`` value, checked before anything is loaded (a ValueError: exit 2)."""
+    from nbo_recorder.capture.state import VerifyPolicy
+
+    try:
+        return str(VerifyPolicy.parse(value))
+    except ValueError as exc:
+        raise ValueError(f"--verify: {exc}") from None
 
 
 class _Commands(TyperGroup):
@@ -69,6 +82,8 @@ def demo(
         "--rig", metavar="widefield|spinning-disk",
         help="simulated rig: Micro-Manager's demo widefield or the spinning-disk confocal "
              "with simulated serial instruments")] = "widefield",
+    verify: Annotated[str, typer.Option(
+        "--verify", metavar="events|every-frame|interval:S", help=_VERIFY_HELP)] = "every-frame",
 ) -> int:
     from nbo_recorder.cli.acquisition import (
         bundled_profile,
@@ -79,8 +94,9 @@ def demo(
     )
 
     config, profile, _ = DEMO_RIGS[rig]
+    checked = _verify_option(verify)
     record(bundled_rig_config(config), bundled_profile(profile), demo_sequence(rig), out,
-           overwrite=True)
+           overwrite=True, options={"verify": checked})
     print(summarise(out))
     return 0
 
@@ -119,16 +135,19 @@ def acquire(
         help="before the first frame, list what the file would lack at this tier")] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="with --tier: refuse to start when anything is missing")] = False,
+    verify: Annotated[str, typer.Option(
+        "--verify", metavar="events|every-frame|interval:S", help=_VERIFY_HELP)] = "every-frame",
 ) -> int:
     from nbo_recorder.capture.recorder import RecorderOptions
     from nbo_recorder.cli.acquisition import load_sequence, record, summarise
 
+    checked = _verify_option(verify)
     planned = load_sequence(sequence)
     if strict and tier is None:
         raise ValueError("--strict needs --tier N")
     options: RecorderOptions = {
         "on_device_error": on_device_error, "on_write_error": on_write_error,
-        "write_retry_s": write_retry_s, "max_pause_s": max_pause_s,
+        "write_retry_s": write_retry_s, "max_pause_s": max_pause_s, "verify": checked,
     }
     record(mm_config, profile, planned, out, overwrite=overwrite, settings=settings or (),
            options=options, tier=tier, strict=strict)

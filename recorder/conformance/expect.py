@@ -50,6 +50,7 @@ _SETTING_PLACES: dict[str, tuple[str, str, str | None]] = {
     "temperature": ("temperature_c", "°C", None),
     "em_gain": ("em_gain", "", None),
     "power": ("power_mw", "mW", None),
+    "power_emitted": ("power_emitted_mw", "mW", None),
     "intensity": ("intensity_percent", "%", None),
     "attenuation": ("attenuation", "", "Channel.LightSourceSettings.Attenuation"),
     "wavelength": ("wavelength_nm", "nm", "Channel.LightSourceSettings.Wavelength"),
@@ -132,6 +133,8 @@ def setting_expectation(name: str, src: PropertySource, comp: str, value: str) -
         return Expected({f"light_source[{comp}]": "in path" if on else None},
                         {"Channel.LightSourceSettings": expected_id("LightSource", comp) if on
                          else None})
+    if name == "emission_state":
+        return Expected({f"light_source[{comp}].emission_state": value}, {})
     if name == "binning":
         return Expected({f"detector[{comp}].binning": value},
                         {"Channel.DetectorSettings.Binning": expected_binning(value)})

@@ -247,7 +247,8 @@ class ConformanceSuite:
                 return self._result(check, "skip", f"{where}: the recorder records nothing "
                                     f"for the labels of a {b.role} binding")
             sub = b.model_copy(update={"labels": {check.value: b.labels[check.value]},
-                                       "settings": {}, "active_when": None})
+                                       "settings": {}, "active_when": None,
+                                       "shutter": None})
             comp = None
         else:
             src = b.settings[check.target]
@@ -260,7 +261,8 @@ class ConformanceSuite:
                                     f"{label!r}, which selects no component")
             sub = b.model_copy(update={
                 "labels": None if label is None else {label: target},
-                "settings": {check.target: src}, "active_when": None})
+                "settings": {check.target: src}, "active_when": None,
+                "shutter": None})
             value = check.value
             if check.mode == "current":
                 value = str(core.getProperty(dev, prop))

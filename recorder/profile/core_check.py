@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pymmcore_plus import DeviceType
+
 from nbo_recorder.profile.errors import ProfileError
 from nbo_recorder.profile.model import Profile
 
@@ -27,6 +29,8 @@ def check_against_core(profile: Profile, core: CMMCorePlus) -> None:
         devices = [(b.device, f"bindings[{i}].device")]
         if b.active_when is not None:
             devices.append((b.active_when.device, f"bindings[{i}].active_when.device"))
+        if b.shutter is not None:
+            devices.append((b.shutter, f"bindings[{i}].shutter"))
         missing = False
         for dev, path in devices:
             if dev not in loaded:
@@ -34,6 +38,8 @@ def check_against_core(profile: Profile, core: CMMCorePlus) -> None:
                 missing = True
         if missing:
             continue
+        if b.shutter is not None and core.getDeviceType(b.shutter) != DeviceType.Shutter:
+            problems.append(f"bindings[{i}].shutter: device {b.shutter!r} is not a shutter")
         props = set(core.getDevicePropertyNames(b.device))
         for name, src in b.settings.items():
             if src.property not in props:

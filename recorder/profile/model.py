@@ -208,8 +208,18 @@ SETTINGS: dict[str, tuple[str, frozenset[str]]] = {
     "attenuation": ("fraction", LIGHT_SOURCE_KINDS),
     "wavelength": ("wavelength", LIGHT_SOURCE_KINDS),
     "enabled": ("dimensionless", LIGHT_SOURCE_KINDS),
+    "power_emitted": ("power", LIGHT_SOURCE_KINDS),
+    "emission_state": ("dimensionless", LIGHT_SOURCE_KINDS),
     "speed": ("rotation", frozenset({"spinning_disk"})),
 }
+"""``power`` is the power *set* at the source (its setpoint: what a device's power property
+holds); ``power_emitted`` is what the source reports it emits (a laser's photodiode reading);
+``emission_state`` is the running state the source reports (its ``true_values`` are the states
+in which it emits), so a laser in its start-up delay is not taken to emit its setpoint."""
+
+#: Pseudo-property of a shutter binding: read with ``getShutterOpen`` ("1" open, "0" closed);
+#: pymmcore-plus announces ``setShutterOpen`` as a ``propertyChanged`` of this name.
+SHUTTER_STATE = "State"
 
 
 class PropertySource(_Strict):
@@ -284,6 +294,13 @@ class Binding(_Strict):
     component: str | None = None
     settings: dict[str, PropertySource] = Field(default_factory=dict)
     active_when: ActiveWhen | None = None
+    shutter: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None,
+        description="Shutter device that gates this light source: it reaches the sample only "
+        "while that shutter is open, or while auto-shutter is on with it as the core shutter "
+        "(it then opens for each exposure). An unreadable shutter state makes the light path "
+        "unknown.",
+    )
     power_cap_mw: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
         default=None,
         description="Highest light-source power (mW) the conformance suite may set without "
@@ -304,6 +321,8 @@ class Binding(_Strict):
             raise ValueError("a binding needs 'labels' (state device) or 'component'")
         if self.labels is not None and self.component is not None:
             raise ValueError("a binding has either 'labels' or 'component', not both")
+        if self.shutter is not None and self.role != "light_source":
+            raise ValueError("'shutter' applies to a light_source binding only")
         return self
 
 
@@ -487,6 +506,8 @@ class Profile(_Strict):
             keys.extend((b.device, src.property) for src in b.settings.values())
             if b.active_when is not None:
                 keys.append((b.active_when.device, b.active_when.property))
+            if b.shutter is not None:
+                keys += [(b.shutter, SHUTTER_STATE), ("Core", "AutoShutter"), ("Core", "Shutter")]
         return list(dict.fromkeys(keys))
 
 

@@ -147,6 +147,12 @@ def _channel_sentence(ome: OME, ch: Any, px: Any, by_id: dict[str, Any],
     observed = _annotation_values(ome, ch.annotation_refs, NS_CHANNEL)
     parts: list[str] = []
     ls = ch.light_source_settings
+    # set when the file could not tell which light sources were lit (an unreadable on/off,
+    # shutter or label): said as the file says it, never filled in
+    sources_unknown = observed.get("light_sources")
+    if sources_unknown is not None:
+        parts.append(f"light sources in the path {sources_unknown}")
+        missing.append(f"{name}: which light sources were in the path")
     if ls is not None:
         source = by_id.get(ls.id)
         text = f"excitation from {_named(source) or 'a light source'}"
@@ -155,14 +161,19 @@ def _channel_sentence(ome: OME, ch: Any, px: Any, by_id: dict[str, Any],
         component = ls.id.split(":", 1)[1]
         power = observed.get(f"light_source[{component}].power_mw")
         intensity = observed.get(f"light_source[{component}].intensity_percent")
+        emitted = observed.get(f"light_source[{component}].power_emitted_mw")
+        state = observed.get(f"light_source[{component}].emission_state")
+        reported = ", ".join(v for v in (f"{emitted} emitted" if emitted else None, state) if v)
         if power and not power.startswith("unknown"):
-            text += f" ({power} set at the source)"
+            text += f" ({power} set at the source" + (
+                f"; the source reported {reported} at the channel's first frame)" if reported
+                else ")")
         elif intensity and not intensity.startswith("unknown"):
             text += f" ({intensity} intensity)"
         else:
             missing.append(f"{name}: light source power or intensity")
         parts.append(text)
-    else:
+    elif sources_unknown is None:
         missing.append(f"{name}: light source")
     lp = ch.light_path
     if lp is not None:

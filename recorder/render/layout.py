@@ -1,11 +1,28 @@
 """The image layout of a run, computed once and shared by the OME and the NBO builders.
 
 Both parts of a file describe the same images: one Image per stage position with the frames
-taken there, its sizes (Z, C, T), its pixel size, the objective in use, one Channel per
-channel index with the settings observed at the channel's first frame, and one Plane per
-frame that says how the frame's settings differ from its channel's. :func:`layout_run`
-works all of that out from the run's documents; :mod:`~nbo_recorder.render.ome` and
-:mod:`~nbo_recorder.render.nbo` only turn it into their XML.
+taken there, its sizes (X, Y, Z, C, T), its pixel size, z step and time increment, the
+objective in use, one Channel per channel index with the settings observed at the channel's
+first frame, and one Plane per frame that says how the frame's settings differ from its
+channel's. :func:`layout_run` works all of that out from the run's documents;
+:mod:`~nbo_recorder.render.ome` and :mod:`~nbo_recorder.render.nbo` only turn it into their XML.
+
+Geometry comes from the frames themselves, never from the run's first frame: an Image's
+SizeX/SizeY are its frames' own size and its pixel size theirs (binning and ROI included);
+its z step and time increment are those of the (sub-)sequence that produced its frames (a
+stage position's own ``sequence`` may have another z plan or time plan than the outer one).
+A position's frames go to more than one Image when they cannot share one Pixels, each
+Image's description saying why:
+
+* frames of another size or pixel size (a binning, ROI or objective change, binning set per
+  channel): OME allows one frame shape and pixel size per Pixels. Such an Image numbers its
+  own Z, C and T from 0 (its description maps them back to the sequence's indices);
+* each grid position (useq's ``g``);
+* each run of a position's sub-sequence that has its own time plan inside an outer time plan:
+  useq numbers the sub-sequence's time points from 0 on every run, so its (t, c, z) repeat.
+  A run starts where a frame's (t, c, z) repeats one already seen at that position.
+
+So every Image's (TheZ, TheC, TheT) are unique.
 
 A plane's differences are compared once per distinct (snapshot, channel, pixel size, unknown
 plane numbers): a long time-lapse has hundreds of thousands of frames but few distinct
@@ -18,9 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from nbo_recorder.capture.documents import FrameRecord, Run, StateSnapshot
+import pydantic
+import useq
+
+from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot
 from nbo_recorder.capture.observed import ObservedSettings, interpret
 from nbo_recorder.profile.model import ChannelInfo, Profile
 from nbo_recorder.vocabulary import Unknown, unknown_text, xml_number
@@ -87,25 +107,47 @@ UNKNOWN_KEYS: tuple[str, ...] = ("delta_t", "exposure_time", "position_x", "posi
 
 
 class PlaneLayout(NamedTuple):
-    """One frame as a Plane (a tuple: a run can have hundreds of thousands)."""
+    """One frame as a Plane (a tuple: a run can have hundreds of thousands).
+
+    ``the_z``, ``the_c``, ``the_t`` are the plane's indices in its Image (the frame's own
+    sequence indices, unless the Image renumbers them).
+    """
 
     frame: FrameRecord
     numbers: PlaneNumbers
     deviation: Deviation
+    the_z: int
+    the_c: int
+    the_t: int
 
 
 @dataclass(frozen=True, slots=True)
 class ImageLayout:
-    """One Image: the frames taken at stage position ``position``."""
+    """One Image: frames taken at stage position ``position`` that share one geometry."""
 
+    #: the image's place in the file (0, 1, ...)
+    number: int
+    #: what its IDs end in: the position for its first Image, ``position:k`` for the k-th more
+    key: str
     position: int
     name: str | None
+    #: which of the position's frames this Image holds, in short (for its name); None when
+    #: it holds all of them
+    part: str | None
+    #: ``part`` in full: why these frames are apart and how its Z/C/T map to the sequence's
+    description: str | None
     frames: Sequence[FrameRecord]
+    size_x: int
+    size_y: int
     size_z: int
     size_c: int
     size_t: int
-    #: the first known pixel size of the image's frames (None when no frame knew it)
+    #: the pixel size of the image's frames (None when they did not know it)
     pixel_size_um: float | None
+    #: PhysicalSizeZ: the z step of the plan that took the frames (None: one plane or no step)
+    z_step_um: float | None
+    #: TimeIncrement: the interval of the time plan that took the frames (None: none known)
+    time_increment_s: float | None
     #: the objective observed at the image's first frame
     objective: str | Unknown | None
     channels: tuple[ChannelLayout, ...]
@@ -115,6 +157,12 @@ class ImageLayout:
     def first(self) -> FrameRecord:
         """The image's first frame (its stage position is the image's)."""
         return self.frames[0]
+
+    @property
+    def title(self) -> str:
+        """The Image's name: the position's, followed by the part it holds if any."""
+        base = self.name or f"Position {self.position}"
+        return f"{base} ({self.part})" if self.part else base
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,24 +234,183 @@ def number_attributes(numbers: PlaneNumbers, time_attribute: str) -> str:
     return attrs
 
 
+class _Part(NamedTuple):
+    """Frames of one position that can share one Pixels: same grid position, sub-sequence
+    run, frame size and pixel size."""
+
+    p: int
+    g: int
+    run: int
+    width: int
+    height: int
+    pixel_size_um: float
+
+
+def _parts(run: Run) -> dict[_Part, list[FrameRecord]]:
+    """The run's frames by :class:`_Part`, each list in acquisition order.
+
+    A sub-sequence run starts at a position when a frame's (t, c, z) repeats one already
+    seen in the current run of that position and grid position.
+    """
+    width, height = run.start.width, run.start.height
+    runs: dict[tuple[int, int], tuple[int, set[tuple[int, int, int]]]] = {}
+    parts: dict[_Part, list[FrameRecord]] = {}
+    for f in run.frames:
+        where = (f.p, f.g)
+        number, seen = runs.get(where) or runs.setdefault(where, (0, set()))
+        tcz = (f.t, f.c, f.z)
+        if tcz in seen:
+            number, seen = runs[where] = (number + 1, set())
+        seen.add(tcz)
+        key = _Part(f.p, f.g, number, f.width or width, f.height or height, f.pixel_size_um)
+        parts.setdefault(key, []).append(f)
+    return parts
+
+
+def _plan_numbers(plans: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """The z step (µm) and time interval (s) of the ``z_plan``/``time_plan`` in ``plans``.
+
+    None for a plan without a single step or interval (absolute positions, phases), and for
+    one that does not parse (a journal from another useq version): better unstated than wrong.
+    """
+    try:
+        parsed = useq.MDASequence.model_validate(
+            {k: plans[k] for k in ("z_plan", "time_plan") if k in plans})
+    except (pydantic.ValidationError, TypeError, ValueError):
+        return None, None
+    step = getattr(parsed.z_plan, "step", None)
+    interval = getattr(parsed.time_plan, "interval", None)
+    return (abs(float(step)) if step else None,
+            interval.total_seconds() if interval is not None else None)
+
+
+def position_plans(start: RunStart, p: int) -> tuple[float | None, float | None]:
+    """The z step (µm) and time interval (s) the frames at position ``p`` were taken with:
+    the position's own sub-sequence's plans where it has them, else the outer sequence's."""
+    z_step = abs(start.z_step_um) if start.z_step_um else None
+    interval = start.time_interval_s or None
+    positions = start.sequence.get("stage_positions")
+    entry = positions[p] if isinstance(positions, list) and p < len(positions) else None
+    sub = entry.get("sequence") if isinstance(entry, Mapping) else None
+    if isinstance(sub, Mapping) and ("z_plan" in sub or "time_plan" in sub):
+        own_step, own_interval = _plan_numbers(sub)
+        if "z_plan" in sub:
+            z_step = own_step
+        if "time_plan" in sub:
+            interval = own_interval or None
+    return z_step, interval
+
+
+def repeated_time_points(sequence: useq.MDASequence) -> str | None:
+    """Why ``sequence``'s (t, c, z) indices repeat at a position, or None when they do not.
+
+    A stage position whose sub-sequence has its own time plan runs that sub-sequence once
+    per outer time point, and useq numbers its time points from 0 each time. The file then
+    gives each run its own Image (see the module docstring); the recorder warns about it.
+    """
+    if sequence.time_plan is None or sequence.time_plan.num_timepoints() < 2:
+        return None
+    repeated = [p for p, pos in enumerate(sequence.stage_positions)
+                if pos.sequence is not None and pos.sequence.time_plan is not None]
+    if not repeated:
+        return None
+    return (f"stage position(s) {', '.join(map(str, repeated))} have a sub-sequence with its "
+            f"own time plan inside an outer time plan of "
+            f"{sequence.time_plan.num_timepoints()} time points: useq numbers the "
+            "sub-sequence's time points from 0 on every outer time point, so their (t, c, z) "
+            "repeat; the file gives each run of the sub-sequence its own Image")
+
+
 def layout_run(run: Run, profile: Profile) -> RunLayout:
     """The layout of every image of ``run`` (positions without frames have none)."""
     observed = ObservedCache(profile, run.snapshots, {})
-    by_position: dict[int, list[FrameRecord]] = {}
-    for f in run.frames:
-        by_position.setdefault(f.p, []).append(f)
-    images = tuple(_image(run, profile, p, by_position[p], observed)
-                   for p in sorted(by_position))
-    return RunLayout(images, observed)
+    parts = _parts(run)
+    order = sorted(parts, key=lambda part: (part.p, part.g, part.run, parts[part][0].index))
+    # the last sub-sequence run of each grid position of each position
+    runs = {(part.p, part.g): part.run for part in order}
+    grids: dict[int, set[int]] = {}
+    shapes: dict[tuple[int, int, int], int] = {}
+    for part in order:
+        grids.setdefault(part.p, set()).add(part.g)
+        shapes[part.p, part.g, part.run] = shapes.get((part.p, part.g, part.run), 0) + 1
+    images: list[ImageLayout] = []
+    nth: dict[int, int] = {}
+    for key in order:
+        more = nth[key.p] = nth.get(key.p, -1) + 1
+        images.append(_image(run, profile, key, parts[key], observed, number=len(images),
+                             image_key=str(key.p) if more == 0 else f"{key.p}:{more}",
+                             why=_Why(grid=len(grids[key.p]) > 1,
+                                      repeated=runs[key.p, key.g] > 0,
+                                      split=shapes[key.p, key.g, key.run] > 1)))
+    return RunLayout(tuple(images), observed)
 
 
-def _image(run: Run, profile: Profile, p: int, frames: Sequence[FrameRecord],
-           observed: ObservedCache) -> ImageLayout:
+def _numbering(values: set[int], renumber: bool) -> dict[int, int]:
+    """Sequence index -> index in the Image: itself, or its rank when ``renumber``."""
+    return {v: i for i, v in enumerate(sorted(values))} if renumber else {v: v for v in values}
+
+
+def _consecutive(numbering: Mapping[int, int]) -> bool:
+    """True when the Image's indices are consecutive sequence indices (steps stay steps)."""
+    values = sorted(numbering)
+    return values[-1] - values[0] == len(values) - 1
+
+
+class _Why(NamedTuple):
+    """Why a position's frames are in more than one Image."""
+
+    #: the position has several grid positions
+    grid: bool
+    #: its sub-sequence ran more than once, numbering its time points from 0 each time
+    repeated: bool
+    #: its frames in this grid position and run differ in size or pixel size
+    split: bool
+
+
+def _part_text(key: _Part, why: _Why, first: ObservedSettings,
+               maps: Mapping[str, Mapping[int, int]]) -> tuple[str | None, str | None]:
+    """Which of its position's frames an Image holds (short), and that with why they are
+    apart and its index mapping (full); None, None when it holds all of them."""
+    bits = []
+    if why.grid:
+        bits.append(f"grid position {key.g}")
+    if why.repeated:
+        bits.append(f"sub-sequence run {key.run + 1}")
+    if why.split:
+        binning = next((d.binning for d in first.detectors if isinstance(d.binning, str)), None)
+        size = f"{key.pixel_size_um:g} µm" if key.pixel_size_um > 0 else "unknown pixel size"
+        bits.append(f"{'' if binning is None else f'binning {binning}: '}"
+                    f"{key.width} x {key.height} px at {size}")
+    if not bits:
+        return None, None
+    short = ", ".join(bits)
+    text = f"position {key.p}, {short}"
+    reasons = []
+    if why.split:
+        reasons.append("OME allows one frame size and pixel size per Pixels")
+    if why.repeated:
+        reasons.append("the sub-sequence numbers its time points from 0 on every run")
+    if reasons:
+        text += " (a separate Image: " + "; ".join(reasons) + ")"
+    moved = [f"The{axis} {', '.join(map(str, numbering.values()))} = sequence "
+             f"{axis.lower()} {', '.join(map(str, numbering))}"
+             for axis, numbering in maps.items()
+             if any(k != v for k, v in numbering.items())]
+    return short, text + ("; " + "; ".join(moved) if moved else "")
+
+
+def _image(run: Run, profile: Profile, key: _Part, frames: Sequence[FrameRecord],
+           observed: ObservedCache, *, number: int, image_key: str,
+           why: _Why) -> ImageLayout:
+    """One Image of the frames of ``key``; one split by geometry numbers its Z, C, T from 0."""
     start = run.start
+    maps = {axis: _numbering({getattr(f, axis.lower()) for f in frames}, why.split)
+            for axis in ("Z", "C", "T")}
+    z_of, c_of, t_of = maps["Z"], maps["C"], maps["T"]
     first_of_c: dict[int, FrameRecord] = {}
     for f in frames:
-        first_of_c.setdefault(f.c, f)
-    size_c = max(f.c for f in frames) + 1
+        first_of_c.setdefault(c_of[f.c], f)
+    size_c = max(c_of.values()) + 1
     names = [ch.get("config") for ch in start.sequence.get("channels", [])]
     channels = []
     for c in range(size_c):
@@ -212,7 +419,7 @@ def _image(run: Run, profile: Profile, p: int, frames: Sequence[FrameRecord],
         channels.append(ChannelLayout(c, name, channel_info(profile, name), fc,
                                       observed(fc.snapshot) if fc else None))
     image_observed = observed(frames[0].snapshot)
-    pixel_size = next((f.pixel_size_um for f in frames if f.pixel_size_um > 0), None)
+    pixel_size = key.pixel_size_um if key.pixel_size_um > 0 else None
     geometry = {"objective": image_observed.flat().get("objective", ""),
                 "pixel_size_um": repr(pixel_size)}
     baselines = {ch.index: ch.observed.flat() for ch in channels if ch.observed is not None}
@@ -221,22 +428,31 @@ def _image(run: Run, profile: Profile, p: int, frames: Sequence[FrameRecord],
     texts = NumberTexts()
     for f in frames:
         numbers, unknown = plane_numbers(f, texts)
-        key = (f.snapshot, f.c, f.pixel_size_um, unknown)
-        deviation = deviations.get(key)
+        c = c_of[f.c]
+        dkey = (f.snapshot, c, f.pixel_size_um, unknown)
+        deviation = deviations.get(dkey)
         if deviation is None:
-            base = baselines.get(f.c, {})
+            base = baselines.get(c, {})
             current = observed(f.snapshot).flat()
             settings = differences(base, current)
             with_geometry = differences(
-                {**base, **geometry} if f.c in baselines else {},
+                {**base, **geometry} if c in baselines else {},
                 {"objective": "", **current, "pixel_size_um": repr(
                     f.pixel_size_um if f.pixel_size_um > 0 else None)})
             for name in unknown:
                 settings[name] = with_geometry[name] = NOT_FINITE
-            deviation = deviations[key] = Deviation(settings, with_geometry)
-        planes.append(PlaneLayout(f, numbers, deviation))
-    position = start.position_names[p] if p < len(start.position_names) else None
+            deviation = deviations[dkey] = Deviation(settings, with_geometry)
+        planes.append(PlaneLayout(f, numbers, deviation, z_of[f.z], c, t_of[f.t]))
+    size_z, size_t = max(z_of.values()) + 1, max(t_of.values()) + 1
+    z_step, interval = position_plans(start, key.p)
+    p = key.p
+    part, description = _part_text(key, why, image_observed, maps)
     return ImageLayout(
-        position=p, name=position, frames=frames, size_z=max(f.z for f in frames) + 1,
-        size_c=size_c, size_t=max(f.t for f in frames) + 1, pixel_size_um=pixel_size,
+        number=number, key=image_key, position=p,
+        name=start.position_names[p] if p < len(start.position_names) else None,
+        part=part, description=description,
+        frames=frames, size_x=key.width, size_y=key.height,
+        size_z=size_z, size_c=size_c, size_t=size_t, pixel_size_um=pixel_size,
+        z_step_um=z_step if size_z > 1 and _consecutive(z_of) else None,
+        time_increment_s=interval if _consecutive(t_of) else None,
         objective=image_observed.objective, channels=tuple(channels), planes=tuple(planes))

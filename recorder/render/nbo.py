@@ -14,8 +14,8 @@ embeds as one XMLAnnotation. It is built in parts:
   ``Z-Drive`` or ``MechanicalStage``, filter set -> ``FilterCube``), the stand, and
   ``AcquisitionSoftware`` for the software stack with the versions the run reported;
 * :mod:`~nbo_recorder.render.nbo_image` — the **Experiment**, **Sample**, **Experimenter**
-  and one **Image** per stage position with its channels, light paths and planes, laid out
-  by :mod:`~nbo_recorder.render.layout` exactly as in the OME part;
+  and one **Image** per stage position (or part of one) with its channels, light paths and
+  planes, laid out by :mod:`~nbo_recorder.render.layout` exactly as in the OME part;
 * :mod:`~nbo_recorder.render.nbo_elements` — the maps from the profile's OME 2016-06
   vocabularies to NBO's and the XML helpers both parts use.
 
@@ -102,7 +102,7 @@ def build_nbo_xml(
     for image_layout in layout.images:
         image, body = image_element(ctx, run, image_layout, planes)
         root.append(image)
-        bodies[image_layout.position] = body
+        bodies[image_layout.number] = body
     if annotations.items:
         structured = xml_element("StructuredAnnotations", parent=root)
         structured.extend(annotations.items)

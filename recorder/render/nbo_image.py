@@ -175,7 +175,7 @@ def _detector_settings(ctx: ImageContext, detector: DetectorObserved,
 _FILTER_REF = {"ExcitationFilter": "ExcitationFilterRef", "EmissionFilter": "EmissionFilterRef"}
 
 
-def _light_path(ctx: ImageContext, p: int, c: int, obs: ObservedSettings | None,
+def _light_path(ctx: ImageContext, p: str, c: int, obs: ObservedSettings | None,
                 parent: ET.Element) -> None:
     """The channel's light path as observed at its first frame (children in XSD order)."""
     path = xml_element("LightPath", {"ID": f"LightPath:{p}:{c}"}, parent)
@@ -211,7 +211,7 @@ def _light_path(ctx: ImageContext, p: int, c: int, obs: ObservedSettings | None,
         xml_element("AnnotationRef", {"ID": ctx.annotations.ref(NS_CHANNEL, observed)}, path)
 
 
-def _excitation_calibrations(ctx: ImageContext, p: int, c: int, obs: ObservedSettings | None,
+def _excitation_calibrations(ctx: ImageContext, p: str, c: int, obs: ObservedSettings | None,
                              parent: ET.Element) -> None:
     """Light-power readings of the channel's light sources (per line, when they say which).
 
@@ -239,7 +239,7 @@ def _excitation_calibrations(ctx: ImageContext, p: int, c: int, obs: ObservedSet
             **attributes}, parent)
 
 
-def _channel(ctx: ImageContext, p: int, layout: ChannelLayout) -> ET.Element:
+def _channel(ctx: ImageContext, p: str, layout: ChannelLayout) -> ET.Element:
     """A Channel with its Fluorophore, LightPath and excitation calibrations."""
     c, name, info, obs = layout.index, layout.name, layout.info, layout.observed
     channel = xml_element("Channel", {
@@ -289,7 +289,7 @@ def _environment(profile: Profile, parent: ET.Element) -> None:
     }, parent)
 
 
-def _optical_calibrations(ctx: ImageContext, p: int, objective: object,
+def _optical_calibrations(ctx: ImageContext, p: str, objective: object,
                           parent: ET.Element) -> None:
     """PSF, chromatic registration and field-uniformity results that apply to this image.
 
@@ -315,23 +315,23 @@ def _optical_calibrations(ctx: ImageContext, p: int, objective: object,
                 **attributes.get("FieldUniformityEvaluation", {})}, node)
 
 
-def _plane(p: int, plane: PlaneLayout, ref: str | None) -> str:
+def _plane(p: str, plane: PlaneLayout, ref: str | None) -> str:
     """One Plane as text (IDs carry the frame's TIFF page number).
 
     A number that is not known is left out with its unit; NBO requires the Timestamp, so
     validation reports a plane without one as what it is: not known.
     """
-    f = plane.frame
-    attrs = (f'ID="Plane:{p}:{f.index}" TheZ="{f.z}" TheT="{f.t}" TheC="{f.c}"'
+    attrs = (f'ID="Plane:{p}:{plane.frame.index}" TheZ="{plane.the_z}" TheT="{plane.the_t}" '
+             f'TheC="{plane.the_c}"'
              + number_attributes(plane.numbers, "Timestamp"))
     if ref is None:
         return f"<Plane {attrs} />"
     return f'<Plane {attrs}><AnnotationRef ID="{ref}" /></Plane>'
 
 
-def _planes_marker(p: int) -> str:
-    """Tag of the empty element standing in for image ``p``'s planes until they are spliced."""
-    return f"nbo-recorder-planes-{p}"
+def _planes_marker(number: int) -> str:
+    """Tag of the empty element standing in for image ``number``'s planes until spliced."""
+    return f"nbo-recorder-planes-{number}"
 
 
 _PLANES_MARKER = re.compile(r"<nbo-recorder-planes-(\d+) />")
@@ -347,11 +347,13 @@ def splice_planes(document: str, bodies: Mapping[int, str]) -> str:
 
 def image_element(ctx: ImageContext, run: Run, layout: ImageLayout,
                   selection: PlaneSelection) -> tuple[ET.Element, str]:
-    """One Image (per stage position) and the text of its planes."""
+    """One Image (per stage position, or part of one) and the text of its planes.
+
+    Its sizes, pixel size, z step and time increment are its own frames' (the layout's)."""
     start = run.start
-    p, objective, pixel_size = layout.position, layout.objective, layout.pixel_size_um
-    size_z = layout.size_z
-    image = xml_element("Image", {"ID": f"Image:{p}", "Name": layout.name or f"Position {p}",
+    p, objective, pixel_size = layout.key, layout.objective, layout.pixel_size_um
+    z_step, interval = layout.z_step_um, layout.time_increment_s
+    image = xml_element("Image", {"ID": f"Image:{p}", "Name": layout.title,
                                   "AcquisitionDate": ctx.run_date.isoformat()})
     xml_element("InstrumentRef", {"ID": "Instrument:0"}, image)
     xml_element("ExperimentRef", {"ID": "Experiment:0"}, image)
@@ -360,7 +362,8 @@ def image_element(ctx: ImageContext, run: Run, layout: ImageLayout,
     for software_id in ctx.rig.software_ids:
         xml_element("AcquisitionSoftwareRef", {"ID": software_id}, image)
     xml_element("Description", parent=image).text = clean_text(
-        f"Recorded with hardware profile '{ctx.profile.name}'")
+        f"Recorded with hardware profile '{ctx.profile.name}'"
+        + (f"; {layout.description}" if layout.description else ""))
     _environment(ctx.profile, image)
     if ctx.rig.stand_id is not None:
         xml_element("MicroscopeStandSettings", {"ID": ctx.rig.stand_id}, image)
@@ -368,17 +371,16 @@ def image_element(ctx: ImageContext, run: Run, layout: ImageLayout,
     _optical_calibrations(ctx, p, objective, image)
     pixels = xml_element("Pixels", {
         "ID": f"Pixels:{p}", "DimensionOrder": "XYZCT",
-        "SizeX": start.width, "SizeY": start.height, "SizeZ": size_z, "SizeC": layout.size_c,
+        "SizeX": layout.size_x, "SizeY": layout.size_y, "SizeZ": layout.size_z,
+        "SizeC": layout.size_c,
         "SizeT": layout.size_t, "PhysicalSizeX": pixel_size, "PhysicalSizeY": pixel_size,
         "PhysicalSizeXUnit": "µm" if pixel_size else None,
         "PhysicalSizeYUnit": "µm" if pixel_size else None,
-        "PhysicalSizeZ": abs(start.z_step_um) if start.z_step_um and size_z > 1 else None,
-        "PhysicalSizeZUnit": "µm" if start.z_step_um and size_z > 1 else None,
-        "TimeIncrement": start.time_interval_s or None,
-        "TimeIncrementUnit": "s" if start.time_interval_s else None,
+        "PhysicalSizeZ": z_step, "PhysicalSizeZUnit": "µm" if z_step else None,
+        "TimeIncrement": interval, "TimeIncrementUnit": "s" if interval else None,
         "PixelType": PIXEL_TYPES.get(start.dtype),
     }, image)
-    ET.SubElement(pixels, _planes_marker(p))
+    ET.SubElement(pixels, _planes_marker(layout.number))
     for channel in layout.channels:
         pixels.append(_channel(ctx, p, channel))
     xml_element("MetadataOnly", parent=pixels)
@@ -388,7 +390,7 @@ def image_element(ctx: ImageContext, run: Run, layout: ImageLayout,
     planes = []
     for plane in layout.planes:
         f, key = plane.frame, id(plane.deviation)
-        if selection == "first_per_channel" and layout.channels[f.c].first is not f:
+        if selection == "first_per_channel" and layout.channels[plane.the_c].first is not f:
             continue
         if key not in refs:
             diff = plane.deviation.settings

@@ -182,12 +182,13 @@ def _filter_center(profile: Profile, filter_ids: Sequence[str]) -> float | None:
 
 
 def _build_channel(
-    profile: Profile, p: int, channel: ChannelLayout,
+    profile: Profile, image_key: str, channel: ChannelLayout,
     annotations: AnnotationRegistry[m.MapAnnotation],
 ) -> m.Channel:
     info, obs = channel.info, channel.observed
     ch = m.Channel(
-        id=f"Channel:{p}:{channel.index}", name=clean_text(channel.name), samples_per_pixel=1,
+        id=f"Channel:{image_key}:{channel.index}", name=clean_text(channel.name),
+        samples_per_pixel=1,
         fluor=clean_text(info.fluor),
         illumination_type=info.illumination_type.value if info.illumination_type else None,
         contrast_method=info.contrast_method.value if info.contrast_method else None,
@@ -205,7 +206,8 @@ def _build_channel(
             attenuation=finite(ls.attenuation),
         )
     ch.excitation_wavelength = (
-        finite(obs.light_sources[0].wavelength_nm) if len(obs.light_sources) == 1 else None
+        finite(obs.light_sources[0].wavelength_nm)
+        if len(obs.light_sources) == 1 and not obs.light_sources_unknown else None
     ) or _filter_center(profile, obs.excitation_filters)
     ch.emission_wavelength = _filter_center(profile, obs.emission_filters)
     if obs.detectors:
@@ -238,8 +240,7 @@ def _build_channel(
 
 def _plane_xml(plane: PlaneLayout, ann_ref: str | None) -> str:
     """One Plane as text; a number that is not known is left out (with its unit)."""
-    f = plane.frame
-    attrs = (f'TheZ="{f.z}" TheT="{f.t}" TheC="{f.c}"'
+    attrs = (f'TheZ="{plane.the_z}" TheT="{plane.the_t}" TheC="{plane.the_c}"'
              + number_attributes(plane.numbers, "DeltaT"))
     if ann_ref is None:
         return f"<Plane {attrs}/>"
@@ -312,17 +313,20 @@ def _build_ome_xml(run: Run, profile: Profile, software: str) -> str:
 def _image(run: Run, profile: Profile, software: str, layout: ImageLayout,
            instrument: m.Instrument, annotations: AnnotationRegistry[m.MapAnnotation],
            image_refs: Sequence[m.AnnotationRef]) -> m.Image:
-    """One Image (per stage position) with its channels; its planes are spliced in later."""
+    """One Image (per stage position, or part of one) with its channels; its planes are
+    spliced in later. Its sizes, pixel size, z step and time increment are its frames'."""
     start = run.start
-    p, first, pixel_size = layout.position, layout.first, layout.pixel_size_um
-    channels = [_build_channel(profile, p, channel, annotations) for channel in layout.channels]
-    name = clean_text(layout.name) or f"Position {p}"
+    key, first, pixel_size = layout.key, layout.first, layout.pixel_size_um
+    channels = [_build_channel(profile, key, channel, annotations)
+                for channel in layout.channels]
+    name = clean_text(layout.title)
+    part = f"; {layout.description}" if layout.description else ""
     return m.Image(
-        id=f"Image:{p}",
+        id=f"Image:{key}",
         name=name,
         acquisition_date=start.started_at,
         description=clean_text(f"Recorded by {software} with hardware profile "
-                               f"'{profile.name}'"),
+                               f"'{profile.name}'{part}"),
         instrument_ref=m.InstrumentRef(id=instrument.id),
         objective_settings=_objective_settings(profile, layout.objective),
         stage_label=m.StageLabel(
@@ -330,16 +334,15 @@ def _image(run: Run, profile: Profile, software: str, layout: ImageLayout,
             x_unit="µm", y_unit="µm", z_unit="µm",
         ) if first.x_um is not None or first.z_um is not None else None,
         pixels=m.Pixels(
-            id=f"Pixels:{p}", dimension_order="XYZCT",
+            id=f"Pixels:{key}", dimension_order="XYZCT",
             type=PIXEL_TYPES.get(start.dtype, start.dtype),
-            size_x=start.width, size_y=start.height,
+            size_x=layout.size_x, size_y=layout.size_y,
             size_z=layout.size_z, size_c=layout.size_c, size_t=layout.size_t,
             physical_size_x=pixel_size, physical_size_y=pixel_size,
             physical_size_x_unit="µm", physical_size_y_unit="µm",
-            physical_size_z=abs(start.z_step_um)
-            if start.z_step_um and layout.size_z > 1 else None,
+            physical_size_z=layout.z_step_um,
             physical_size_z_unit="µm",
-            time_increment=start.time_interval_s if start.time_interval_s else None,
+            time_increment=layout.time_increment_s,
             time_increment_unit="s",
             channels=channels,
             metadata_only=m.MetadataOnly(),
@@ -359,8 +362,8 @@ def _image_body(layout: ImageLayout, annotations: AnnotationRegistry[m.MapAnnota
             diff = plane.deviation.with_geometry
             refs[key] = annotations.ref(NS_PLANE, diff) if diff else None
         planes.append(_plane_xml(plane, refs[key]))
-        tiffdata.append(f'<TiffData IFD="{f.index}" FirstZ="{f.z}" FirstT="{f.t}" '
-                        f'FirstC="{f.c}" PlaneCount="1"/>')
+        tiffdata.append(f'<TiffData IFD="{f.index}" FirstZ="{plane.the_z}" '
+                        f'FirstT="{plane.the_t}" FirstC="{plane.the_c}" PlaneCount="1"/>')
     return "".join(tiffdata) + "".join(planes)
 
 

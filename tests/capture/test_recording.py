@@ -114,7 +114,9 @@ def test_each_plane_names_the_state_active_when_it_was_taken(py_core, tmp_path, 
         objectives_used = {st["Objective.Label"] for st in actual.values()}
         assert len(objectives_used) == 2, f"the objective must change mid-run: {objectives_used}"
         for pv in views:
-            state = actual[(pv.t, pv.c, pv.z)]
+            # page n is the n-th frame; a binning or objective change splits the Images,
+            # whose own T/C/Z then count from 0 (their frames are matched by page)
+            state = truth.frames[pv.ifd]["state"]
             s = pv.settings
             where = f"{out.name} t={pv.t} c={pv.c} z={pv.z}"
             assert s["objective"] == objective_ids[state["Objective.Label"]], where
