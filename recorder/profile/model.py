@@ -16,6 +16,9 @@ file, merging its includes and naming the file in errors is
 :mod:`nbo_recorder.profile.core_check`; checking values against the NBO vocabularies is a
 separate step of the renderer. So the model imports only pydantic, ome-types' enumerations and
 :mod:`nbo_recorder.units`, and loading a profile never pulls in an XML builder or schema.
+It stays one module (a little over 500 lines) because :class:`Profile`'s validator
+cross-checks every component and binding type defined here; split, the cross-reference
+rules would live apart from the types they check.
 """
 
 from __future__ import annotations
