@@ -177,7 +177,8 @@ def synthetic_run(planes: int, channels: int = 2) -> tuple[Run, Any]:
             ("Camera", "Gain"): "1", ("Camera", "Binning"): "1", ("Camera", "Offset"): "0",
             ("Camera", "BitDepth"): "16", ("Camera", "CCDTemperature"): "0",
             ("Excitation", "Label"): "Empty", ("Emission", "Label"): "89402m",
-            ("Dichroic", "Label"): "89402bs"}
+            ("Dichroic", "Label"): "89402bs", ("Core", "AutoShutter"): "1",
+            ("LED Shutter", "State"): "0"}
     snaps = {}
     for uid, led in enumerate(("470nm", "550nm")):
         values = dict(base)
