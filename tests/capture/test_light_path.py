@@ -7,6 +7,7 @@ handler connected before the recorder's.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import useq
 from nbo_recorder import sim
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
+from nbo_recorder.drivers import mm_coolled
 from nbo_recorder.read.methods import build_methods
 from nbo_recorder.read.reader import read
 from nbo_recorder.rig import load_core
@@ -57,7 +59,24 @@ def _nbo_light_source_refs(path: Path) -> list[set[str]]:
 # --- case 2: an unreadable on/off is never claimed as in the path -----------------------------
 
 
-def test_garbage_from_the_coolled_claims_no_led_and_says_the_path_is_unknown(sd_core, tmp_path):
+@pytest.fixture
+def sd_core_quick_coolled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The spinning-disk rig with a CoolLED driver that gives up after 0.2 s, not 1 s.
+
+    The simulators answer in milliseconds (time_scale 0.01), so only unanswered queries wait
+    out the timeout; a garbled unit costs every LED query that wait, on every frame.
+    """
+    monkeypatch.setattr(mm_coolled, "CoolLEDDriver",
+                        functools.partial(mm_coolled.CoolLEDDriver, timeout_s=0.2))
+    core = _sd_core(tmp_path)
+    yield core
+    core.unloadAllDevices()
+    sim.reset_instruments()
+
+
+def test_garbage_from_the_coolled_claims_no_led_and_says_the_path_is_unknown(
+        sd_core_quick_coolled, tmp_path):
+    sd_core = sd_core_quick_coolled
     sd_core.setProperty("Laser488", "Emission", "On")  # the one source truly lit
     sd_core.setProperty("LED", "Emission-B", "Off")
     coolled = sim.get_instrument("pe300", sim.SimCoolLED)
