@@ -185,6 +185,21 @@ class SerialLine:
                     "instrument, the next command resynchronises first",
                 ) from error
 
+    def ensure_in_step(
+        self,
+        sentinel: str,
+        terminator: bytes,
+        next_reply: Callable[[Deadline], ReplyKind],
+        *,
+        before: str,
+    ) -> bool:
+        """When a late reply has put the line out of step, :meth:`resynchronise` it within
+        the line's timeout before ``before`` is sent; True when the line is in step."""
+        if self.in_step:
+            return True
+        return self.resynchronise(sentinel, terminator, next_reply, Deadline(self.timeout_s),
+                                  before=before)
+
     def resynchronise(
         self,
         sentinel: str,

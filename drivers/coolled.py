@@ -218,14 +218,8 @@ class CoolLEDDriver(SerialDriver):
         late answers to it are skipped too.
         """
         with self._line.exchange():
-            if not self._line.in_step:
-                self._line.resynchronise(
-                    SYNC_COMMAND,
-                    COMMAND_TERMINATOR,
-                    self._classify_sync_reply,
-                    Deadline(self._line.timeout_s),
-                    before=command,
-                )
+            self._line.ensure_in_step(SYNC_COMMAND, COMMAND_TERMINATOR, self._classify_sync_reply,
+                                       before=command)
             deadline = Deadline(self._line.timeout_s)
             self._line.send(command, COMMAND_TERMINATOR)
             replies: list[str] = []

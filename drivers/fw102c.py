@@ -139,14 +139,8 @@ class FW102CDriver(SerialDriver):
         a late answer to it (recognised by its echo) is skipped.
         """
         with self._line.exchange():
-            if not self._line.in_step:
-                self._line.resynchronise(
-                    SYNC_COMMAND,
-                    TERMINATOR,
-                    self._classify_sync_reply,
-                    Deadline(self._line.timeout_s),
-                    before=command,
-                )
+            self._line.ensure_in_step(SYNC_COMMAND, TERMINATOR, self._classify_sync_reply,
+                                       before=command)
             self._line.send(command, TERMINATOR)
             echo = self._line.read_text_line(command, TERMINATOR, deadline)
             while echo.lstrip(PROMPT.decode()) == SYNC_COMMAND != command:

@@ -214,14 +214,8 @@ class ObisLaserDriver(SerialDriver):
 
     def _resynchronise_if_needed(self, command: str) -> None:
         """After a late reply, drop every line before the answer to :data:`SYNC_COMMAND`."""
-        if not self._line.in_step:
-            self._line.resynchronise(
-                SYNC_COMMAND,
-                COMMAND_TERMINATOR,
-                self._classify_sync_reply,
-                Deadline(self._line.timeout_s),
-                before=command,
-            )
+        self._line.ensure_in_step(SYNC_COMMAND, COMMAND_TERMINATOR, self._classify_sync_reply,
+                                  before=command)
 
     def _classify_sync_reply(self, deadline: Deadline) -> ReplyKind:
         """Read one line while resynchronising; the identity line and its OK end it."""
