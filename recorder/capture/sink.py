@@ -30,10 +30,11 @@ import threading
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -129,15 +130,21 @@ class RecordingSink:
         self._expected: int | None = None
         self._software = f"nbo-recorder {software_versions(core)['nbo-recorder']}"
         self.monitor.attach()
-        core.events.imageSnapped.connect(self._on_snapped)
-        ev = core.mda.events
-        ev.eventStarted.connect(self._on_event_started, priority=_PRIORITY)
-        ev.sequenceStarted.connect(self._on_sequence_started, priority=_PRIORITY)
-        ev.frameReady.connect(self._on_frame, priority=_PRIORITY)
-        ev.sequenceCanceled.connect(self._on_canceled, priority=_PRIORITY)
-        ev.sequenceFinished.connect(self._on_finished, priority=_PRIORITY)
-        ev.eventStarted.connect(self._hold.keep_paused, priority=_PRIORITY)
-        ev.awaitingEvent.connect(self._hold.keep_paused, priority=_PRIORITY)
+        for signal, slot in self._connections():
+            signal.connect(slot, priority=_PRIORITY)
+
+    def _connections(self) -> list[tuple[Any, Callable[..., None]]]:
+        """The core and runner signals this sink listens to, with its handler for each
+        (one list for connecting and disconnecting, so no handler outlives the sink)."""
+        ev = self.core.mda.events
+        return [(self.core.events.imageSnapped, self._on_snapped),
+                (ev.eventStarted, self._on_event_started),
+                (ev.sequenceStarted, self._on_sequence_started),
+                (ev.frameReady, self._on_frame),
+                (ev.sequenceCanceled, self._on_canceled),
+                (ev.sequenceFinished, self._on_finished),
+                (ev.eventStarted, self._hold.keep_paused),
+                (ev.awaitingEvent, self._hold.keep_paused)]
 
     @property
     def progress(self) -> SinkProgress:
@@ -171,14 +178,11 @@ class RecordingSink:
             raise RuntimeError(f"{self.path}: a RecordingSink records one run; make a new sink")
         problems = study_problems(sequence.metadata)
         if problems:
-            raise ValueError("sequence metadata the NBO record cannot hold: "
-                             + "; ".join(problems))
+            self._refuse(ValueError("sequence metadata the NBO record cannot hold: "
+                                    + "; ".join(problems)))
         refused = sequence_problems(self.core, sequence)  # a preset the core lacks, ...
-        if refused:  # before any file exists, and the run stops before its first event
-            self.errors.append(str(SequenceError(refused)) + "; nothing acquired or written")
-            self._disconnect()
-            self.finished.set()
-            raise SequenceError(refused)
+        if refused:
+            self._refuse(SequenceError(refused))
         repeated = repeated_time_points(sequence)
         if repeated:  # once per run: the layout gives each run of the sub-sequence an Image
             warnings.warn(f"{self.path}: {repeated}", RuntimeWarning, stacklevel=2)
@@ -212,6 +216,15 @@ class RecordingSink:
         self._journal = JournalWriter(journal_path(self.path))
         self._journal.start(self.run.start)
         self._writer = TiffPageWriter(self.path, bigtiff=needs_bigtiff(expected_bytes))
+
+    def _refuse(self, error: Exception) -> NoReturn:
+        """Stop the run at its start, before any file exists: record why, let go of the
+        core's signals (a later run on the same core is not this sink's) and raise, so the
+        runner stops before its first event."""
+        self.errors.append(f"{error}; nothing acquired or written")
+        self._disconnect()
+        self.finished.set()
+        raise error
 
     def _on_frame(self, img: NDArray[Any], event: MDAEvent, meta: FrameMetaV1) -> None:
         idx = event.index
@@ -468,17 +481,9 @@ class RecordingSink:
 
     def _disconnect(self) -> None:
         self.monitor.detach()
-        ev = self.core.mda.events
-        for sig, slot in ((self.core.events.imageSnapped, self._on_snapped),
-                          (ev.eventStarted, self._on_event_started),
-                          (ev.sequenceStarted, self._on_sequence_started),
-                          (ev.frameReady, self._on_frame),
-                          (ev.sequenceCanceled, self._on_canceled),
-                          (ev.sequenceFinished, self._on_finished),
-                          (ev.eventStarted, self._hold.keep_paused),
-                          (ev.awaitingEvent, self._hold.keep_paused)):
+        for signal, slot in self._connections():
             try:
-                sig.disconnect(slot)
+                signal.disconnect(slot)
             except (ValueError, RuntimeError):
                 pass
 

@@ -98,6 +98,28 @@ def test_python_run_with_an_unknown_preset_stops_before_the_first_event(demo_cor
     assert good_out.exists() and not out.exists()
 
 
+def test_python_run_with_metadata_nbo_cannot_hold_is_refused_the_same_way(demo_core, tmp_path):
+    recorder = Recorder(demo_core, DEMO_PROFILE)
+    out = tmp_path / "metadata.ome.tif"
+    sink = recorder.sink(out)
+    bad = useq.MDASequence(channels=["DAPI"],
+                           metadata={"nbo": {"Sample": {"SampleType": "Cells"}}})
+
+    with pytest.raises(Exception) as raised:  # psygnal wraps it; the cause is ours
+        demo_core.mda.run(bad, output=sink)
+
+    assert isinstance(raised.value.__cause__, ValueError)
+    assert "metadata.nbo.Sample.SampleType" in str(raised.value)
+    assert not out.exists() and not journal_path(out).exists()
+    assert sink.finished.is_set()
+    with pytest.raises(RecordingError, match=r"SampleType.*nothing acquired or written"):
+        sink.raise_if_failed()
+    # the refused sink let go of the core: the next run records only into its own file
+    good_out = tmp_path / "good.ome.tif"
+    demo_core.mda.run(useq.MDASequence(channels=["Cy5"]), output=recorder.sink(good_out))
+    assert good_out.exists() and not out.exists()
+
+
 def test_every_problem_is_named_with_its_field_and_position(demo_core):
     demo_core.defineConfig("Channel", "BadLabel", "Emission", "Label", "No-Such-Filter")
     demo_core.defineConfig("Channel", "BadShutter", "Core", "Shutter", "No Shutter")
