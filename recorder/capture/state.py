@@ -292,9 +292,11 @@ class StateMonitor:
                 self.refresh("verify", due, frame=frame)
         with self._lock:
             current = self._snapshot_locked("event")
-            values = {k: v for k, v in current.values.items() if k[0] != PROVENANCE}
             late: list[str] = []
-            if exposure_end is not None:
+            values: dict[PropertyKey, RawValue] = {}
+            # only an event or hint since the last frame can have come after the exposure
+            if exposure_end is not None and (self._changes or self._hints):
+                values = dict(current.values)
                 for change in reversed(self._changes):
                     if change.at > exposure_end:
                         values[change.key] = change.old
