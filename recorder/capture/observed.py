@@ -49,6 +49,19 @@ class LightSourceInPath:
     emission_state: str | Unknown | None = None
     emitting: bool | Unknown | None = None
 
+    def path_text(self) -> str:
+        """How the plane names this source: ``in path`` only when it emits (or cannot say).
+
+        A source switched on that reports it is not emitting (a laser in its CDRH start-up
+        delay) lit nothing during the frame: ``in path, not emitting (state)``; one whose
+        running state could not be read: ``unknown (...)``.
+        """
+        if self.emitting is False:
+            return f"in path, not emitting ({self.emission_state})"
+        if isinstance(self.emitting, Unknown):
+            return unknown_text(f"switched on; whether it emitted: {self.emitting.reason}")
+        return "in path"
+
 
 @dataclass(frozen=True)
 class DetectorObserved:
@@ -74,7 +87,7 @@ class ObservedSettings:
     pinholes: tuple[str, ...] = ()
     light_sources: tuple[LightSourceInPath, ...] = ()
     detectors: tuple[DetectorObserved, ...] = ()
-    spinning_disk_speed_rpm: Number | None = None
+    spinning_disk_speed_setpoint_rpm: Number | None = None
     unknown: tuple[tuple[str, str], ...] = field(default=())
     light_sources_unknown: tuple[str, ...] = ()
     """Why a light source may have been in the path without being listed (empty: the list is
@@ -96,7 +109,7 @@ class ObservedSettings:
         if self.light_sources_unknown:
             out["light_sources"] = unknown_text("; ".join(self.light_sources_unknown))
         for ls in self.light_sources:
-            out[f"light_source[{ls.component}]"] = "in path"
+            out[f"light_source[{ls.component}]"] = ls.path_text()
             for attr, unit in (("wavelength_nm", "nm"), ("power_mw", "mW"),
                                ("power_emitted_mw", "mW"), ("intensity_percent", "%"),
                                ("attenuation", "")):
@@ -112,8 +125,10 @@ class ObservedSettings:
                 v = getattr(det, attr)
                 if v is not None:
                     out[f"detector[{det.component}].{attr}"] = format_value(v, unit)
-        if self.spinning_disk_speed_rpm is not None:
-            out["spinning_disk.speed_rpm"] = format_value(self.spinning_disk_speed_rpm, "rpm")
+        if self.spinning_disk_speed_setpoint_rpm is not None:
+            # the speed set at the unit: a CSU-W1 cannot report whether its disk turns
+            out["spinning_disk.speed_setpoint_rpm"] = format_value(
+                self.spinning_disk_speed_setpoint_rpm, "rpm")
         for what, reason in self.unknown:
             out.setdefault(what, unknown_text(reason))
         out.update((f"provenance.{name}", text) for name, text in self.provenance)
@@ -223,7 +238,7 @@ def interpret(snapshot: StateSnapshot, profile: Profile) -> ObservedSettings:
         pinholes=tuple(picked["pinhole"]),
         light_sources=tuple(sources),
         detectors=tuple(detectors),
-        spinning_disk_speed_rpm=disk_speed,
+        spinning_disk_speed_setpoint_rpm=disk_speed,
         unknown=tuple(unknown),
         light_sources_unknown=tuple(light_unknown),
         provenance=tuple((prop, str(value)) for (device, prop), value in values.items()

@@ -54,7 +54,7 @@ _SETTING_PLACES: dict[str, tuple[str, str, str | None]] = {
     "intensity": ("intensity_percent", "%", None),
     "attenuation": ("attenuation", "", "Channel.LightSourceSettings.Attenuation"),
     "wavelength": ("wavelength_nm", "nm", "Channel.LightSourceSettings.Wavelength"),
-    "speed": ("speed_rpm", "rpm", None),
+    "speed": ("speed_setpoint_rpm", "rpm", None),
 }
 
 

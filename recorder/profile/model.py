@@ -218,7 +218,9 @@ SETTINGS: dict[str, tuple[str, frozenset[str]]] = {
 """``power`` is the power *set* at the source (its setpoint: what a device's power property
 holds); ``power_emitted`` is what the source reports it emits (a laser's photodiode reading);
 ``emission_state`` is the running state the source reports (its ``true_values`` are the states
-in which it emits), so a laser in its start-up delay is not taken to emit its setpoint."""
+in which it emits), so a laser in its start-up delay is not taken to emit its setpoint.
+``speed`` is the disk speed *set* at a spinning-disk unit: a CSU-W1 reports its setting, not
+whether the disk turns, so the record names it a setpoint (``speed_setpoint_rpm``)."""
 
 #: Pseudo-property of a shutter binding: read with ``getShutterOpen`` ("1" open, "0" closed);
 #: pymmcore-plus announces ``setShutterOpen`` as a ``propertyChanged`` of this name.

@@ -206,6 +206,9 @@ def test_a_laser_in_its_cdrh_delay_is_recorded_as_not_emitting(tmp_path):
             assert s["light_source[laser-488].emission_state"] == state
             assert s["light_source[laser-488].power_emitted_mw"] == f"{emitted_mw:g} mW"
             assert s["light_source[laser-488].power_mw"] == f"{setpoint_mw:g} mW"
+            # lit only once it emits: during the delay the frame had none of its light
+            assert s["light_source[laser-488]"] == (
+                "in path" if state == "Emitting" else f"in path, not emitting ({state})")
         assert views[0].settings["light_source[laser-488].power_emitted_mw"] == "0 mW"
         assert views[2].settings["light_source[laser-488].power_emitted_mw"] == "20 mW"
         text = build_methods(recorded.ome).text()

@@ -83,3 +83,27 @@ def test_demo_rigs_validate(tmp_path, ome_schema, rig):
     out = tmp_path / f"{rig}.ome.tif"
     assert main(["demo", "--rig", rig, "--out", str(out)]) == 0
     ome_schema.validate(load(out)[0])
+
+
+def test_a_stopped_disk_is_recorded_as_the_speed_set_not_as_turning(tmp_path):
+    """The CSU-W1 answers its speed setting even with the disk stopped (MS_STOP): the file
+    names the value a setpoint, never a measured speed."""
+    core = load_core(bundled_rig_config("sim_spinning_disk.cfg"))
+    try:
+        disk = sim.get_instrument("csuw1", sim.SimCSUW1)
+        core.setProperty("W1-Disk", "DiskSpeed", "3000")
+        disk.disk_running = False  # stopped at the unit: no command the driver could see
+        truth = []
+        core.mda.events.frameReady.connect(lambda *_: truth.append((disk.speed_rpm,
+                                                                    disk.disk_running)))
+        out = tmp_path / "stopped.ome.tif"
+        core.mda.run(useq.MDASequence(channels=["488-GFP"], time_plan={"interval": 0, "loops": 2}),
+                     output=Recorder(core, bundled_profile("sim_spinning_disk.yaml")).sink(out))
+        assert truth == [(3000, False)] * 2
+        _, ome = load(out)
+        for view in planes(ome):
+            assert view.settings["spinning_disk.speed_setpoint_rpm"] == "3000 rpm"
+            assert not any(k.startswith("spinning_disk.speed_rpm") for k in view.settings)
+    finally:
+        core.unloadAllDevices()
+        sim.reset_instruments()

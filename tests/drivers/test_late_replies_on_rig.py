@@ -59,8 +59,8 @@ def test_slow_csuw1_never_records_another_commands_answer(tmp_path: Path) -> Non
     _, ome = load(out)
     views = sorted(planes(ome), key=lambda v: v.ifd)
     assert len(views) == len(truth) == 8
-    recorded = [(view.settings.get("spinning_disk.speed_rpm"), view.settings.get("pinholes"))
-                for view in views]
+    recorded = [(view.settings.get("spinning_disk.speed_setpoint_rpm"),
+                 view.settings.get("pinholes")) for view in views]
     unknown = 0
     for (speed, pinholes), (true_rpm, true_disk) in zip(recorded, truth, strict=True):
         assert true_rpm == 4000 and true_disk == 1
