@@ -72,8 +72,7 @@ def build_methods(ome: OME) -> Methods:
     for group in (inst.objectives, inst.filters, inst.dichroics, inst.detectors,
                   inst.light_source_group):
         by_id.update({item.id: item for item in group})
-    image = ome.images[0]
-    px = image.pixels
+    images = ome.images
 
     intro: list[str] = []
     mic = inst.microscope
@@ -85,28 +84,13 @@ def build_methods(ome: OME) -> Methods:
         missing.append("microscope stand manufacturer and model")
     if mic is None or mic.type is None:
         missing.append("microscope stand type")
-    obj = by_id.get(image.objective_settings.id) if image.objective_settings else None
-    if obj is None:
-        missing.append("objective in use")
-    else:
-        specs = []
-        if obj.nominal_magnification is not None:
-            specs.append(f"{obj.nominal_magnification:g}×")
-        else:
-            missing.append("objective nominal magnification")
-        if obj.lens_na is not None:
-            specs.append(f"NA {obj.lens_na:g}")
-        else:
-            missing.append("objective numerical aperture (LensNA)")
-        if obj.immersion is not None:
-            specs.append(f"{obj.immersion.value.lower()} immersion")
-        else:
-            missing.append("objective immersion")
-        if obj.correction is not None:
-            specs.append(f"{obj.correction.value} correction")
-        name = _named(obj) or "an objective"
-        intro.append(f"through a {name} objective" + (f" ({', '.join(specs)})" if specs else ""))
-    run = _annotation_values(ome, image.annotation_refs, NS_RUN)
+    objectives = _grouped((_objective_text(by_id, image, missing), image) for image in images)
+    if len(objectives) == 1:
+        intro.append(next(iter(objectives)))
+    else:  # the objective changed between Images: each named with the Images it took
+        intro.append(" and ".join(f"{text} ({_image_list(group)})"
+                                  for text, group in objectives.items()))
+    run = _annotation_values(ome, images[0].annotation_refs, NS_RUN)
     software = [f"nbo-recorder {run['version nbo-recorder']}"] if "version nbo-recorder" in run \
         else []
     for label, key in (("pymmcore-plus", "version pymmcore-plus"), ("MMCore", "version MMCore")):
@@ -118,12 +102,76 @@ def build_methods(ome: OME) -> Methods:
         missing.append("acquisition software and versions")
     methods.paragraphs.append(", ".join(intro) + ".")
 
-    for ch in px.channels:
-        methods.paragraphs.append(_channel_sentence(ome, ch, px, by_id, missing))
+    # a channel whose settings differ between Images (another binning at one position, say)
+    # gets one sentence per setting, each naming its Images; identical ones are said once
+    sentences: dict[str, dict[str, list[Any]]] = {}
+    for image in images:
+        px = image.pixels
+        for ch in px.channels:
+            text = _channel_sentence(ome, ch, px, by_id, missing)
+            sentences.setdefault(ch.name or ch.id, {}).setdefault(text, []).append(image)
+    for by_text in sentences.values():
+        for text, group in by_text.items():
+            methods.paragraphs.append(text if len(by_text) == 1
+                                      else f"{text[:-1]} ({_image_list(group)}).")
+    missing[:] = list(dict.fromkeys(missing))
 
+    geometries = _grouped((_geometry_text(image.pixels, missing), image) for image in images)
+    for text, group in geometries.items():
+        if text and len(geometries) > 1:
+            text = f"{_image_list(group)}: {text[0].lower()}{text[1:]}"
+        if text:
+            methods.paragraphs.append(text + ".")
+    positions = {image.id.split(":")[1] for image in images if image.id.count(":") >= 1}
+    if len(positions) > 1:
+        methods.paragraphs.append(f"Images were taken at {len(positions)} stage positions.")
+    missing[:] = list(dict.fromkeys(missing))
+    return methods
+
+
+def _grouped(pairs: Iterable[tuple[str, Any]]) -> dict[str, list[Any]]:
+    """Images grouped by a text about them, in the order the texts first appear."""
+    out: dict[str, list[Any]] = {}
+    for text, image in pairs:
+        out.setdefault(text, []).append(image)
+    return out
+
+
+def _image_list(images: list[Any]) -> str:
+    names = [f"'{image.name}'" if image.name else image.id for image in images]
+    return ("Image " if len(names) == 1 else "Images ") + ", ".join(names)
+
+
+def _objective_text(by_id: dict[str, Any], image: Any, missing: list[str]) -> str:
+    obj = by_id.get(image.objective_settings.id) if image.objective_settings else None
+    if obj is None:
+        missing.append("objective in use")
+        return "through an objective not recorded"
+    specs = []
+    if obj.nominal_magnification is not None:
+        specs.append(f"{obj.nominal_magnification:g}×")
+    else:
+        missing.append("objective nominal magnification")
+    if obj.lens_na is not None:
+        specs.append(f"NA {obj.lens_na:g}")
+    else:
+        missing.append("objective numerical aperture (LensNA)")
+    if obj.immersion is not None:
+        specs.append(f"{obj.immersion.value.lower()} immersion")
+    else:
+        missing.append("objective immersion")
+    if obj.correction is not None:
+        specs.append(f"{obj.correction.value} correction")
+    name = _named(obj) or "an objective"
+    return f"through a {name} objective" + (f" ({', '.join(specs)})" if specs else "")
+
+
+def _geometry_text(px: Any, missing: list[str]) -> str:
+    """Pixel size, focal planes and time points of one Image's Pixels ("" if none apply)."""
     geometry: list[str] = []
     if px.physical_size_x is not None:
-        geometry.append(f"The pixel size in the sample plane was {_g(px.physical_size_x, 'µm')}")
+        geometry.append(f"The pixel size in the sample plane was {_g(px.physical_size_x, 'µm')}"
+                        f" ({px.size_x} × {px.size_y} pixels)")
     else:
         missing.append("pixel size")
     if px.size_z > 1:
@@ -134,11 +182,7 @@ def build_methods(ome: OME) -> Methods:
     if px.size_t > 1:
         every = f" every {_g(px.time_increment, 's')}" if px.time_increment else ""
         geometry.append(f"{px.size_t} time points were acquired{every}")
-    if len(ome.images) > 1:
-        geometry.append(f"at {len(ome.images)} stage positions")
-    if geometry:
-        methods.paragraphs.append("; ".join(geometry) + ".")
-    return methods
+    return "; ".join(geometry)
 
 
 def _channel_sentence(ome: OME, ch: Any, px: Any, by_id: dict[str, Any],

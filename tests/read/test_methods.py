@@ -10,6 +10,7 @@ import yaml
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.main import main
 from nbo_recorder.profile.load import parse_profile
+from nbo_recorder.read.methods import methods_of
 from tests.helpers import DEMO_PROFILE, load
 
 #: a number as a whole token: not part of a longer number, word or dotted version
@@ -68,3 +69,42 @@ def test_methods_never_states_a_missing_value_and_says_what_is_missing(
     assert "NA " not in text.split("Not recorded")[0]
     assert "objective numerical aperture (LensNA)" in text
     assert text.startswith("## Microscopy")
+
+
+def test_methods_of_a_split_run_describe_every_image(demo_core, tmp_path):
+    """Binning 2 at position 1 only: the text gives each Image's own pixel size, frame size
+    and z step (read from the rig as each frame was taken), and counts the positions."""
+    seq = useq.MDASequence(
+        channels=["DAPI"], z_plan={"range": 1, "step": 1},
+        stage_positions=[(0, 0, 0), {"x": 20, "y": 0, "z": 0, "sequence": {
+            "z_plan": {"range": 4, "step": 2}}}])
+    truth: dict[int, set[tuple[int, int, float]]] = {}
+
+    def bin_position_1(event: useq.MDAEvent) -> None:
+        demo_core.setProperty("Camera", "Binning", "2" if event.index.get("p") == 1 else "1")
+
+    def observe(img, event, _meta) -> None:
+        truth.setdefault(event.index.get("p", 0), set()).add(
+            (*img.shape, demo_core.getPixelSizeUm()))
+
+    demo_core.mda.events.eventStarted.connect(bin_position_1)
+    demo_core.mda.events.frameReady.connect(observe)
+    out = tmp_path / "split.ome.tif"
+    try:
+        demo_core.mda.run(seq, output=Recorder(demo_core, DEMO_PROFILE).sink(out))
+    finally:
+        demo_core.mda.events.eventStarted.disconnect(bin_position_1)
+        demo_core.mda.events.frameReady.disconnect(observe)
+    assert main(["methods", str(out)]) == 0
+    _, ome = load(out)
+    text = methods_of(out).text()
+    assert len(truth) == 2 and all(len(shapes) == 1 for shapes in truth.values())
+    for p, z_step, planes in ((0, 1, 2), (1, 2, 3)):
+        ((height, width, size_um),) = truth[p]
+        image = ome.images[p]
+        sentence = next(line for line in text.splitlines() if f"'{image.name}'" in line
+                        and "pixel size" in line)
+        assert _states(sentence, f"pixel size in the sample plane was {size_um:g} µm "
+                                 f"({width} × {height} pixels)")
+        assert _states(sentence, f"{planes} focal planes were acquired at {z_step:g} µm steps")
+    assert "Images were taken at 2 stage positions." in text
