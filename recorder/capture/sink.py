@@ -215,7 +215,8 @@ class RecordingSink:
         expected_bytes = None if self._expected is None else self._expected * frame_bytes
         self._journal = JournalWriter(journal_path(self.path))
         self._journal.start(self.run.start)
-        self._writer = TiffPageWriter(self.path, bigtiff=needs_bigtiff(expected_bytes))
+        self._writer = TiffPageWriter(self.path, bigtiff=needs_bigtiff(expected_bytes),
+                                      run_id=self._journal.run_id)
 
     def _refuse(self, error: Exception) -> NoReturn:
         """Stop the run at its start, before any file exists: record why, let go of the
@@ -462,7 +463,11 @@ class RecordingSink:
             return
         journal.stop(run.stop)
         if self._writer is not None:
-            self._writer.finalise(build_ome_xml(run, self.profile, self._software))
+            try:
+                self._writer.finalise(build_ome_xml(run, self.profile, self._software))
+            except BaseException:
+                journal.close()  # kept beside the file, for recover
+                raise
             self._writer = None
             journal.remove()
             return

@@ -27,14 +27,13 @@ from nbo_recorder.cli.conformance import add_conformance_command
 from nbo_recorder.cli.console import (
     EXIT_BAD_INPUT,
     PROG,
-    CommandError,
     command_group,
     guarded,
     one_line,
-    progress_display,
     say,
 )
 from nbo_recorder.cli.profile import profile_app
+from nbo_recorder.cli.recover import add_recover_command
 
 if TYPE_CHECKING:
     from nbo_recorder.nbo.rules import Extension
@@ -68,6 +67,7 @@ app = command_group("Record live Micro-Manager state as NBO/OME metadata in OME-
                     cls=_Commands)
 app.add_typer(profile_app, name="profile")
 add_conformance_command(app)
+add_recover_command(app)
 
 
 @app.command(
@@ -152,36 +152,6 @@ def acquire(
     record(mm_config, profile, planned, out, overwrite=overwrite, settings=settings or (),
            options=options, tier=tier, strict=strict)
     print(summarise(out))
-    return 0
-
-
-@app.command(
-    "recover", short_help="make a crashed recording a valid OME-TIFF again",
-    help="Rebuild the OME-XML of a recording that did not finish (crash, power loss) from the "
-         "journal written beside it, keeping every intact frame; the file is marked incomplete.")
-def recover(
-    partial: Annotated[Path, typer.Argument(
-        metavar="FILE", show_default=False,
-        help="the .ome.tif left by the crash (its journal beside it)")],
-    out: Annotated[Path | None, typer.Option(
-        "--out", show_default="in place",
-        help="write the recovered file here instead of in place")] = None,
-) -> int:
-    from nbo_recorder.cli.acquisition import summarise
-    from nbo_recorder.store.recovery import RecoveryError
-    from nbo_recorder.store.recovery import recover as recover_file
-
-    with progress_display(f"recovering {partial.name}", "pages") as update:
-        try:
-            report = recover_file(partial, out,
-                                  progress=lambda done, total: update(done, total, ""))
-        except RecoveryError as exc:
-            raise CommandError(str(exc)) from exc
-    expected = report.frames_expected if report.frames_expected is not None else "unknown"
-    print(f"{report.path}: recovered {report.frames_recovered} frames "
-          f"({report.frames_journaled} journaled, {report.intact_pages} intact pages, "
-          f"{expected} planned); marked incomplete")
-    print(summarise(report.path))
     return 0
 
 

@@ -5,10 +5,15 @@ the process managed to hand to the operating system survives a ``kill -9``. Orde
 a frame's line is written *before* its TIFF page, so every complete page on disk has its
 metadata in the journal; :mod:`nbo_recorder.store.recovery` keeps the frames that have both.
 
-Lines: ``{"start": ...}``, ``{"snapshot": ...}`` (before the first frame that uses it),
-``{"f": [FrameRecord fields in order]}``, ``{"stop": ...}``. The journal is removed once the
-OME-XML has been written into the file; a journal left beside a file means the run did not
-finish cleanly.
+Lines: ``{"start": ..., "run": ID}``, ``{"snapshot": ...}`` (before the first frame that
+uses it), ``{"f": [FrameRecord fields in order]}``, ``{"stop": ...}``. ``ID`` names the run;
+the TIFF's placeholder description carries the same one, so recovery can tell a journal that
+belongs to another file. The journal is removed once the OME-XML has been written into the
+file; a journal left beside a file means the run did not finish cleanly.
+
+Reading checks every line against the documents' types (pydantic) and the order the writer
+keeps (frame indices increasing, snapshots before their frames): a damaged or foreign line
+is reported by its line number instead of being guessed at.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, fields
+import uuid
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from nbo_recorder.capture.documents import (
     FrameRecord,
@@ -48,15 +56,16 @@ def _value(v: RawValue) -> Any:
     return {"unknown": v.reason} if isinstance(v, Unknown) else v
 
 
-def _unvalue(v: Any) -> RawValue:
-    return Unknown(str(v["unknown"])) if isinstance(v, dict) else str(v)
-
-
 class JournalWriter:
-    """Appends documents; fsyncs at most every couple of seconds (power-loss bound)."""
+    """Appends documents; fsyncs at most every couple of seconds (power-loss bound).
 
-    def __init__(self, path: Path) -> None:
+    :attr:`run_id` names the run (a new random id unless one is given); pass it to the
+    :class:`~nbo_recorder.store.tiff_writer.TiffPageWriter` of the same run.
+    """
+
+    def __init__(self, path: Path, run_id: str | None = None) -> None:
         self.path = path
+        self.run_id = run_id or uuid.uuid4().hex
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         self._written: set[int] = set()
         self._last_frame = -1
@@ -84,7 +93,7 @@ class JournalWriter:
         self._size += len(data)
 
     def start(self, start: RunStart) -> None:
-        self._line({"start": asdict(start)})
+        self._line({"start": asdict(start), "run": self.run_id})
         os.fsync(self._fd)
 
     def frame(self, record: FrameRecord, snapshot: StateSnapshot) -> None:
@@ -128,41 +137,133 @@ class JournalWriter:
         self.path.unlink(missing_ok=True)
 
 
-def read_journal(path: Path) -> Run:
-    """Rebuild the run's documents from a journal; a torn last line is ignored."""
+class _UnknownDoc(BaseModel):
+    unknown: str
+
+
+class _SnapshotDoc(BaseModel):
+    """A snapshot line's shape (``values``: device, property, value or ``{"unknown": why}``)."""
+
+    uid: int
+    elapsed_s: float
+    trigger: str
+    values: list[tuple[str, str, str | _UnknownDoc]]
+
+
+_START = TypeAdapter(RunStart)
+_FRAME = TypeAdapter(FrameRecord)
+_STOP = TypeAdapter(RunStop)
+_REQUIRED_FRAME_FIELDS = sum(1 for f in fields(FrameRecord) if f.default is MISSING)
+
+
+@dataclass
+class Journal:
+    """A journal as read: the run's documents and the id the writer gave the run.
+
+    ``run_id`` is None in journals written before runs had one.
+    """
+
+    run: Run
+    run_id: str | None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"])
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
+
+
+def _frame(doc: Any) -> FrameRecord:
+    if not isinstance(doc, list) or not _REQUIRED_FRAME_FIELDS <= len(doc) <= len(_FRAME_FIELDS):
+        raise ValueError(f"a frame line holds a list of {_REQUIRED_FRAME_FIELDS} to "
+                         f"{len(_FRAME_FIELDS)} values, not {json.dumps(doc)[:60]}")
+    return _FRAME.validate_python(dict(zip(_FRAME_FIELDS, doc, strict=False)))
+
+
+def _document(doc: Any, run: Run | None) -> tuple[str, Any]:
+    """The kind of journal line ``doc`` is and its document; ValueError if malformed."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"not a journal document (a JSON object), but {json.dumps(doc)[:60]}")
+    kinds = [k for k in ("start", "snapshot", "f", "stop") if k in doc]
+    if len(kinds) != 1:
+        raise ValueError(f"expected one of start/snapshot/f/stop, found keys {sorted(doc)}")
+    kind, body = kinds[0], doc[kinds[0]]
+    if kind == "start":
+        if run is not None:
+            raise ValueError("a second start document")
+        if not isinstance(body, dict):
+            raise ValueError("the start document is not an object")
+        run_id = doc.get("run")
+        if run_id is not None and not isinstance(run_id, str):
+            raise ValueError("the run id is not a string")
+        return kind, (_START.validate_python(body), run_id)
+    if run is None:
+        raise ValueError("the journal does not begin with a start document")
+    if kind == "snapshot":
+        s = _SnapshotDoc.model_validate(body)
+        return kind, StateSnapshot(
+            uid=s.uid, elapsed_s=s.elapsed_s, trigger=s.trigger,
+            values={(d, p): v if isinstance(v, str) else Unknown(v.unknown)
+                    for d, p, v in s.values})
+    if kind == "f":
+        record = _frame(body)
+        if run.frames and record.index <= run.frames[-1].index:
+            raise ValueError(f"frame {record.index} after frame {run.frames[-1].index}")
+        if record.index < 0 or record.snapshot not in run.snapshots:
+            raise ValueError(f"frame {record.index} (snapshot {record.snapshot}) has no "
+                             "page index or snapshot before it")
+        return kind, record
+    return kind, _STOP.validate_python(body)
+
+
+def load_journal(path: Path) -> Journal:
+    """Read and check a journal; a torn last line (the one being written at a crash) is ignored.
+
+    Raises :class:`JournalError` naming the file and line of anything else that is not what
+    :class:`JournalWriter` writes.
+    """
     try:
         lines = path.read_bytes().split(b"\n")
     except OSError as exc:
         raise JournalError(f"{path}: cannot read journal: {exc.strerror or exc}") from None
     run: Run | None = None
+    run_id: str | None = None
     for n, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
             doc = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             if n >= len(lines) - 1:  # the line being written when the process died
                 break
-            raise JournalError(f"{path}:{n}: not a journal line") from None
-        if "start" in doc:
-            s = doc["start"]
-            s["position_names"] = tuple(s.get("position_names", ()))
-            run = Run(start=RunStart(**s))
-        elif run is None:
-            raise JournalError(f"{path}:{n}: journal does not begin with a start document")
-        elif "snapshot" in doc:
-            s = doc["snapshot"]
-            run.snapshots[s["uid"]] = StateSnapshot(
-                uid=s["uid"], elapsed_s=s["elapsed_s"], trigger=s["trigger"],
-                values={(d, p): _unvalue(v) for d, p, v in s["values"]},
-            )
-        elif "f" in doc:
-            run.frames.append(FrameRecord(*doc["f"]))
-        elif "stop" in doc:
-            s = doc["stop"]
-            s["errors"] = tuple(s.get("errors", ()))
-            s["pauses"] = tuple(s.get("pauses", ()))
-            run.stop = RunStop(**s)
+            raise JournalError(f"{path}:{n}: not a journal line (not JSON)") from None
+        try:
+            kind, value = _document(doc, run)
+        except ValidationError as exc:
+            raise JournalError(f"{path}:{n}: malformed {_kind(doc)} line: "
+                               f"{_first_error(exc)}") from None
+        except (ValueError, TypeError) as exc:
+            raise JournalError(f"{path}:{n}: malformed {_kind(doc)} line: {exc}") from None
+        if kind == "start":
+            run, run_id = Run(start=value[0]), value[1]
+        elif run is not None and kind == "snapshot":
+            run.snapshots[value.uid] = value
+        elif run is not None and kind == "f":
+            run.frames.append(value)
+        elif run is not None:
+            run.stop = value
     if run is None:
         raise JournalError(f"{path}: empty journal (the run never started)")
-    return run
+    return Journal(run, run_id)
+
+
+def _kind(doc: Any) -> str:
+    names = {"start": "start", "snapshot": "snapshot", "f": "frame", "stop": "stop"}
+    if isinstance(doc, dict):
+        return next((names[k] for k in names if k in doc), "journal")
+    return "journal"
+
+
+def read_journal(path: Path) -> Run:
+    """Rebuild the run's documents from a journal (see :func:`load_journal`)."""
+    return load_journal(path).run

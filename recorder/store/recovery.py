@@ -1,26 +1,56 @@
 """Turn what a crash left (partial OME-TIFF + journal) into a valid, honest OME-TIFF.
 
 The guarantee (see README): every frame whose TIFF page was completely handed to the
-operating system is recovered with the metadata observed up to that frame. Pixel data are
-not rewritten: recovery ends the page chain after the last intact page, drops a torn
-trailing page, and writes OME-XML that describes exactly the frames present, with the run
-marked incomplete.
+operating system is recovered with the metadata observed up to that frame, and recovery
+never loses a page it cannot account for. Before anything is written it checks:
+
+* that the journal is this file's: the run id in the placeholder description (when both
+  carry one), and the first page's shape, dtype and bytes against the journal's first frame;
+  otherwise it refuses, changing nothing;
+* every intact page with tifffile. A page tifffile cannot read is unlinked from the page
+  chain (its bytes stay in the file); a readable page the journal has no line for (a journal
+  cut short), or whose IFD disagrees with its line, is kept as it is, without plane metadata,
+  and the file's acquisition status says so: its pixels stay readable as a TIFF page.
+
+Pixel data are never rewritten and nothing is truncated: the new OME-XML is appended and
+switched in by :func:`~nbo_recorder.store.tiff_writer.finish_description`, which undoes its
+own steps when one fails and verifies the result by reading it back with tifffile. In place,
+a failure (a full disk) leaves the file as it was; with ``out`` the copy is made under a
+temporary name and only renamed to ``out`` once it is finished and verified.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nbo_recorder.capture.documents import RunStop
+import numpy as np
+import tifffile
+
+from nbo_recorder.capture.documents import FrameRecord, Run, RunStop
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.render.ome import build_ome_xml
-from nbo_recorder.store.journal import journal_path, read_journal
-from nbo_recorder.store.tiff_pages import end_chain_after, intact_pages
-from nbo_recorder.store.tiff_writer import write_description
+from nbo_recorder.store.journal import JournalError, journal_path, load_journal
+from nbo_recorder.store.tiff_pages import (
+    PageExtent,
+    PageGeometry,
+    Patch,
+    TiffStructureError,
+    first_description,
+    intact_pages,
+    next_pointer_patch,
+    read_page_geometry,
+)
+from nbo_recorder.store.tiff_writer import (
+    WriterError,
+    finish_description,
+    free_bytes,
+    placeholder_run_id,
+)
 
 
 class RecoveryError(RuntimeError):
@@ -29,23 +59,197 @@ class RecoveryError(RuntimeError):
 
 @dataclass(frozen=True)
 class RecoveryReport:
+    """What recovery did (or, with ``dry_run``, would do) to a file.
+
+    ``dropped_pages`` says which intact-looking pages were unlinked and why;
+    ``undescribed_pages`` are the (new) page indices kept without plane metadata, ``notes``
+    why a journaled page among them was not described;
+    ``unwritten_frames`` the journaled frames whose page never reached the file;
+    ``bytes_needed`` what the new OME-XML adds to the file.
+    """
+
     path: Path
     frames_recovered: int
     frames_journaled: int
     intact_pages: int
     frames_expected: int | None
+    dropped_pages: tuple[str, ...] = ()
+    undescribed_pages: tuple[int, ...] = ()
+    notes: tuple[str, ...] = ()
+    unwritten_frames: tuple[int, ...] = ()
+    bytes_needed: int = 0
+    dry_run: bool = False
+
+    def lines(self) -> list[str]:
+        """The report as sentences for a person, one per line."""
+        verb = "would keep" if self.dry_run else "kept"
+        out = [f"{self.path}: {verb} {self.frames_recovered} frames with their metadata "
+               f"({self.frames_journaled} journaled, {self.intact_pages} intact pages, "
+               f"{self.frames_expected if self.frames_expected is not None else 'unknown'} "
+               "planned)"]
+        if self.undescribed_pages:
+            out.append(f"{verb} {len(self.undescribed_pages)} pages without plane metadata "
+                       f"(IFD {_ranges(self.undescribed_pages)}): the journal does not describe "
+                       "them")
+        out += list(self.notes)
+        out += [f"{'would drop' if self.dry_run else 'dropped'} {d}" for d in self.dropped_pages]
+        if self.unwritten_frames:
+            out.append(f"{len(self.unwritten_frames)} journaled frames never reached the file "
+                       f"(frames {_ranges(self.unwritten_frames)})")
+        if self.dry_run:
+            out.append(f"the OME-XML would add {self.bytes_needed} bytes; nothing was changed")
+        return out
+
+
+@dataclass
+class _Plan:
+    """Which pages stay, how the chain is mended, and the frames that describe them."""
+
+    keep: list[int]
+    relink: list[Patch]
+    frames: list[FrameRecord]
+    dropped: list[str] = field(default_factory=list)
+    undescribed: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _ranges(indices: tuple[int, ...]) -> str:
+    """``0-3, 7`` for (0, 1, 2, 3, 7)."""
+    parts: list[str] = []
+    start = prev = indices[0]
+    for i in (*indices[1:], None):
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return ", ".join(parts)
+
+
+def _expected(run: Run, frame: FrameRecord) -> tuple[tuple[int, int], str, int]:
+    """The shape, dtype and bytes of ``frame``'s page as its journal line describes it."""
+    h, w = frame.height or run.start.height, frame.width or run.start.width
+    dtype = np.dtype(run.start.dtype)
+    return (h, w), dtype.name, h * w * dtype.itemsize
+
+
+def _fits(run: Run, frame: FrameRecord, geometry: PageGeometry) -> bool:
+    shape, dtype, nbytes = _expected(run, frame)
+    return (geometry.shape == shape and np.dtype(geometry.dtype).name == dtype
+            and geometry.nbytes == nbytes)
+
+
+def _check_identity(partial: Path, jpath: Path, run: Run, run_id: str | None,
+                    geometries: list[PageGeometry | str]) -> None:
+    """Refuse a journal that belongs to another file: a different run id or first page."""
+    try:
+        entry = first_description(partial)
+    except TiffStructureError as exc:
+        raise RecoveryError(f"{exc}; recover cannot write the OME-XML into it") from None
+    file_id = placeholder_run_id(entry.value) if entry.value is not None else None
+    if run_id is not None and file_id is not None and run_id != file_id:
+        raise RecoveryError(f"{jpath.name} is the journal of run {run_id}, but {partial} was "
+                            f"written by run {file_id}: not recovering with another run's "
+                            "journal; nothing was changed")
+    first = geometries[0]
+    if isinstance(first, str):
+        raise RecoveryError(f"{partial}: page 0 cannot be read: {first}; recover needs it "
+                            "for the OME-XML; nothing was changed")
+    if not run.frames or run.frames[0].index != 0:
+        return
+    if not _fits(run, run.frames[0], first):
+        (h, w), dtype, nbytes = _expected(run, run.frames[0])
+        raise RecoveryError(
+            f"{jpath.name} does not belong to {partial}: the journal's frame 0 is {w}x{h} "
+            f"{dtype} ({nbytes} bytes per page), the file's page 0 is "
+            f"{'x'.join(map(str, first.shape[::-1]))} {np.dtype(first.dtype).name} "
+            f"({first.nbytes} bytes); nothing was changed")
+
+
+def _plan(partial: Path, run: Run, pages: list[PageExtent],
+          geometries: list[PageGeometry | str]) -> _Plan:
+    by_index = {f.index: f for f in run.frames}
+    keep: list[int] = []
+    plan = _Plan(keep=keep, relink=[], frames=[])
+    for k, geometry in enumerate(geometries):
+        frame = by_index.get(k)
+        if isinstance(geometry, str):
+            plan.dropped.append(f"page {k}{' and its frame' if frame else ''}: {geometry}")
+            continue
+        keep.append(k)
+        if frame is None:
+            plan.undescribed.append(len(keep) - 1)
+        elif _fits(run, frame, geometry):
+            plan.frames.append(replace(frame, index=len(keep) - 1))
+        else:
+            (h, w), dtype, _ = _expected(run, frame)
+            plan.undescribed.append(len(keep) - 1)
+            plan.notes.append(f"page {k}'s IFD says {geometry.shape} {geometry.dtype}, its "
+                              f"journal line {w}x{h} {dtype}")
+    for a, b in zip(keep, [*keep[1:], None], strict=True):
+        target = 0 if b is None else pages[b].ifd_offset
+        if pages[a].next_ifd != target:
+            plan.relink.append(next_pointer_patch(partial, pages[a], target))
+    return plan
+
+
+def _reason(run: Run, plan: _Plan, given: str | None) -> str:
+    """The acquisition status recovery writes: how the run ended and what recovery changed."""
+    previous = run.stop
+    if given:
+        ended = given
+    elif previous is None or previous.reason == "completed":
+        ended = "interrupted: recovered from the journal by nbo-recorder recover"
+    else:
+        ended = f"{previous.reason}; recovered from the journal"
+    if plan.undescribed:
+        ended += (f"; {len(plan.undescribed)} intact pages (IFD "
+                  f"{_ranges(tuple(plan.undescribed))}) have no usable journal line and are "
+                  "kept in the file without plane metadata")
+    if plan.dropped:
+        ended += f"; {len(plan.dropped)} unreadable pages unlinked"
+    return ended
+
+
+def _verifier(run: Run, kept: int) -> Callable[[Path], None]:
+    """A check that tifffile reads the finished file: its pages, OME series and pixels."""
+    def verify(path: Path) -> None:
+        try:
+            with tifffile.TiffFile(path) as tf:
+                if not tf.is_ome or not tf.series or tf.series[0].kind != "ome":
+                    raise RecoveryError("tifffile does not read it as an OME-TIFF")
+            # a second opening: once tifffile has parsed the OME series, it can no longer
+            # read a page that no TiffData names (one kept without plane metadata)
+            with tifffile.TiffFile(path) as tf:
+                if len(tf.pages) != kept:
+                    raise RecoveryError(f"tifffile finds {len(tf.pages)} pages, not {kept}")
+                for frame in run.frames:
+                    if tf.pages[frame.index].shape != _expected(run, frame)[0]:
+                        raise RecoveryError(f"tifffile reads page {frame.index} as "
+                                            f"{tf.pages[frame.index].shape}")
+                for k in {0, kept - 1}:
+                    tf.pages[k].asarray()
+        except RecoveryError as exc:
+            raise RecoveryError(f"{path}: the recovered file does not read back ({exc})") from None
+        except Exception as exc:
+            raise RecoveryError(f"{path}: the recovered file does not read back "
+                                f"({type(exc).__name__}: {exc})") from exc
+    return verify
 
 
 def recover(
     partial: Path, out: Path | None = None, *, reason: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, dry_run: bool = False,
 ) -> RecoveryReport:
     """Make ``partial`` (in place, or a copy at ``out``) a valid OME-TIFF of its intact frames.
 
     ``progress(done, total)`` is called as the file's pages are checked: ``total`` is the
     number of frames the journal holds (or the pages found so far, if more) while the pages
     are walked, and the last call, once the file is finished, has ``done == total`` = the
-    intact pages found.
+    intact pages found. With ``dry_run`` nothing is written; the report says what would be.
+    Raises :class:`RecoveryError` (nothing changed) when the journal or the file cannot be
+    trusted, the result would not read back, or there is no room for the OME-XML.
     """
     partial = Path(partial)
     jpath = journal_path(partial)
@@ -56,42 +260,91 @@ def recover(
             f"{partial}: no journal ({jpath.name}) beside it; either the recording finished "
             "cleanly (nothing to recover) or it was not written by nbo-recorder"
         )
-    run = read_journal(jpath)
+    try:
+        journal = load_journal(jpath)
+    except JournalError as exc:
+        raise RecoveryError(f"{exc}; nothing was changed") from None
+    run = journal.run
     journaled = len(run.frames)
     on_page = None if progress is None else (lambda n: progress(n, max(journaled, n)))
-    pages = intact_pages(partial, on_page)
-    frames = [f for f in run.frames if f.index < len(pages)]
-    if not frames:
+    try:
+        pages = intact_pages(partial, on_page) if partial.stat().st_size >= 8 else []
+    except TiffStructureError as exc:
+        raise RecoveryError(f"{exc}; nothing was changed") from None
+    if not pages:
         raise RecoveryError(f"{partial}: no frame was completely written before the crash")
-    keep = max(f.index for f in frames) + 1
-    target = partial if out is None else Path(out)
-    if out is not None:
-        if target.exists():
-            raise RecoveryError(f"{target} exists; choose another --out")
-        shutil.copyfile(partial, target)
-    end_chain_after(target, pages, keep)
-    if run.stop is None:
-        # died while acquiring: anything after the last intact page is a torn page
-        os.truncate(target, pages[keep - 1].data_end)
+    geometries = read_page_geometry(partial, pages)
+    _check_identity(partial, jpath, run, journal.run_id, geometries)
+    plan = _plan(partial, run, pages, geometries)
+    if not plan.frames:
+        raise RecoveryError(
+            f"{partial}: the journal describes none of its {len(plan.keep)} readable pages, "
+            "so there is nothing to write OME-XML for; the file is left as it is (its pages "
+            "read as plain TIFF pages)")
+    unwritten = tuple(f.index for f in run.frames if f.index >= len(pages))
+    run.frames = plan.frames
     previous = run.stop
-    if previous is None or previous.reason == "completed":
-        ended = "interrupted: recovered from the journal by nbo-recorder recover"
-    else:
-        ended = f"{previous.reason}; recovered from the journal"
-    run.frames = frames
     run.stop = RunStop(
         stopped_at=previous.stopped_at if previous else "unknown (the process died)",
-        frames_written=len(frames),
+        frames_written=len(plan.frames),
         frames_expected=run.start.frames_expected,
-        reason=reason or ended,
+        reason=_reason(run, plan, reason),
         errors=previous.errors if previous else (),
         pauses=previous.pauses if previous else (),
     )
     profile = parse_profile(dict(run.start.profile), f"{jpath} (profile)")
     software = f"nbo-recorder {run.start.versions.get('nbo-recorder', '?')}"
-    write_description(target, build_ome_xml(run, profile, software))
+    xml = build_ome_xml(run, profile, software)
+    target = partial if out is None else Path(out)
+    report = RecoveryReport(
+        target, len(plan.frames), journaled, len(pages), run.start.frames_expected,
+        dropped_pages=tuple(plan.dropped), undescribed_pages=tuple(plan.undescribed),
+        notes=tuple(plan.notes), unwritten_frames=unwritten,
+        bytes_needed=len(xml.encode()) + 2, dry_run=dry_run)
+    if dry_run:
+        return report
+    verify = _verifier(run, len(plan.keep))
     if out is None:
+        _finish(partial, xml, plan.relink, verify)
         jpath.unlink()
+    else:
+        _finish_copy(partial, target, xml, plan.relink, verify)
     if progress is not None:
         progress(len(pages), len(pages))
-    return RecoveryReport(target, len(frames), journaled, len(pages), run.start.frames_expected)
+    return report
+
+
+def _finish(path: Path, xml: str, relink: list[Patch], verify: Callable[[Path], None]) -> None:
+    try:
+        finish_description(path, xml, relink=relink, verify=verify)
+    except WriterError as exc:
+        raise RecoveryError(f"{exc.strerror or exc}; recover again once there is room, or "
+                            "with --out on another volume") from None
+    except RecoveryError as exc:
+        raise RecoveryError(f"{exc}; the file was put back as it was") from None
+
+
+def _finish_copy(partial: Path, out: Path, xml: str, relink: list[Patch],
+                 verify: Callable[[Path], None]) -> None:
+    """Finish a copy under a temporary name beside ``out``; rename it only once it reads back."""
+    if out.exists():
+        raise RecoveryError(f"{out} exists; choose another --out")
+    tmp = out.with_name(f".{out.name}.recovering-{os.getpid()}")
+    try:
+        try:
+            shutil.copyfile(partial, tmp)
+        except OSError as exc:
+            free = free_bytes(out)
+            need = partial.stat().st_size + len(xml.encode()) + 2
+            room = f", {free} free" if free is not None else ""
+            raise RecoveryError(
+                f"cannot write {out}: {exc.strerror or exc} ({need} bytes needed{room}); "
+                f"{partial} is unchanged") from None
+        _finish(tmp, xml, relink, verify)
+        if out.exists():
+            raise RecoveryError(f"{out} appeared while recovering; choose another --out")
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+

@@ -1,14 +1,19 @@
-"""Inspect and trim the page chain of a TIFF that a crash left behind.
+"""Inspect and relink the page chain of a TIFF that a crash left behind.
 
 tifffile raises on a file whose last IFD or image data was cut off, and cannot say which
 trailing pages are intact; recovery needs exactly that. This module walks the IFD chain
 itself (classic and BigTIFF, either byte order), stops at the first page whose IFD or strip
 data reaches past the end of the file, and can end the chain after the last intact page.
-It only reads IFDs and rewrites one next-IFD pointer: pixel data are never touched.
+It also finds the first page's ImageDescription entry, whose value may point past the end
+of the file (a description that was never written), and packs the few bytes that relink a
+page or repoint that entry as :data:`Patch` es, for the caller to write in a safe order.
+Pixel data are never touched; :func:`read_page_geometry` asks tifffile itself how it reads
+each page, so that a page tifffile cannot read is known before a file is declared finished.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections.abc import Callable
@@ -16,6 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import tifffile
+
+#: ``(offset, bytes)``: bytes to write over the file's bytes at offset
+Patch = tuple[int, bytes]
+
+_IMAGE_DESCRIPTION = 270
+_ASCII = 2
 _STRIP_OFFSETS = 273
 _STRIP_BYTE_COUNTS = 279
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
@@ -29,11 +41,34 @@ class TiffStructureError(ValueError):
 
 @dataclass(frozen=True)
 class PageExtent:
-    """Where one intact page lives in the file."""
+    """Where one intact page lives in the file; ``next_ifd``: the chain's next IFD offset."""
 
     ifd_offset: int
     next_pointer_offset: int
     data_end: int
+    next_ifd: int = 0
+
+
+@dataclass(frozen=True)
+class DescriptionEntry:
+    """The first page's ImageDescription entry.
+
+    ``fields_offset`` is where the entry's type, count and value fields start (the bytes a
+    :func:`description_patch` replaces). ``value`` is the description's bytes, or None when
+    they lie (partly) past the end of the file: a description that was never written.
+    """
+
+    fields_offset: int
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class PageGeometry:
+    """How tifffile reads one page: shape, dtype, and bytes of uncompressed image data."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    nbytes: int
 
 
 @dataclass(frozen=True)
@@ -131,11 +166,107 @@ def intact_pages(path: Path, on_page: Callable[[int], None] | None = None) -> li
             if data_end > size:
                 break
             next_at = offset + count_size + n * lay.entry_size
-            pages.append(PageExtent(offset, next_at, data_end))
+            next_ifd = struct.unpack(lay.order + lay.offset_fmt, body[-ptr_size:])[0]
+            pages.append(PageExtent(offset, next_at, data_end, next_ifd))
             if on_page is not None:
                 on_page(len(pages))
-            offset = struct.unpack(lay.order + lay.offset_fmt, body[-ptr_size:])[0]
+            offset = next_ifd
     return pages
+
+
+def first_description(path: Path) -> DescriptionEntry:
+    """The first page's ImageDescription entry; TiffStructureError if there is none."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        lay, offset = _layout(fh, path)
+        count_size = 8 if lay.bigtiff else 2
+        head = _read(fh, offset, count_size, size)
+        n = struct.unpack(lay.order + lay.count_fmt, head)[0] if head else 0
+        body = _read(fh, offset + count_size, n * lay.entry_size, size) if 0 < n < 4096 else None
+        if body is None:
+            raise TiffStructureError(f"{path}: the first page's IFD is damaged")
+        for i in range(n):
+            entry = body[i * lay.entry_size:(i + 1) * lay.entry_size]
+            if struct.unpack(lay.order + "H", entry[:2])[0] != _IMAGE_DESCRIPTION:
+                continue
+            fields_offset = offset + count_size + i * lay.entry_size + 2
+            count = struct.unpack(lay.order + lay.offset_fmt,
+                                  entry[4:12] if lay.bigtiff else entry[4:8])[0]
+            inline = entry[12:20] if lay.bigtiff else entry[8:12]
+            if count <= len(inline):
+                return DescriptionEntry(fields_offset, inline[:count])
+            ptr = struct.unpack(lay.order + lay.offset_fmt, inline)[0]
+            return DescriptionEntry(fields_offset, _read(fh, ptr, count, size))
+    raise TiffStructureError(f"{path}: the first page has no ImageDescription entry")
+
+
+def description_patch(path: Path, entry: DescriptionEntry, offset: int, value: bytes) -> Patch:
+    """The bytes that make ``entry`` the ASCII description ``value``, written at ``offset``.
+
+    One write of 10 (classic) or 18 (BigTIFF) bytes: the switch from the old description to
+    the new one cannot be half done. A value short enough to sit in the entry itself (as
+    TIFF requires of 4 or 8 bytes or fewer) is put there. ValueError if ``offset`` is beyond
+    classic TIFF's 4 GiB.
+    """
+    with path.open("rb") as fh:
+        lay, _ = _layout(fh, path)
+    inline = 8 if lay.bigtiff else 4
+    head = lay.order + "H" + lay.offset_fmt
+    if len(value) <= inline:
+        return entry.fields_offset, struct.pack(head, _ASCII, len(value)) + value.ljust(
+            inline, b"\0")
+    try:
+        packed = struct.pack(head + lay.offset_fmt, _ASCII, len(value), offset)
+    except struct.error:
+        raise ValueError(f"{path}: a description at byte {offset} is beyond what a classic "
+                         "(non-Big) TIFF can address") from None
+    return entry.fields_offset, packed
+
+
+def next_pointer_patch(path: Path, page: PageExtent, target: int) -> Patch:
+    """The bytes that make ``target`` (an IFD offset, 0 for none) follow ``page``."""
+    with path.open("rb") as fh:
+        lay, _ = _layout(fh, path)
+    return page.next_pointer_offset, struct.pack(lay.order + lay.offset_fmt, target)
+
+
+def read_page_geometry(path: Path, pages: list[PageExtent]) -> list[PageGeometry | str]:
+    """tifffile's reading of each page's IFD: its geometry, or why tifffile cannot read it.
+
+    Each IFD is read at its own offset, so one damaged page does not hide the ones after it.
+    A page counts as readable when tifffile finds an uncompressed image whose strips lie in
+    the file and hold exactly its shape's bytes, which is what reading its pixels needs.
+    """
+    size = path.stat().st_size
+    result: list[PageGeometry | str] = []
+    try:
+        tf = tifffile.TiffFile(path)
+    except (tifffile.TiffFileError, ValueError, KeyError, struct.error) as exc:
+        return [f"tifffile cannot open the file ({exc})"] * len(pages)
+    with tf:
+        for k, extent in enumerate(pages):
+            tf.filehandle.seek(extent.ifd_offset)
+            try:
+                page = tifffile.TiffPage(tf, k)
+                shape, dtype = tuple(int(n) for n in page.shape), page.dtype
+                counts = [int(c) for c in page.databytecounts]
+                ends = [int(o) + int(c) for o, c in
+                        zip(page.dataoffsets, page.databytecounts, strict=True)]
+            except (tifffile.TiffFileError, ValueError, KeyError, struct.error) as exc:
+                result.append(f"tifffile cannot read its IFD ({exc})")
+                continue
+            if dtype is None or not shape:
+                result.append("tifffile finds no image in it")
+            elif page.compression != 1:
+                result.append(f"tifffile reads it as compressed ({page.compression!r})")
+            elif sum(counts) != dtype.itemsize * math.prod(shape):
+                result.append(f"its strips hold {sum(counts)} bytes, not the "
+                              f"{shape} {dtype} image its IFD declares")
+            elif max(ends, default=size + 1) > size:
+                result.append("its image data reach past the end of the file")
+            else:
+                result.append(PageGeometry(shape, str(dtype), sum(counts)))
+    return result
 
 
 def end_chain_after(path: Path, pages: list[PageExtent], keep: int) -> None:

@@ -4,7 +4,13 @@ Each frame becomes one TIFF page, appended as it arrives, in acquisition order: 
 held in memory beyond the frame being written, and after each page the file on disk is a
 valid TIFF holding every frame written so far. The OME-XML that says which page is which
 plane of which image (``TiffData IFD=...``) goes into the first page's ImageDescription when
-the run is finalised; until then that description holds a placeholder.
+the run is finalised; until then that description holds a placeholder naming the run.
+
+Finishing never leaves a file that cannot be finished: :func:`finish_description` appends
+the new description (and flushes it) *before* one small write points the first page's
+entry at it, and the placeholder stays valid until then. A kill before that switch leaves
+the valid placeholder TIFF that ``recover`` finishes later; a failed step (a full disk)
+undoes the steps before it.
 
 tifffile's ``TiffWriter`` is used page by page (``contiguous=False``) rather than with a
 whole-series shape because the number of frames and their order across positions are known
@@ -15,19 +21,27 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tifffile
 
-from nbo_recorder.store.tiff_pages import drop_torn_tail
+from nbo_recorder.store.tiff_pages import (
+    Patch,
+    description_patch,
+    drop_torn_tail,
+    first_description,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 #: Written into the first page until the run is finalised; recovery looks for it.
 PLACEHOLDER = "nbo-recorder: acquisition in progress; OME-XML is written at the end"
+_RUN_ID = re.compile(rb"\(run ([0-9A-Za-z_-]{1,64})\)")
 
 _BIGTIFF_THRESHOLD = 2**32 - 2**25  # leave 32 MiB of headroom for IFDs and the OME-XML
 
@@ -42,6 +56,20 @@ def free_bytes(path: Path) -> int | None:
         return shutil.disk_usage(path.parent if str(path.parent) else ".").free
     except OSError:
         return None
+
+
+def placeholder(run_id: str | None) -> str:
+    """The first page's description until the run is finalised: :data:`PLACEHOLDER`, and the
+    run's id (the journal's) when there is one."""
+    return PLACEHOLDER if run_id is None else f"{PLACEHOLDER} (run {run_id})"
+
+
+def placeholder_run_id(description: bytes) -> str | None:
+    """The run id in a placeholder description; None for any other description."""
+    if not description.startswith(PLACEHOLDER.encode()):
+        return None
+    found = _RUN_ID.search(description)
+    return found.group(1).decode() if found else None
 
 
 def needs_bigtiff(expected_bytes: int | None) -> bool:
@@ -66,12 +94,15 @@ class TiffPageWriter:
     """Appends frames as TIFF pages; finalises by writing the OME-XML description.
 
     The file is opened unbuffered, so when :meth:`write` returns, the page is in the
-    operating system's hands: a process crash after that cannot lose it.
+    operating system's hands: a process crash after that cannot lose it. ``run_id`` (the
+    journal's :attr:`~nbo_recorder.store.journal.JournalWriter.run_id`) goes into the
+    placeholder description, so that recovery can check the journal belongs to this file.
     """
 
-    def __init__(self, path: Path, *, bigtiff: bool) -> None:
+    def __init__(self, path: Path, *, bigtiff: bool, run_id: str | None = None) -> None:
         self.path = path
         self.pages = 0
+        self._placeholder = placeholder(run_id)
         self._bigtiff = bigtiff
         self._broken = False
         self._fh = open(path, "wb", buffering=0)
@@ -94,7 +125,7 @@ class TiffPageWriter:
         try:
             self._tw.write(
                 frame,
-                description=PLACEHOLDER if self.pages == 0 else None,
+                description=self._placeholder if self.pages == 0 else None,
                 metadata=None,
                 contiguous=False,
                 photometric="minisblack",
@@ -162,13 +193,105 @@ class TiffPageWriter:
             self._broken = False
 
     def finalise(self, ome_xml: str) -> None:
-        """Close the pixel stream and put ``ome_xml`` into the first page's description."""
+        """Close the pixel stream and put ``ome_xml`` into the first page's description.
+
+        If that fails (:class:`WriterError`, e.g. a full disk), the file keeps its pages and
+        its placeholder description, and the error says to run ``nbo-recorder recover``.
+        """
         self.close()
         if self.pages == 0:
             return
-        write_description(self.path, ome_xml)
+        try:
+            finish_description(self.path, ome_xml)
+        except WriterError as exc:
+            raise WriterError(
+                exc.errno, f"{exc.strerror}; its {self.pages} frames are intact: once there "
+                f"is room, run `nbo-recorder recover {self.path}`") from exc
 
 
-def write_description(path: Path, ome_xml: str) -> None:
-    """Replace the first page's ImageDescription (appended at the end if it does not fit)."""
-    tifffile.tiffcomment(path, ome_xml.encode("utf-8"), pageindex=0)
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
+
+
+def _undo(fd: int, undo: list[Patch], size: int) -> None:
+    """Cut the file back to ``size``, then put back the bytes ``undo`` saved (last first).
+
+    In that order, a torn page that step 1 had unlinked is linked again only once the
+    appended bytes that could complete its outline are gone.
+
+    Best effort, as the error being handled matters more than a second one: a write that
+    cannot be undone leaves the page chain ended early or the old description in place,
+    both valid files that ``recover`` finishes.
+    """
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        for offset, old in reversed(undo):
+            _write_at(fd, old, offset)
+        os.fsync(fd)
+    except OSError:
+        pass
+
+
+def finish_description(
+    path: Path, ome_xml: str, *, relink: Sequence[Patch] = (),
+    verify: Callable[[Path], None] | None = None,
+) -> None:
+    """Make ``ome_xml`` the first page's description, so that no failed step strands the file.
+
+    1. ``relink`` (next-IFD pointers that end or mend the page chain) is written first: a
+       torn page that was linked must be unlinked before anything is appended, or the new
+       bytes would complete its outline with garbage.
+    2. The description is appended at the end of the file and flushed (fsync). Nothing
+       points at it yet: a kill here leaves a valid file with the old description.
+    3. One write points the description entry at the new bytes.
+    4. ``verify(path)`` (if given) checks the result.
+
+    After each step the file is a valid TIFF holding every page kept. If a step fails, the
+    bytes changed before it are put back and the file cut to its old size, and the error is
+    raised again; a failed write (a full disk) as a :class:`WriterError` naming the path,
+    the bytes needed and the bytes free.
+    """
+    data = ome_xml.encode("utf-8") + b"\0"
+    entry = first_description(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        offset = size + size % 2  # TIFF values start on a word boundary
+        undo: list[Patch] = []
+        try:
+            _patch(fd, relink, undo)
+            _write_at(fd, b"\0" * (offset - size) + data, size)
+            os.fsync(fd)
+            _patch(fd, [description_patch(path, entry, offset, data)], undo)
+            os.fsync(fd)
+            if verify is not None:
+                verify(path)
+        except OSError as exc:
+            _undo(fd, undo, size)
+            raise _finishing_error(path, exc, offset - size + len(data)) from exc
+        except Exception:
+            _undo(fd, undo, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _patch(fd: int, patches: Sequence[Patch], undo: list[Patch]) -> None:
+    """Write ``patches``, first saving the bytes each replaces in ``undo``."""
+    for at, new in patches:
+        undo.append((at, os.pread(fd, len(new), at)))
+        _write_at(fd, new, at)
+
+
+def _finishing_error(path: Path, exc: OSError, needed: int) -> WriterError:
+    """The error of a failed finishing step: the path, the bytes needed and free, the cause."""
+    free = free_bytes(path)
+    room = f", {free} free on its volume" if free is not None else ""
+    return WriterError(
+        exc.errno or errno.EIO,
+        f"writing the OME-XML into {path} failed: {exc.strerror or exc} "
+        f"({needed} bytes needed{room}); the file is unchanged")
