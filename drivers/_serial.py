@@ -25,6 +25,9 @@ ReplyKind = Literal["sentinel", "busy", "stale"]
 MAX_REPLY_BYTES = 4096
 """A reply longer than this without its terminator is treated as garbage."""
 
+MAX_RESEND_AFTER_S = 30.0
+"""Longest wait before a resynchronisation query that got no reply at all is sent again."""
+
 
 class InstrumentError(Exception):
     """Talking to a serial instrument failed.
@@ -159,6 +162,11 @@ class SerialLine:
         """How often an exchange ended with a reply still (possibly) on its way."""
         self.stale_replies_discarded = 0
         """Reply lines dropped because they answered an earlier command."""
+        self._sentinel_due = False
+        """A resynchronisation query was sent and its answer has not been read yet."""
+        self._sentinel_sent_at = 0.0
+        self._heard_since_sentinel = False
+        self._resend_after_s = timeout_s
 
     @contextmanager
     def exchange(self) -> Iterator[None]:
@@ -220,14 +228,29 @@ class SerialLine:
         arrived (or never will): the line is in step again. Answers to further
         sentinels are recognisable and the driver skips them wherever they turn up.
 
+        A sentinel whose answer is still due is waited for, not sent again: an instrument
+        that answers slowly works through its input in order, so every query sent during
+        a slow spell would add its own delay to the backlog, and the line would come back
+        in step long after the instrument does. Only a sentinel that got no reply at all
+        (not even a stale one) for a while is presumed lost (a swallowed command) and sent
+        anew, after the line's timeout, then after twice as long each time (at most
+        :data:`MAX_RESEND_AFTER_S`).
+
         Returns True once in step, False on a busy answer; no sentinel answer within
         the deadline raises :class:`InstrumentOutOfStep` naming ``before``, the command
         that was to follow, and the line stays out of step.
         """
-        self.send(sentinel, terminator)
+        now = time.monotonic()
+        if not self._sentinel_due:
+            self._write_sentinel(sentinel, terminator, now)
+        elif (not self._heard_since_sentinel
+              and now - self._sentinel_sent_at >= self._resend_after_s):
+            self._resend_after_s = min(2 * self._resend_after_s, MAX_RESEND_AFTER_S)
+            self._write_sentinel(sentinel, terminator, now)
         try:
             while (kind := next_reply(deadline)) == "stale":
                 self.stale_replies_discarded += 1
+                self._heard_since_sentinel = True
         except (InstrumentTimeout, InstrumentReplyError) as error:
             raise InstrumentOutOfStep(
                 self.device,
@@ -236,10 +259,24 @@ class SerialLine:
                 command=before,
                 reply=error.reply,
             ) from error
+        self._sentinel_due = False
+        self._resend_after_s = self.timeout_s
         if kind == "busy":
             return False
         self.in_step = True
         return True
+
+    def _write_sentinel(self, sentinel: str, terminator: bytes, now: float) -> None:
+        """Send the resynchronisation query without discarding input: what has arrived
+        are replies the resynchronisation reads and classifies (a discarded answer to an
+        earlier sentinel would be waited for in vain)."""
+        try:
+            self._port.write(sentinel.encode("ascii") + terminator)
+        except SerialException as error:
+            raise self._lost(sentinel, error) from error
+        self._sentinel_due = True
+        self._sentinel_sent_at = now
+        self._heard_since_sentinel = False
 
     def out_of_step_note(self) -> str:
         """``"; out of step since late reply #N"`` while out of step, else ``""``."""

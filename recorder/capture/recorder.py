@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
+from nbo_recorder.capture.output_path import check_output_paths
 from nbo_recorder.capture.policy import RecordingError, WriteErrorPolicy
 from nbo_recorder.capture.sink import RecordingSink, SinkProgress
 from nbo_recorder.capture.state import StateMonitor, VerifyPolicy
@@ -123,6 +124,7 @@ class Recorder:
     def sink(self, path: str | Path, *, overwrite: bool = False) -> RecordingSink:
         """A single-use ``output=`` handler for ``core.mda.run`` writing to ``path``."""
         out = Path(path)
+        check_output_paths(out, overwrite)  # the journal beside it too
         check_output_path(out, overwrite)
         return RecordingSink(self.core, self.profile, out,
                              stop_on_device_error=self.on_device_error == "stop",

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, RunStop
+from nbo_recorder.capture.output_path import discard_empty_outputs
 from nbo_recorder.capture.pause import WriteErrorHold
 from nbo_recorder.capture.plan import count_events, planned_channels
 from nbo_recorder.capture.policy import RecordingError, WriteErrorPolicy
@@ -472,7 +473,8 @@ class RecordingSink:
             journal.remove()
             return
         journal.close()
-        if not run.frames:
+        if not run.frames:  # nothing acquired: no empty file or journal left behind
+            discard_empty_outputs(self.path, self._frame_bytes)
             return
         # The writer failed mid-run: the file may end in a torn page. Recovery from the
         # journal makes what was written valid, exactly as after a crash.

@@ -15,12 +15,19 @@ The recorder, pymmcore-plus and useq are imported inside the functions: the CLI'
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from nbo_recorder.cli.console import (
+    EXIT_INTERRUPTED,
+    PROG,
     CommandError,
     FrameRate,
     acquisition_note,
@@ -122,16 +129,21 @@ def record(
     acquisition (:class:`~nbo_recorder.cli.console.CommandError`, exit code 1). Ctrl-C cancels
     the acquisition and still finishes the file.
     """
-    from nbo_recorder.rig import load_core
+    from nbo_recorder.capture.output_path import check_output_paths
+    from nbo_recorder.rig import load_core, release_core
+    from nbo_recorder.store.tiff_writer import check_output_path
 
+    # before the rig is loaded or any file created: an output that cannot be written
+    check_output_paths(out, overwrite)
+    check_output_path(out, overwrite)
     core = load_core(mm_config)
     try:
         _record_on(core, profile, sequence, out, overwrite=overwrite, settings=settings,
                    options=options or {}, tier=tier, strict=strict)
     finally:
-        # Unload while the core is still referenced: MMCore can abort the interpreter
-        # ("exception not rethrown") when a core with loaded devices is torn down at exit.
-        core.unloadAllDevices()
+        # now, not at interpreter exit: MMCore's notification thread calling into a
+        # finalising interpreter aborts the process (see nbo_recorder.rig)
+        release_core(core)
     return out
 
 
@@ -162,10 +174,28 @@ def _record_on(
             if gaps and strict:
                 raise CommandError(f"--strict: not starting; {len(gaps)} item(s) missing for "
                                    f"tier {tier} (listed above)", 1, label="")
-        _run_cancelable(core, sequence, sink)
+        try:
+            _run_cancelable(core, sequence, sink)
+        finally:
+            _discard_if_nothing_written(sink)
         sink.raise_if_failed()
     except RecordingError as exc:
         raise CommandError(str(exc)) from exc
+
+
+def _discard_if_nothing_written(sink: RecordingSink) -> None:
+    """A run that ended before its first frame reached the disk leaves no empty TIFF and
+    journal behind (``recover`` could only call them "not a TIFF file")."""
+    import numpy as np
+
+    from nbo_recorder.capture.output_path import discard_empty_outputs
+
+    run = sink.run
+    if run is None or not sink.finished.is_set() or sink.progress.frames_written:
+        return
+    frame_bytes = run.start.width * run.start.height * np.dtype(run.start.dtype).itemsize
+    if discard_empty_outputs(sink.path, frame_bytes) and sink.errors:
+        sink.errors.append(f"no frame was written: {sink.path} and its journal were removed")
 
 
 def _run_cancelable(core: CMMCorePlus, sequence: MDASequence, sink: RecordingSink) -> None:
@@ -202,13 +232,51 @@ def _run_cancelable(core: CMMCorePlus, sequence: MDASequence, sink: RecordingSin
                 update(now.frames_written, now.frames_expected,
                        acquisition_note(now, rate.add(now.frames_written)))
         except KeyboardInterrupt:
-            say(f"interrupted; canceling the acquisition and finishing {sink.path}")
-            core.mda.cancel()
-            sink.stop_waiting()  # a write-error pause may be holding the last frames
-            done.wait()
+            with _insisting_presses(sink.path):
+                say(f"interrupted; canceling the acquisition and finishing {sink.path}")
+                core.mda.cancel()
+                sink.stop_waiting()  # a write-error pause may be holding the last frames
+                done.wait()
             raise
     if failure:
         raise failure[0]
+
+
+@contextmanager
+def _insisting_presses(path: Path) -> Iterator[None]:
+    """While a canceled acquisition finishes its file: answer more Ctrl-C presses.
+
+    The second press is told what is going on; the third leaves the file as a crash would
+    (every written frame is journaled: ``recover`` makes it valid) and ends the process at
+    once with exit code 130. ``os._exit``, because the acquisition thread is still inside
+    MMCore: unloading the rig under it, or finalising the interpreter around it, is what
+    must not happen. A handler rather than KeyboardInterrupt, so that a press between two
+    steps of the cancel cannot cut it short. Off the main thread (no signals there) this
+    only runs its body.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    presses = [1]
+
+    def pressed(signum: int, frame: FrameType | None) -> None:
+        presses[0] += 1
+        if presses[0] == 2:
+            say(f"still finishing {path}; press Ctrl-C again to leave it unfinished for "
+                f"'{PROG} recover {path}'")
+            return
+        say(f"left {path} unfinished: run '{PROG} recover {path}' to make it a valid file")
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass  # a reader that went away: nothing more to tell it
+        os._exit(EXIT_INTERRUPTED)
+
+    previous = signal.signal(signal.SIGINT, pressed)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def summarise(path: Path) -> str:

@@ -128,8 +128,9 @@ def guarded(run: Callable[[], T], *, prefix: str = PROG) -> T | int:
     """Run a command; its result, or the exit code of what stopped it, said on stderr.
 
     Bad input (``ValueError``, ``OSError`` and ``RigError``; the recorder's own errors subclass
-    these or are raised as :class:`CommandError`) is one ``error:`` line and exit code 2
-    instead of a traceback;
+    these or are raised as :class:`CommandError`) is one ``error:`` line (a message of several
+    lines, such as Micro-Manager's, joined by :func:`one_line`) and exit code 2 instead of a
+    traceback;
     Ctrl-C is 130; a closed output pipe ends quietly with 141. Anything else is a bug in
     nbo-recorder and keeps its traceback.
     """
@@ -145,10 +146,10 @@ def guarded(run: Callable[[], T], *, prefix: str = PROG) -> T | int:
         say("interrupted", prefix=prefix)
         return EXIT_INTERRUPTED
     except CommandError as exc:
-        say(f"{exc.label}{exc}", prefix=prefix)
+        say(f"{exc.label}{one_line(str(exc))}", prefix=prefix)
         return exc.code
     except (ValueError, OSError, RigError) as exc:
-        say(f"error: {exc}", prefix=prefix)
+        say(f"error: {one_line(str(exc))}", prefix=prefix)
         return EXIT_BAD_INPUT
 
 

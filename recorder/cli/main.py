@@ -13,27 +13,48 @@ Only typer is imported at start-up; every command imports the recorder parts it 
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from types import FrameType, SimpleNamespace
 
-import typer
-from typer.core import TyperGroup
 
-from nbo_recorder.cli.acquisition import DEMO_RIGS
-from nbo_recorder.cli.conformance import add_conformance_command
-from nbo_recorder.cli.console import (
+def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C while the command's modules are still being imported: exit 130, quietly.
+
+    Nothing has been created yet, so there is nothing to finish; a KeyboardInterrupt here
+    would print an import traceback. :func:`main` puts the ordinary handler back.
+    """
+    os.write(2, b"nbo-recorder: interrupted\n")
+    os._exit(130)
+
+
+# Only when started as the program (console script or ``python -m``), and before the imports
+# below, which take a few tenths of a second from a cold disk: imported by other code, the
+# module leaves that code's Ctrl-C handling alone.
+if __name__ == "__main__" or os.path.basename(getattr(sys, "argv", [""])[0]) == "nbo-recorder":
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast  # noqa: E402
+
+import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
+
+from nbo_recorder.cli.acquisition import DEMO_RIGS  # noqa: E402
+from nbo_recorder.cli.conformance import add_conformance_command  # noqa: E402
+from nbo_recorder.cli.console import (  # noqa: E402
     EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
     PROG,
     command_group,
     guarded,
     one_line,
     say,
 )
-from nbo_recorder.cli.profile import profile_app
-from nbo_recorder.cli.recover import add_recover_command
+from nbo_recorder.cli.profile import profile_app  # noqa: E402
+from nbo_recorder.cli.recover import add_recover_command  # noqa: E402
 
 if TYPE_CHECKING:
     from nbo_recorder.nbo.rules import Extension
@@ -225,15 +246,20 @@ def parse_args(argv: Sequence[str]) -> SimpleNamespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad input, also for usage errors)."""
-    command = typer.main.get_command(app)
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C: KeyboardInterrupt
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        command = typer.main.get_command(app)
         result = command.main(args=args, prog_name=PROG, standalone_mode=False)
     except typer.TyperException as exc:  # a usage error: unknown option, bad value, ...
         where = getattr(exc, "ctx", None)
         path = where.command_path if where is not None else PROG
         say(f"error: {one_line(exc.format_message())} (see '{path} --help')", prefix=path)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # while typer reads the command line, before guarded() runs
+        say("interrupted")
+        return EXIT_INTERRUPTED
     return int(result) if result is not None else 0
 
 

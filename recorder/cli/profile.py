@@ -57,7 +57,7 @@ def init(
 ) -> int:
     from nbo_recorder.profile.skeleton import init_profile
     from nbo_recorder.render.nbo_checks import load_checked_profile
-    from nbo_recorder.rig import DEMO, load_core
+    from nbo_recorder.rig import DEMO, load_core, release_core
 
     if out is not None:
         _refuse_existing(out, overwrite)
@@ -66,7 +66,7 @@ def init(
         name = "MMConfig_demo.cfg" if mm_config == DEMO else Path(mm_config).name
         result = init_profile(core, name)
     finally:
-        core.unloadAllDevices()
+        release_core(core)
     result.profile()  # the skeleton must load as it is
     if out is None:
         sys.stdout.write(result.text)
@@ -133,14 +133,14 @@ def import_micrometa(
     doc = read_micrometa(microscope)
     core = None
     if mm_config:
-        from nbo_recorder.rig import load_core
+        from nbo_recorder.rig import load_core, release_core
 
         core = load_core(mm_config)
     try:
         result = to_profile(doc, str(microscope), core)
     finally:
         if core is not None:
-            core.unloadAllDevices()
+            release_core(core)
     kept_names = [f"{r.get('Name')!r} ({r.get('Schema_ID')})" for r in result.kept["components"]]
     header = [
         "Hardware profile imported by 'nbo-recorder profile import-micrometa' from "

@@ -98,8 +98,10 @@ class _Rig:
         suite, self._suite = self._suite, None
         if suite is None:
             return
+        from nbo_recorder.rig import release_core
+
         suite.finish()
-        suite.core.unloadAllDevices()
+        release_core(suite.core)
         del suite
         gc.collect()
 

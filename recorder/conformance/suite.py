@@ -446,7 +446,7 @@ def run_conformance(
     ``ValueError`` for a tier other than 1–3) before anything moves.
     """
     from nbo_recorder.nbo.rules import check_tier
-    from nbo_recorder.rig import load_core
+    from nbo_recorder.rig import load_core, release_core
 
     if tier is not None:
         check_tier(tier)
@@ -459,4 +459,4 @@ def run_conformance(
                                  allow_unsafe=allow_unsafe, results=results,
                                  tier=tier_compliance(profile, tier), notes=list(suite.notes))
     finally:
-        core.unloadAllDevices()
+        release_core(core)

@@ -266,7 +266,7 @@ def check_profile(path: str | Path, mm_config: str | None = None,
 
 
 def _check_bindings(profile: Profile, path: Path, mm_config: str, result: CheckResult) -> None:
-    from nbo_recorder.rig import RigError, load_core
+    from nbo_recorder.rig import RigError, load_core, release_core
 
     try:
         core = load_core(mm_config)
@@ -282,7 +282,7 @@ def _check_bindings(profile: Profile, path: Path, mm_config: str, result: CheckR
             result.problems.extend(f"{path}: {line.strip()}" for line in lines if line.strip())
         result.warnings.extend(f"{path}: {w}" for w in undescribed_labels(profile, core))
     finally:
-        core.unloadAllDevices()
+        release_core(core)
 
 
 def undescribed_labels(profile: Profile, core: Any) -> list[str]:

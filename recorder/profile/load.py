@@ -99,6 +99,9 @@ def _read_yaml(path: Path, context: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(f"{context}cannot read profile: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{context}not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} "
+                           f"at offset {exc.start}); save the profile as UTF-8") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
