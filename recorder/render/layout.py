@@ -20,9 +20,16 @@ Image's description saying why:
 * each grid position (useq's ``g``);
 * each run of a position's sub-sequence that has its own time plan inside an outer time plan:
   useq numbers the sub-sequence's time points from 0 on every run, so its (t, c, z) repeat.
-  A run starts where a frame's (t, c, z) repeats one already seen at that position.
+  A run starts where a frame's (t, c, z) repeats one already seen at that position;
+* partial time points (a run that ended early, or lost frames): an Image holds every plane
+  its Pixels declare, never fewer (:mod:`~nbo_recorder.render.blocks`), so the complete time
+  points are one Image and a partial time point's planes another (or a few: a stopped
+  z-stack apart from the channels finished before it), named ``... (partial t=7)``. The
+  run's :attr:`RunLayout.cuts` say what each holds and the complete Image names them.
 
-So every Image's (TheZ, TheC, TheT) are unique.
+So every Image's (TheZ, TheC, TheT) are unique and cover its SizeZ x SizeC x SizeT: each
+Image numbers its Z, C and T from 0 in the order of the sequence's indices (its description
+maps them back where they differ).
 
 A plane's differences are compared once per distinct (snapshot, channel, pixel size, unknown
 plane numbers): a long time-lapse has hundreds of thousands of frames but few distinct
@@ -34,7 +41,7 @@ known: it is left out of the Plane and listed in the plane's differences as unkn
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import pydantic
@@ -43,6 +50,14 @@ import useq
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot
 from nbo_recorder.capture.observed import ObservedSettings, interpret
 from nbo_recorder.profile.model import ChannelInfo, Profile
+from nbo_recorder.render.blocks import (
+    Block,
+    complete_text,
+    cut_text,
+    grid_blocks,
+    span,
+    unreached,
+)
 from nbo_recorder.vocabulary import Unknown, unknown_text, xml_number
 
 #: The text a plane's differences give for a plane number that is not finite.
@@ -66,16 +81,13 @@ class ObservedCache:
 
 @dataclass(frozen=True, slots=True)
 class ChannelLayout:
-    """One channel of an image: its name, the profile's facts and what its first frame saw.
-
-    ``first`` and ``observed`` are None for a channel of the sequence no frame reached.
-    """
+    """One channel of an image: its name, the profile's facts and what its first frame saw."""
 
     index: int
     name: str | None
     info: ChannelInfo
-    first: FrameRecord | None
-    observed: ObservedSettings | None
+    first: FrameRecord
+    observed: ObservedSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +146,9 @@ class ImageLayout:
     #: which of the position's frames this Image holds, in short (for its name); None when
     #: it holds all of them
     part: str | None
-    #: ``part`` in full: why these frames are apart and how its Z/C/T map to the sequence's
+    #: ``part`` in full: why these frames are apart and how its Z/C/T map to the sequence's;
+    #: for the complete time points of a run cut short, which they are and which Images
+    #: hold the rest
     description: str | None
     frames: Sequence[FrameRecord]
     size_x: int
@@ -167,10 +181,15 @@ class ImageLayout:
 
 @dataclass(frozen=True, slots=True)
 class RunLayout:
-    """The images of a run, in position order, and the interpreted settings they used."""
+    """The images of a run, in position order, and the interpreted settings they used.
+
+    ``cuts`` say, one line each, what the run holds of a partial time point and which
+    Image(s) hold it, and which planned stage positions no frame reached.
+    """
 
     images: tuple[ImageLayout, ...]
     observed: Callable[[int], ObservedSettings]
+    cuts: tuple[str, ...]
 
 
 def channel_info(profile: Profile, name: str | None) -> ChannelInfo:
@@ -334,20 +353,46 @@ def layout_run(run: Run, profile: Profile) -> RunLayout:
         grids.setdefault(part.p, set()).add(part.g)
         shapes[part.p, part.g, part.run] = shapes.get((part.p, part.g, part.run), 0) + 1
     images: list[ImageLayout] = []
+    cuts: list[str] = []
     nth: dict[int, int] = {}
     for key in order:
-        more = nth[key.p] = nth.get(key.p, -1) + 1
-        images.append(_image(run, profile, key, parts[key], observed, number=len(images),
-                             image_key=str(key.p) if more == 0 else f"{key.p}:{more}",
-                             why=_Why(grid=len(grids[key.p]) > 1,
-                                      repeated=runs[key.p, key.g] > 0,
-                                      split=shapes[key.p, key.g, key.run] > 1)))
-    return RunLayout(tuple(images), observed)
+        why = _Why(grid=len(grids[key.p]) > 1, repeated=runs[key.p, key.g] > 0,
+                   split=shapes[key.p, key.g, key.run] > 1)
+        made = []
+        for block in grid_blocks(parts[key]):
+            more = nth[key.p] = nth.get(key.p, -1) + 1
+            made.append(_image(run, profile, key, block, observed, number=len(images),
+                               image_key=str(key.p) if more == 0 else f"{key.p}:{more}",
+                               why=why))
+            images.append(made[-1][0])
+        images[-len(made):] = _name_partial_ones(made, cuts)
+    cuts.extend(unreached(run.start, {part.p for part in order}))
+    return RunLayout(tuple(images), observed, tuple(cuts))
 
 
-def _numbering(values: set[int], renumber: bool) -> dict[int, int]:
-    """Sequence index -> index in the Image: itself, or its rank when ``renumber``."""
-    return {v: i for i, v in enumerate(sorted(values))} if renumber else {v: v for v in values}
+def _name_partial_ones(made: Sequence[tuple[ImageLayout, Block]],
+                       cuts: list[str]) -> list[ImageLayout]:
+    """The Images of one part's blocks, the complete one's description naming the Images of
+    the partial time points; a line per partial time point (or those that hold the same
+    planes) added to ``cuts``."""
+    kept: dict[tuple[int, ...], list[str]] = {}
+    for image, block in made:
+        if block.partial:
+            kept.setdefault(block.partial_t, []).append(image.title)
+    cuts.extend(cut_text(block, kept[block.partial_t]) for image, block in made
+                if block.partial and kept[block.partial_t][0] == image.title)
+    first, block = made[0]
+    if not kept or block.partial:
+        return [image for image, _ in made]
+    note = complete_text(block, [title for titles in kept.values() for title in titles])
+    whole = replace(first, description=f"{first.description or f'position {first.position}'}"
+                                       f"; {note}")
+    return [whole, *(image for image, _ in made[1:])]
+
+
+def _numbering(values: set[int]) -> dict[int, int]:
+    """Sequence index -> index in the Image: its rank (itself when they are 0, 1, ...)."""
+    return {v: i for i, v in enumerate(sorted(values))}
 
 
 def _consecutive(numbering: Mapping[int, int]) -> bool:
@@ -367,7 +412,7 @@ class _Why(NamedTuple):
     split: bool
 
 
-def _part_text(key: _Part, why: _Why, first: ObservedSettings,
+def _part_text(key: _Part, why: _Why, block: Block, first: ObservedSettings,
                maps: Mapping[str, Mapping[int, int]]) -> tuple[str | None, str | None]:
     """Which of its position's frames an Image holds (short), and that with why they are
     apart and its index mapping (full); None, None when it holds all of them."""
@@ -381,6 +426,9 @@ def _part_text(key: _Part, why: _Why, first: ObservedSettings,
         size = f"{key.pixel_size_um:g} µm" if key.pixel_size_um > 0 else "unknown pixel size"
         bits.append(f"{'' if binning is None else f'binning {binning}: '}"
                     f"{key.width} x {key.height} px at {size}")
+    if block.partial:
+        bits.append(f"partial t={span(block.partial_t)}"
+                    + (f", {block.cells}" if block.cells else ""))
     if not bits:
         return None, None
     short = ", ".join(bits)
@@ -390,6 +438,10 @@ def _part_text(key: _Part, why: _Why, first: ObservedSettings,
         reasons.append("OME allows one frame size and pixel size per Pixels")
     if why.repeated:
         reasons.append("the sub-sequence numbers its time points from 0 on every run")
+    if block.partial:
+        reasons.append(f"time point {span(block.partial_t)} holds {block.held} of the "
+                       f"{block.complete} planes of a complete one, and a Pixels holds every "
+                       "plane it declares")
     if reasons:
         text += " (a separate Image: " + "; ".join(reasons) + ")"
     moved = [f"The{axis} {', '.join(map(str, numbering.values()))} = sequence "
@@ -399,30 +451,24 @@ def _part_text(key: _Part, why: _Why, first: ObservedSettings,
     return short, text + ("; " + "; ".join(moved) if moved else "")
 
 
-def _image(run: Run, profile: Profile, key: _Part, frames: Sequence[FrameRecord],
-           observed: ObservedCache, *, number: int, image_key: str,
-           why: _Why) -> ImageLayout:
-    """One Image of the frames of ``key``; one split by geometry numbers its Z, C, T from 0."""
-    start = run.start
-    maps = {axis: _numbering({getattr(f, axis.lower()) for f in frames}, why.split)
+def _image(run: Run, profile: Profile, key: _Part, block: Block, observed: ObservedCache, *,
+           number: int, image_key: str, why: _Why) -> tuple[ImageLayout, Block]:
+    """One Image of the frames of ``block`` (part of ``key``), numbering its Z, C, T from 0."""
+    start, frames = run.start, block.frames
+    maps = {axis: _numbering({getattr(f, axis.lower()) for f in frames})
             for axis in ("Z", "C", "T")}
     z_of, c_of, t_of = maps["Z"], maps["C"], maps["T"]
     first_of_c: dict[int, FrameRecord] = {}
     for f in frames:
         first_of_c.setdefault(c_of[f.c], f)
-    size_c = max(c_of.values()) + 1
-    names = [ch.get("config") for ch in start.sequence.get("channels", [])]
-    channels = []
-    for c in range(size_c):
-        fc = first_of_c.get(c)
-        name = fc.channel if fc else (names[c] if c < len(names) else None)
-        channels.append(ChannelLayout(c, name, channel_info(profile, name), fc,
-                                      observed(fc.snapshot) if fc else None))
+    channels = tuple(ChannelLayout(c, fc.channel, channel_info(profile, fc.channel), fc,
+                                   observed(fc.snapshot))
+                     for c, fc in sorted(first_of_c.items()))
     image_observed = observed(frames[0].snapshot)
     pixel_size = key.pixel_size_um if key.pixel_size_um > 0 else None
     geometry = {"objective": image_observed.flat().get("objective", ""),
                 "pixel_size_um": repr(pixel_size)}
-    baselines = {ch.index: ch.observed.flat() for ch in channels if ch.observed is not None}
+    baselines = {ch.index: ch.observed.flat() for ch in channels}
     deviations: dict[tuple[int, int, float, tuple[str, ...]], Deviation] = {}
     planes = []
     texts = NumberTexts()
@@ -432,27 +478,26 @@ def _image(run: Run, profile: Profile, key: _Part, frames: Sequence[FrameRecord]
         dkey = (f.snapshot, c, f.pixel_size_um, unknown)
         deviation = deviations.get(dkey)
         if deviation is None:
-            base = baselines.get(c, {})
+            base = baselines[c]
             current = observed(f.snapshot).flat()
             settings = differences(base, current)
             with_geometry = differences(
-                {**base, **geometry} if c in baselines else {},
+                {**base, **geometry},
                 {"objective": "", **current, "pixel_size_um": repr(
                     f.pixel_size_um if f.pixel_size_um > 0 else None)})
             for name in unknown:
                 settings[name] = with_geometry[name] = NOT_FINITE
             deviation = deviations[dkey] = Deviation(settings, with_geometry)
         planes.append(PlaneLayout(f, numbers, deviation, z_of[f.z], c, t_of[f.t]))
-    size_z, size_t = max(z_of.values()) + 1, max(t_of.values()) + 1
     z_step, interval = position_plans(start, key.p)
     p = key.p
-    part, description = _part_text(key, why, image_observed, maps)
+    part, description = _part_text(key, why, block, image_observed, maps)
     return ImageLayout(
         number=number, key=image_key, position=p,
         name=start.position_names[p] if p < len(start.position_names) else None,
         part=part, description=description,
         frames=frames, size_x=key.width, size_y=key.height,
-        size_z=size_z, size_c=size_c, size_t=size_t, pixel_size_um=pixel_size,
-        z_step_um=z_step if size_z > 1 and _consecutive(z_of) else None,
+        size_z=len(z_of), size_c=len(c_of), size_t=len(t_of), pixel_size_um=pixel_size,
+        z_step_um=z_step if len(z_of) > 1 and _consecutive(z_of) else None,
         time_increment_s=interval if _consecutive(t_of) else None,
-        objective=image_observed.objective, channels=tuple(channels), planes=tuple(planes))
+        objective=image_observed.objective, channels=channels, planes=tuple(planes)), block

@@ -196,8 +196,6 @@ def _build_channel(
     )
     if info.color:
         ch.color = m.Color("#" + info.color.lstrip("#"))
-    if obs is None:
-        return ch
     if obs.light_sources:
         ls = obs.light_sources[0]
         ch.light_source_settings = m.LightSourceSettings(
@@ -274,7 +272,7 @@ def _build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     start = run.start
     layout = layout_run(run, profile)
     annotations = AnnotationRegistry(_ome_map_annotation)
-    run_ref = annotations.ref(NS_RUN, _run_summary(run, software))
+    run_ref = annotations.ref(NS_RUN, _run_summary(run, software, layout.cuts))
     instrument = build_instrument(profile)
     nbo = build_nbo_xml(run, profile, layout=layout)
     nbo_view = build_nbo_xml(run, profile, layout=layout, planes="first_per_channel")
@@ -391,7 +389,8 @@ def _objective_settings(
     )
 
 
-def _run_summary(run: Run, software: str) -> dict[str, str]:
+def _run_summary(run: Run, software: str, cuts: Sequence[str]) -> dict[str, str]:
+    """The run's MapAnnotation: how it ran, how it ended and what of it the file holds."""
     stop = run.stop
     summary = {
         "software": software,
@@ -423,4 +422,6 @@ def _run_summary(run: Run, software: str) -> dict[str, str]:
             summary[f"error {i + 1}"] = err
         for i, pause in enumerate(stop.pauses):
             summary[f"pause {i + 1}"] = pause
+    for i, cut in enumerate(cuts):
+        summary[f"cut {i + 1}"] = cut
     return summary
