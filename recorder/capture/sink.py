@@ -24,6 +24,7 @@ succeeds (``"pause"``); either way every frame already written stays in a valid 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, RunStop
+from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, RunStop, StateSnapshot
 from nbo_recorder.capture.output_path import discard_empty_outputs
 from nbo_recorder.capture.pause import WriteErrorHold
 from nbo_recorder.capture.plan import count_events, planned_channels
@@ -105,9 +106,12 @@ class RecordingSink:
         self.stop_on_device_error = stop_on_device_error
         self.write_errors = write_errors
         self._hold = WriteErrorHold(core, write_errors, path)
-        self.monitor = StateMonitor(core, profile.watched_properties(), verify)
+        self.monitor = StateMonitor(core, profile.watched_properties(), verify,
+                                    measured=profile.measured_properties())
         #: when the current event's snap ended (time.perf_counter), None before it or in bursts
         self._snapped_at: float | None = None
+        self._waited = False  # the runner waited for the coming event (awaitingEvent)
+        self._event_started_at: float | None = None
         self.run: Run | None = None
         self.errors: list[str] = []
         #: frames the sequence planned that never arrived (reported, never hidden)
@@ -145,7 +149,8 @@ class RecordingSink:
                 (ev.sequenceCanceled, self._on_canceled),
                 (ev.sequenceFinished, self._on_finished),
                 (ev.eventStarted, self._hold.keep_paused),
-                (ev.awaitingEvent, self._hold.keep_paused)]
+                (ev.awaitingEvent, self._hold.keep_paused),
+                (ev.awaitingEvent, self._on_awaiting)]
 
     @property
     def progress(self) -> SinkProgress:
@@ -166,8 +171,22 @@ class RecordingSink:
 
     # --- acquisition thread ---------------------------------------------------------------
 
-    def _on_event_started(self, *_: object) -> None:
+    def _on_event_started(self, event: MDAEvent) -> None:
         self._snapped_at = None
+        if self.run is not None:
+            last, idx = self._last, event.index
+            channel = event.channel.config if event.channel is not None else None
+            if (self.monitor.stale or last is None
+                    or (idx.get("p", 0), idx.get("c", 0), idx.get("t", 0), channel) != last):
+                # this event may move what the reads after the last exposure are reading
+                self.monitor.wait_idle()
+            self.monitor.before_exposure(self._captured, waited=self._waited)
+        self._waited = False
+        self._event_started_at = time.perf_counter()  # the exposure starts after this
+
+    def _on_awaiting(self, *_: object) -> None:
+        """The runner waits for the next event's start time: idle time to read in."""
+        self._waited = True
 
     def _on_snapped(self, *_: object) -> None:
         """The exposure has just ended (``snapImage`` returned): changes after now belong
@@ -243,14 +262,10 @@ class RecordingSink:
         elif key[2] != last[2] and not hardware:
             trigger = "new time point"
         snap = self.monitor.frame_state(trigger, self._captured,
-                                        None if hardware else self._snapped_at)
-        if self.stop_on_device_error and snap.uid not in self._checked:
-            self._checked.add(snap.uid)
-            failed = [v.reason for v in snap.values.values()
-                      if isinstance(v, Unknown) and v.reason.startswith("reading ")]
-            if failed:
-                self.errors.append("stopped on device error: " + "; ".join(failed))
-                self.core.mda.cancel()
+                                        None if hardware else self._snapped_at,
+                                        None if hardware else self._event_started_at)
+        if self.stop_on_device_error:
+            self._stop_on_failed_reads(snap)
         self._last = key
         pos = meta.get("position") or {}
         x, y, zpos = _finite(pos.get("x")), _finite(pos.get("y")), _finite(pos.get("z"))
@@ -324,6 +339,7 @@ class RecordingSink:
             return
         if self._writer is None or self.run is None or self._journal is None:
             return
+        record = self._settled(record)
         try:
             page = self._write(record, img)
         except (WriterError, OSError) as exc:
@@ -342,6 +358,28 @@ class RecordingSink:
             self._first_frames_pending.discard((record.p, record.c))
             if not self._first_frames_pending:
                 self._start_compliance_precompute()
+
+    def _settled(self, record: FrameRecord) -> FrameRecord:
+        """``record`` with its state settled by the reads after its exposure (they ran on the
+        monitor's reader thread while the next frame was taken)."""
+        uid = self.monitor.resolve(record.index, record.snapshot)
+        if uid == record.snapshot:
+            return record
+        if self.stop_on_device_error:
+            self._stop_on_failed_reads(self.monitor.snapshots[uid])
+        return dataclasses.replace(record, snapshot=uid)
+
+    def _stop_on_failed_reads(self, snap: StateSnapshot) -> None:
+        """``--on-device-error stop``: cancel the run when a bound property could not be
+        read (once per snapshot)."""
+        if snap.uid in self._checked:
+            return
+        self._checked.add(snap.uid)
+        failed = [v.reason for v in snap.values.values()
+                  if isinstance(v, Unknown) and v.reason.startswith("reading ")]
+        if failed:
+            self.errors.append("stopped on device error: " + "; ".join(failed))
+            self.core.mda.cancel()
 
     def _write(self, record: FrameRecord, img: NDArray[Any]) -> int:
         """Journal, then append, one frame; return its page index."""

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Literal
 from pymmcore_plus import DeviceType
 
 from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot
+from nbo_recorder.capture.silent import ChangeWindow, ChangeWindows, SilentReader
 from nbo_recorder.profile.model import SHUTTER_STATE
 from nbo_recorder.vocabulary import Unknown
 
@@ -94,6 +95,11 @@ class VerifyPolicy:
 #: the default: catches silent changes on the shipped rigs within a z-stack or burst
 DEFAULT_VERIFY = VerifyPolicy()
 
+#: silent properties last read longer ago than this (s) are read again before an exposure
+PRE_READ_AFTER_S = 0.05
+
+_UNPLACED_NOTE = "changed with no event around this frame's exposure, so unknown for it: "
+
 
 @dataclass(frozen=True, slots=True)
 class _Change:
@@ -113,9 +119,13 @@ class StateMonitor:
     """Keeps the last observed value of each watched (device, property) of ``core``."""
 
     def __init__(self, core: CMMCorePlus, keys: Iterable[PropertyKey],
-                 verify: VerifyPolicy = DEFAULT_VERIFY) -> None:
+                 verify: VerifyPolicy = DEFAULT_VERIFY,
+                 measured: Iterable[PropertyKey] = ()) -> None:
         self._core = core
         self._keys: tuple[PropertyKey, ...] = tuple(dict.fromkeys(keys))
+        #: readings (a photodiode's power, a sensor's temperature): each read is a sample,
+        #: not a state that changes at some moment, so a new reading is never "unplaced"
+        self._measured = frozenset(measured)
         self._watched = frozenset(self._keys)
         self._values: dict[PropertyKey, RawValue] = {
             k: Unknown("not read yet") for k in self._keys
@@ -134,6 +144,15 @@ class StateMonitor:
         self._hints: list[float] = []      # stale hints since the last frame's state
         self._read_times: dict[PropertyKey, float] = {}  # of the reads since the last frame
         self._prior: dict[PropertyKey, RawValue] = {}    # the values those reads replaced
+        self._read_where: dict[PropertyKey, str] = {}    # where each key was last read
+        self._read_start: dict[PropertyKey, float] = {}  # when its last read began
+        self._last_silent_read = -math.inf               # when silent keys were last read
+        #: silent changes (no event or hint since the key's previous read), placed in time
+        self._windows = ChangeWindows()
+        self._last_frame_at: float | None = None
+        #: frames whose silent values wait for the reads after their exposure
+        self._pending: dict[int, tuple[float, float]] = {}
+        self._reader: SilentReader | None = None
         self._read_at = "not read yet"
         #: what changed since the read, and how it was seen (the latest way per property)
         self._events_text: dict[str, str] = {}
@@ -166,6 +185,10 @@ class StateMonitor:
         self._attached = True
 
     def detach(self) -> None:
+        """Stop listening, after the reads asked for have ended."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if not self._attached:
             return
         ev = self._core.events
@@ -217,22 +240,33 @@ class StateMonitor:
             return Unknown(f"reading {device}.{prop} failed: {type(exc).__name__}: {exc}")
 
     def refresh(self, trigger: str, keys: Iterable[PropertyKey] | None = None,
-                frame: int | None = None) -> StateSnapshot:
+                frame: int | None = None, *, before_exposure: bool = False,
+                background: bool = False) -> StateSnapshot:
         """Read the watched properties (all, or ``keys``) from their devices; the snapshot.
 
         An event that arrives while this reads wins over the read: a ``propertyChanged``
-        value stays, a stale hint leaves the state stale for the next frame.
+        value stays, a stale hint leaves the state stale for the next frame. A value that
+        changed with no event or hint since its last read changed at a moment nobody saw:
+        its :class:`~nbo_recorder.capture.silent.ChangeWindow` (from the start of the
+        earlier read to the end of this one) makes it unknown for any exposure it overlaps.
+        ``before_exposure``: read just before frame ``frame``'s exposure; ``background``: the
+        round of reads after frame ``frame``'s exposure, on the reader's thread.
         """
         todo = self._keys if keys is None else tuple(keys)
         with self._lock:
             start = self._generation
-        read: dict[PropertyKey, tuple[RawValue, float]] = {}
+        read: dict[PropertyKey, tuple[RawValue, float, float]] = {}
         for k in todo:
+            began = time.perf_counter()
             value = self.read(k)
-            read[k] = (value, time.perf_counter())
+            read[k] = (value, began, time.perf_counter())
+        where = (f"the read before frame {frame}'s exposure" if before_exposure
+                 else f"the read after frame {frame}'s exposure" if frame is not None
+                 else f"the read at {trigger}")
         with self._lock:
             changed = False
-            for k, (value, at) in read.items():
+            moved: list[PropertyKey] = []  # keys this read found changed
+            for k, (value, began, ended) in read.items():
                 if self._key_generation.get(k, -1) > start:
                     continue  # its event arrived during the read: newer than what was read
                 old = self._values[k]
@@ -240,14 +274,26 @@ class StateMonitor:
                         and self._hint_generation <= self._read_generation.get(k, -1)
                         and self._key_generation.get(k, -1) <= self._read_generation[k]):
                     self.silent.add(k)  # changed with no event and no hint since its read
+                    if k not in self._measured and not isinstance(value, Unknown):
+                        self._windows.add(k, ChangeWindow(
+                            self._read_start.get(k, began), ended, old, value,
+                            self._read_where.get(k, "the previous read"), where))
                 self._read_generation[k] = start
-                self._read_times[k] = at
-                self._prior.setdefault(k, old)
+                self._read_where[k] = where
+                self._read_start[k] = began
+                if not background:  # the reads a frame's own hints are compared with
+                    self._read_times[k] = ended
+                    self._prior.setdefault(k, old)
                 if value != old:
                     self._values[k] = value
                     changed = True
-            where = f"frame {frame}" if frame is not None else trigger
-            when = f"{where}, {time.perf_counter() - self._t0:.4f} s"
+                    moved.append(k)
+            if any(k in self.silent for k in read):
+                self._last_silent_read = time.perf_counter()
+            short = f"frame {frame}" if frame is not None else trigger
+            if before_exposure:
+                short = f"before frame {frame}'s exposure"
+            when = f"{short}, {time.perf_counter() - self._t0:.4f} s"
             if keys is None:
                 if self._hint_generation <= start:
                     self._stale = False
@@ -255,9 +301,8 @@ class StateMonitor:
                     # unchanged values keep their snapshot: it says when they were first read
                     self._read_at = f"read at {when} ({trigger})"
                     self._events_text = {}
-            elif changed:
-                self._events_text.update((_name(k), f"re-read at {where}")
-                                         for k in read if self._values[k] != self._prior.get(k))
+            elif moved:
+                self._events_text.update((_name(k), f"re-read at {short}") for k in moved)
             if changed:
                 self._current = None
             return self._snapshot_locked(trigger)
@@ -274,18 +319,54 @@ class StateMonitor:
         self._verified_at = time.perf_counter()
         return tuple(k for k in self._keys if k in self.silent)
 
-    def frame_state(self, trigger: str | None, frame: int,
-                    exposure_end: float | None) -> StateSnapshot:
-        """The state in force during frame ``frame``'s exposure (ended at ``exposure_end``,
-        a ``time.perf_counter()`` value; None when unknown: the state now is taken).
+    def before_exposure(self, frame: int, *, waited: bool = False) -> None:
+        """Re-read the silent properties before frame ``frame``'s exposure, if the verify
+        policy re-reads them and the runner ``waited`` for this frame or their last read is
+        older than :data:`PRE_READ_AFTER_S`.
 
-        ``trigger`` (a reason) re-reads every watched property first; otherwise the silent
-        ones the verify policy asks for are re-read. Changes that arrived after the exposure
-        end are left for the next frame.
+        A change found after an exposure cannot be placed before, during or after it; a read
+        just before narrows its window to the exposure itself. Runs that wait between frames
+        (time-lapses) get this read in their wait; back-to-back frames (z-stacks, bursts) do
+        not pay for it.
         """
+        if self.verify.mode == "events" or not self.silent:
+            return
+        if not waited and time.perf_counter() - self._last_silent_read < PRE_READ_AFTER_S:
+            return
+        self.wait_idle()
+        self.refresh("verify", self._silent_keys(), frame=frame, before_exposure=True)
+
+    def wait_idle(self) -> None:
+        """Wait for the reads after earlier exposures (before reading on this thread, or
+        before the acquisition moves devices those reads must not see moved)."""
+        if self._reader is not None:
+            self._reader.wait_idle()
+
+    def frame_state(self, trigger: str | None, frame: int, exposure_end: float | None,
+                    exposure_start: float | None = None) -> StateSnapshot:
+        """The state in force during frame ``frame``'s exposure, from ``exposure_start`` (at
+        the latest) to ``exposure_end`` (at the earliest), ``time.perf_counter()`` values;
+        None when unknown (a hardware burst: the state when the frame is handed over).
+
+        ``trigger`` (a reason) re-reads every watched property first. Otherwise, with the
+        default ``every-frame`` policy and a known exposure, the silent properties are read
+        after the exposure on the reader's thread, and the frame's silent values are settled
+        by :meth:`resolve`; with other policies, or in a burst, they are re-read here as the
+        policy says. Changes that arrived after the exposure end are left for the next frame;
+        silent changes whose window overlaps the exposure make the value unknown.
+        """
+        now = time.perf_counter()
+        pending = False
         if trigger is not None:
-            self._verified_at = time.perf_counter()
+            self.wait_idle()
+            self._verified_at = now
             self.refresh(trigger, frame=frame)
+        elif (self.verify.mode == "every-frame" and self.silent
+              and exposure_end is not None and exposure_start is not None):
+            if self._reader is None:
+                self._reader = SilentReader(self._read_round)
+            self._reader.request(frame)
+            pending = True
         else:
             due = self.verify_due()
             if due:
@@ -314,11 +395,78 @@ class StateMonitor:
             self._hints.clear()
             self._read_times.clear()
             self._prior.clear()
-            if not late:
+            began = exposure_start if exposure_start is not None else self._last_frame_at
+            ended = exposure_end if exposure_end is not None else now
+            self._last_frame_at = now
+            unplaced: list[str] = []
+            if pending:
+                self._pending[frame] = (began if began is not None else -math.inf, ended)
+            elif self.silent:
+                values = values or dict(current.values)
+                unplaced = self._unplace(values, frame, began, ended)
+            if not late and not unplaced:
                 return current
-            note = ("changed after this frame's exposure ended, so from the next frame on: "
-                    + ", ".join(dict.fromkeys(reversed(late))))
-            return self._new_snapshot(values, f"state at frame {frame}'s exposure", note)
+            notes = []
+            if late:
+                notes.append("changed after this frame's exposure ended, so from the next "
+                             "frame on: " + ", ".join(dict.fromkeys(reversed(late))))
+            if unplaced:
+                notes.append(_UNPLACED_NOTE + ", ".join(unplaced))
+            return self._new_snapshot(values, f"state at frame {frame}'s exposure",
+                                      "; ".join(notes))
+
+    def resolve(self, frame: int, uid: int) -> int:
+        """The snapshot of frame ``frame`` once the reads after its exposure are in: ``uid``
+        itself, or one with the silent values those reads could not place made unknown.
+
+        Called by the thread that writes the frame's record; waits for those reads (they
+        run while the next frame is exposed), never on the acquisition thread.
+        """
+        with self._lock:
+            window = self._pending.pop(frame, None)
+        if window is None or self._reader is None:
+            return uid
+        failed = self._reader.wait_for(frame)
+        with self._lock:
+            snap = self.snapshots[uid]
+            values = dict(snap.values)
+            if failed is not None:
+                unplaced = [_name(k) for k in self._silent_keys()]
+                values.update((k, Unknown(f"{_name(k)}: {failed}")) for k in self._silent_keys())
+            else:
+                unplaced = self._unplace(values, frame, *window)
+            if not unplaced:
+                return uid
+            note = _UNPLACED_NOTE + ", ".join(unplaced)
+            key = (PROVENANCE, "after_exposure")
+            earlier = values.get(key)
+            values[key] = f"{earlier}; {note}" if isinstance(earlier, str) else note
+            return self._intern(values, f"state at frame {frame}'s exposure").uid
+
+    def _read_round(self, frame: int) -> None:
+        """The reader's round after frame ``frame``'s exposure: every silent property."""
+        self.refresh("verify", self._silent_keys(), frame=frame, background=True)
+
+    def _silent_keys(self) -> tuple[PropertyKey, ...]:
+        return tuple(k for k in self._keys if k in self.silent)
+
+    def _unplace(self, values: dict[PropertyKey, RawValue], frame: int,
+                 began: float | None, ended: float) -> list[str]:
+        """Make unknown in ``values`` each silent value whose change window overlaps the
+        exposure (``began`` None: since the previous frame); the names of those values."""
+        names: list[str] = []
+        start = began if began is not None else -math.inf
+        for k in self._silent_keys():
+            found = self._windows.overlapping(k, start, ended)
+            if not found:
+                continue
+            first, last = found[0], found[-1]
+            values[k] = Unknown(
+                f"{_name(k)} changed from {first.old} to {last.new} with no change event, "
+                f"between {first.since} and {last.until}: not known whether before, during "
+                f"or after frame {frame}'s exposure; the frames after have the new value")
+            names.append(_name(k))
+        return names
 
     def snapshot(self, trigger: str = "event") -> StateSnapshot:
         """The current snapshot; a new one is made only if a value changed since the last."""
@@ -355,6 +503,10 @@ class StateMonitor:
                       late: str | None = None) -> StateSnapshot:
         merged = {k: v for k, v in values.items() if k[0] != PROVENANCE}
         merged.update(self._provenance(late))
+        return self._intern(merged, trigger)
+
+    def _intern(self, merged: dict[PropertyKey, RawValue], trigger: str) -> StateSnapshot:
+        """The snapshot of exactly these values and provenance (made once, then reused)."""
         interned = tuple(merged.items())
         known = self._interned.get(interned)
         if known is not None:  # the same values known the same way: the same snapshot

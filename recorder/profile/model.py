@@ -222,6 +222,10 @@ in which it emits), so a laser in its start-up delay is not taken to emit its se
 ``speed`` is the disk speed *set* at a spinning-disk unit: a CSU-W1 reports its setting, not
 whether the disk turns, so the record names it a setpoint (``speed_setpoint_rpm``)."""
 
+#: Settings that are readings of the instrument (a photodiode's power, a sensor's
+#: temperature): sampled by every read, never a state that changed at some moment.
+MEASURED_SETTINGS = frozenset({"power_emitted", "temperature"})
+
 #: Pseudo-property of a shutter binding: read with ``getShutterOpen`` ("1" open, "0" closed);
 #: pymmcore-plus announces ``setShutterOpen`` as a ``propertyChanged`` of this name.
 SHUTTER_STATE = "State"
@@ -501,6 +505,12 @@ class Profile(_Strict):
             if comp.id == component_id:
                 return comp
         raise KeyError(component_id)
+
+    def measured_properties(self) -> list[tuple[str, str]]:
+        """The watched properties that are readings (each read a new sample), not states."""
+        return list(dict.fromkeys((b.device, src.property) for b in self.bindings
+                                  for name, src in b.settings.items()
+                                  if name in MEASURED_SETTINGS))
 
     def watched_properties(self) -> list[tuple[str, str]]:
         """Every (device, property) whose value the recorder must observe, in binding order."""

@@ -134,8 +134,13 @@ def test_gain_change_from_another_thread_after_the_snap(demo_core, tmp_path):
 
 # --- case 6: silent changes are caught (default) or declared ----------------------------------
 
-def _py_power_run(core: Any, path: Any, verify: str | None) -> list[float]:
-    """A z-stack during which the Python laser's power is set through the core (no event)."""
+UNPLACED = "with no change event, between"
+
+
+def _py_power_run(core: Any, path: Any, verify: str | None,
+                  seq: useq.MDASequence | None = None) -> list[float]:
+    """A run during which the Python laser's power is set through the core (no event) as
+    frames 2 and 4 start; the power each frame was taken at, read ahead of the recorder."""
     truth: list[float] = []
     core.mda.events.frameReady.connect(
         lambda *_: truth.append(float(core.getProperty("PyLaser", "PowerW")) * 1000),
@@ -143,26 +148,112 @@ def _py_power_run(core: Any, path: Any, verify: str | None) -> list[float]:
     powers = iter(["0.02", "0.03", "0.04", "0.05", "0.06"])
 
     def between_frames(event: useq.MDAEvent) -> None:
-        if event.index.get("z", 0) in (2, 4):
+        if max(event.index.get("z", 0), event.index.get("t", 0)) in (2, 4):
             core.setProperty("PyLaser", "PowerW", next(powers))
 
-    core.mda.events.eventStarted.connect(between_frames)
+    core.mda.events.eventStarted.connect(between_frames, priority=AHEAD)
     options = {} if verify is None else {"verify": verify}
-    core.mda.run(useq.MDASequence(channels=["DAPI"], z_plan={"range": 5, "step": 1}),
-                 output=Recorder(core, py_profile(), **options).sink(path))
+    seq = seq or useq.MDASequence(channels=["DAPI"], z_plan={"range": 5, "step": 1})
+    core.mda.run(seq, output=Recorder(core, py_profile(), **options).sink(path))
     return truth
+
+
+def _powers(path: Any) -> list[str]:
+    return [v.settings["light_source[py-laser].power_mw"] for v in _views(path)]
+
+
+def _is_unplaced(text: str, what: str, old: str, new: str) -> bool:
+    return (text.startswith(f"unknown ({what} changed from {old} to {new} {UNPLACED}")
+            and "not known whether before, during or after" in text)
+
+
+def _assert_placed_or_unknown(recorded: list[Any], truth: list[Any], is_unknown: Any,
+                              equals: Any) -> None:
+    """Frames back to back, a silent change made as frame ``z`` starts. The reads after
+    each exposure run while the next frame is set up and exposed, so the two reads that
+    differ bracket frame ``z`` and may reach into frame ``z - 1`` or ``z + 1``: those frames
+    may have the value unknown (naming both values), but none has the wrong value (when
+    the machine is slow, a read before frame ``z``'s exposure places it exactly); every other
+    frame has the exact value."""
+    changes = [z for z in range(1, len(truth)) if truth[z] != truth[z - 1]]
+    assert changes, "the run changed nothing"
+    near = {z + d for z in changes for d in (-1, 0, 1)}
+    for z, (text, value) in enumerate(zip(recorded, truth, strict=True)):
+        if z in near and is_unknown(z, text):
+            continue
+        assert equals(text, value), (z, text, truth)
+
+
+def _around(truth: list[Any], z: int) -> list[tuple[Any, Any]]:
+    """The changes frame ``z`` may have been unable to place: into it, and out of it."""
+    pairs = [(truth[i - 1], truth[i]) for i in (z - 1, z, z + 1) if 0 < i < len(truth)]
+    return [(old, new) for old, new in pairs if old != new]
+
+
+def _assert_exact_or_unplaced(recorded: list[str], truth: list[float]) -> None:
+    def unknown(z: int, text: str) -> bool:
+        return any(_is_unplaced(text, "PyLaser.PowerW", f"{old / 1000:g}", f"{new / 1000:g}")
+                   for old, new in _around(truth, z))
+
+    _assert_placed_or_unknown(recorded, truth, unknown, lambda text, mw: text == f"{mw:g} mW")
 
 
 def test_python_device_power_set_through_the_core_is_caught_by_default(py_core, tmp_path):
     out = tmp_path / "py.ome.tif"
     truth = _py_power_run(py_core, out, None)
     assert truth == [10, 10, 20, 20, 30, 30]
+    _assert_exact_or_unplaced(_powers(out), truth)
     views = _views(out)
-    assert [_number(v.settings["light_source[py-laser].power_mw"]) for v in views] == truth
     assert "PyLaser.PowerW" in views[0].settings["provenance.verified"]
     assert "provenance.assumed" not in views[0].settings
     assert "read at frame 0" in views[0].settings["provenance.read"]
-    assert "PyLaser.PowerW (re-read at frame 2)" in views[2].settings["provenance.events"]
+    for view in views:  # each unknown value says why in the plane's provenance
+        if view.settings["light_source[py-laser].power_mw"].startswith("unknown"):
+            assert ("changed with no event around this frame's exposure, so unknown for it: "
+                    "PyLaser.PowerW") in view.settings["provenance.after_exposure"]
+    assert any("PyLaser.PowerW (re-read at frame" in v.settings.get("provenance.events", "")
+               for v in views[3:])
+
+
+def test_a_time_lapse_reads_silent_values_before_each_exposure(py_core, tmp_path):
+    """With time between frames, silent values are read just before each exposure too, so a
+    change made before a frame is that frame's exactly."""
+    out = tmp_path / "tl.ome.tif"
+    # 0.4 s apart: the runner waits before each frame even on a loaded machine
+    seq = useq.MDASequence(channels=["DAPI"], time_plan={"interval": 0.4, "loops": 6})
+    truth = _py_power_run(py_core, out, None, seq)
+    assert truth == [10, 10, 20, 20, 30, 30]
+    recorded = _powers(out)
+    assert [_number(text) for text in recorded] == truth, recorded
+
+
+def test_a_silent_change_during_the_exposure_is_unknown_for_that_frame(py_core, tmp_path):
+    """The power is set 40 ms into frame 3's 150 ms exposure: frame 3 had both powers, so
+    the file gives it neither; frame 4 has the new one."""
+    py_core.setExposure(150)
+    exposures: list[tuple[float, float]] = []
+    changed_at: list[float] = []
+    py_core.events.imageSnapped.connect(
+        lambda *_: exposures.append((time.perf_counter() - 0.150, time.perf_counter())))
+
+    def mid_exposure(event: useq.MDAEvent) -> None:
+        if event.index.get("t") == 3:
+            def later() -> None:
+                time.sleep(0.04)
+                py_core.setProperty("PyLaser", "PowerW", "0.025")
+                changed_at.append(time.perf_counter())
+            threading.Thread(target=later).start()
+
+    py_core.mda.events.eventStarted.connect(mid_exposure)
+    out = tmp_path / "mid.ome.tif"
+    py_core.mda.run(useq.MDASequence(time_plan={"interval": 0.3, "loops": 5}),
+                    output=Recorder(py_core, py_profile()).sink(out))
+    start, end = exposures[3]
+    assert start < changed_at[0] < end, "the change landed inside frame 3's exposure"
+    recorded = _powers(out)
+    assert [_number(t) for t in recorded[:3]] == [10, 10, 10]
+    assert recorded[3].startswith(f"unknown (PyLaser.PowerW changed from 0.01 to 0.025 {UNPLACED}")
+    assert _number(recorded[4]) == 25
 
 
 def test_with_verify_events_a_silent_value_is_declared_assumed(py_core, tmp_path):
@@ -181,14 +272,15 @@ def test_with_verify_events_a_silent_value_is_declared_assumed(py_core, tmp_path
 def test_interval_policy_rereads_after_its_interval(py_core, tmp_path):
     out = tmp_path / "iv.ome.tif"
     truth = _py_power_run(py_core, out, "interval:0.000001")
-    assert [_number(v.settings["light_source[py-laser].power_mw"])
-            for v in _views(out)] == truth
+    _assert_exact_or_unplaced(_powers(out), truth)
 
 
 def test_keypad_changes_on_every_simulated_instrument_are_caught(tmp_path):
-    """The spinning-disk rig with the default policy: emission wheel moved at the CSU-W1,
-    a CoolLED channel's intensity changed and a channel switched on at the unit, OBIS power
-    changed at the laser, all mid z-stack with no event."""
+    """The spinning-disk rig with the default policy, a z-stack with no time between frames:
+    emission wheel moved at the CSU-W1, OBIS power changed at the laser, a CoolLED channel's
+    intensity changed and the channel switched on at the unit, each with no event. The frame
+    each change came before has that value unknown (the read after it cannot place the
+    change); the frame after has the new value."""
     core = load_core(bundled_rig_config("sim_spinning_disk.cfg"))
     profile = load_profile(bundled_profile("sim_spinning_disk.yaml"))
     wheel = _label_components(profile, "W1-Emission")
@@ -208,37 +300,52 @@ def test_keypad_changes_on_every_simulated_instrument_are_caught(tmp_path):
         z = event.index.get("z", 0)
         if z == 1:
             w1.filters[1] = 3
-        elif z == 2:
-            laser.setpoint_w = 0.045
         elif z == 3:
+            laser.setpoint_w = 0.045
+        elif z == 5:
             led.channels["C"].intensity_pct = 40
-        elif z == 4:
+        elif z == 7:
             led.channels["C"].on = True
 
     core.mda.events.frameReady.connect(observe, priority=AHEAD)
-    core.mda.events.eventStarted.connect(at_the_keypad)
+    core.mda.events.eventStarted.connect(at_the_keypad, priority=AHEAD)
     out = tmp_path / "keypad.ome.tif"
     try:
-        core.mda.run(useq.MDASequence(channels=["488-GFP"], z_plan={"range": 4, "step": 1}),
+        core.mda.run(useq.MDASequence(channels=["488-GFP"], z_plan={"range": 8, "step": 1}),
                      output=Recorder(core, profile).sink(out))
     finally:
         led.channels["C"].on = False
         core.unloadAllDevices()
-    views = _views(out)
-    assert len(views) == len(truth) == 5
-    assert [t["filter"] for t in truth] == ["em-525-50", "em-700-75", "em-700-75",
-                                            "em-700-75", "em-700-75"]
-    raw = [dict(v.settings) for v in views]
-    for view, expected in zip(raw, truth, strict=True):
-        assert view["emission_filters"].split(",")[0] == expected["filter"]
-        assert _number(view["light_source[laser-488].power_mw"]) == expected["power_mw"]
+    views = [dict(v.settings) for v in _views(out)]
+    assert len(views) == len(truth) == 9
+    assert [t["filter"] for t in truth] == ["em-525-50"] + ["em-700-75"] * 8
+    assert [t["power_mw"] for t in truth] == [20] * 3 + [45] * 6
+    assert [t["led_c_pct"] for t in truth[4:6]] == [truth[4]["led_c_pct"], 40]
+    assert [t["led_c_on"] for t in truth] == [False] * 7 + [True] * 2
+
+    def unplaced(what: str, device: str) -> Any:
+        """Frame z gives ``what`` as unknown, from a silent change of ``device``."""
+        return lambda z, _: (views[z].get(what, "").startswith("unknown (")
+                             and f"{device} changed" in views[z][what]
+                             and UNPLACED in views[z][what])
+
+    for view in views:
         assert "LED.Emission-C" in view["provenance.verified"]
-    assert [t["power_mw"] for t in truth] == [20, 20, 45, 45, 45]
-    assert [t["led_c_on"] for t in truth] == [False] * 4 + [True]
-    for view, expected in zip(raw, truth, strict=True):  # LED C in the path only once on
-        assert ("light_source[led-pe300-c]" in view) == expected["led_c_on"]
-    assert _number(raw[4]["light_source[led-pe300-c].intensity_percent"]) == 40
-    assert "LED.Emission-C (re-read at frame 4)" in raw[4]["provenance.events"]
+    _assert_placed_or_unknown(
+        [v.get("emission_filters", "") for v in views], [t["filter"] for t in truth],
+        unplaced("emission_filter[W1-Emission]", "W1-Emission.Label"),
+        lambda text, filter_id: text.split(",")[0] == filter_id)
+    _assert_placed_or_unknown(
+        [v["light_source[laser-488].power_mw"] for v in views], [t["power_mw"] for t in truth],
+        unplaced("light_source[laser-488].power_mw", "Laser488.PowerSetpoint"),
+        lambda text, mw: _number(text) == mw)
+    _assert_placed_or_unknown(  # LED C in the path only once on
+        [v.get("light_source[led-pe300-c]") for v in views], [t["led_c_on"] for t in truth],
+        unplaced("light_source[led-pe300-c]", "LED.Emission-C"),
+        lambda text, on: (text == "in path") if on else text is None)
+    assert _number(views[8]["light_source[led-pe300-c].intensity_percent"]) == 40
+    assert any("LED.Emission-C (re-read at frame" in v.get("provenance.events", "")
+               for v in views[7:])
 
 
 # --- the option ------------------------------------------------------------------------------
