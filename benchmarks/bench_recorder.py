@@ -333,8 +333,9 @@ def format_table(r: dict[str, Any]) -> str:
     for rig in ("demo", "spinning-disk"):
         ratios = ", ".join(f"{policy} {ratio:.2f} x" for policy, ratio
                            in v[rig]["ratio_to_no_writer"].items() if policy != "none")
+        own = v[rig]["median_wall_s"]["every-frame"] / v[rig]["median_wall_s"]["events"]
         lines.append(f"| verify policy, {rig} rig, {v['size']}² z-stack x {v['frames']} | "
-                     f"{ratios} no-writer wall |")
+                     f"{ratios} no-writer wall (every-frame / events: {own:.2f} x) |")
     w = r["writer_2048"]
     lines.append(f"| writer 2048² x {w['frames']}: nbo-recorder vs tifffile | "
                  f"{w['median_MB_per_s']['nbo-recorder']:.0f} vs "

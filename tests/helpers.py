@@ -7,6 +7,7 @@ live here, so no test module imports another.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -157,3 +158,71 @@ def py_profile() -> Profile:
          "settings": {"power": {"property": "PowerW", "unit": "W"}}},
     ]
     return parse_profile(data, "test-profile")
+
+
+#: ImageInfo over many files in one JVM (its start-up costs more than reading a small file).
+#: An argument is FILE|SERIES: ImageInfo reads the pixels of one series per call. Once it
+#: has read them it opens its viewer, which a headless JVM refuses: that is a success.
+BATCH_JAVA = """
+import loci.formats.tools.ImageInfo;
+
+public class Batch {
+  public static void main(String[] args) {
+    for (String arg : args) {
+      String file = arg.substring(0, arg.lastIndexOf('|'));
+      int series = Integer.parseInt(arg.substring(arg.lastIndexOf('|') + 1));
+      System.out.println("@@@ BEGIN " + file);
+      for (int s = 0; s < series; s++) {
+        System.out.println("@@@ SERIES " + s);
+        boolean ok;
+        try {
+          ok = new ImageInfo().testRead(new String[] {"-no-upgrade", "-series", "" + s, file});
+        } catch (java.awt.HeadlessException e) {
+          ok = true;
+        } catch (Throwable e) {
+          System.out.println("@@@ ERROR " + e.toString().replace('\\n', ' '));
+          ok = false;
+        }
+        System.out.println("@@@ END " + ok);
+      }
+    }
+  }
+}
+"""
+
+
+def bioformats_read_all(jar: Path, files: list[tuple[Path, int]],
+                        work: Path) -> dict[str, dict[str, Any]]:
+    """Per file (with its number of Images): per series whether ImageInfo read all its
+    planes, the first error, the series count and each series' SizeZ/C/T it reports."""
+    source = work / "Batch.java"
+    source.write_text(BATCH_JAVA)
+    proc = subprocess.run(
+        ["java", "-Djava.awt.headless=true", "-cp", str(jar), str(source),
+         *(f"{path}|{series}" for path, series in files)],
+        capture_output=True, text=True, timeout=600)
+    results: dict[str, dict[str, Any]] = {}
+    entry: dict[str, Any] = {}
+    series = -1
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@@ BEGIN "):
+            entry = results[line[len("@@@ BEGIN "):]] = {
+                "verdicts": [], "error": None, "series": None, "sizes": [], "read": set()}
+        elif line.startswith("@@@ SERIES "):
+            series = int(line.split()[-1])
+        elif line.startswith("@@@ ERROR "):
+            entry["error"] = entry["error"] or line[len("@@@ ERROR "):]
+        elif line.startswith("@@@ END "):
+            entry["verdicts"].append(line.endswith("true") and series in entry["read"])
+        elif match := re.search(r"Reading (?:series #(\d+) )?pixel data", line):
+            # ImageInfo reads the series it was asked for, all its planes, then says [done]
+            entry["reading"] = int(match[1] or 0)
+        elif "[done]" in line and entry.get("reading") == series:
+            entry["read"].add(series)
+        elif series == 0 and (match := re.search(r"Series count = (\d+)", line)):
+            entry["series"] = int(match[1])
+        elif series == 0 and (match := re.search(r"\bSize([ZCT]) = (\d+)", line)):
+            if match[1] == "Z":
+                entry["sizes"].append({})
+            entry["sizes"][-1][match[1]] = int(match[2])
+    return results

@@ -14,9 +14,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -30,18 +30,9 @@ CLI = [sys.executable, "-m", "nbo_recorder.cli.main"]
 
 
 @pytest.fixture
-def full_volume(tmp_path: Path) -> Iterator[Path]:
+def full_volume(tmpfs: Any) -> Path:
     """A 256 KiB tmpfs: the journal fits, not even the first 512x512 frame does."""
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return tmpfs("256k")
 
 
 def _write(path: Path, text: str | bytes) -> Path:

@@ -14,8 +14,6 @@ the run's status names each partial time point and the Image that keeps it; Bio-
 from __future__ import annotations
 
 import hashlib
-import re
-import subprocess
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
@@ -32,7 +30,7 @@ from hypothesis import strategies as st
 from nbo_recorder.capture.documents import FrameRecord
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.render.blocks import grid_blocks
-from tests.helpers import DEMO_PROFILE, bioformats_jar
+from tests.helpers import DEMO_PROFILE, bioformats_jar, bioformats_read_all
 
 OME = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
 CHANNELS = [{"config": "DAPI", "exposure": 1}, {"config": "FITC", "exposure": 1}]
@@ -59,32 +57,6 @@ SCENARIOS: dict[str, tuple[useq.MDASequence, int | None]] = {
     "position-3-not-reached": (useq.MDASequence(
         stage_positions=POSITIONS, channels=CHANNELS, axis_order="pcz"), 3),
 }
-BATCH_JAVA = """
-import loci.formats.tools.ImageInfo;
-
-public class Batch {
-  public static void main(String[] args) {
-    for (String arg : args) {
-      String file = arg.substring(0, arg.lastIndexOf('|'));
-      int series = Integer.parseInt(arg.substring(arg.lastIndexOf('|') + 1));
-      System.out.println("@@@ BEGIN " + file);
-      for (int s = 0; s < series; s++) {
-        System.out.println("@@@ SERIES " + s);
-        boolean ok;
-        try {
-          ok = new ImageInfo().testRead(new String[] {"-no-upgrade", "-series", "" + s, file});
-        } catch (java.awt.HeadlessException e) {
-          ok = true;
-        } catch (Throwable e) {
-          System.out.println("@@@ ERROR " + e.toString().replace('\\n', ' '));
-          ok = false;
-        }
-        System.out.println("@@@ END " + ok);
-      }
-    }
-  }
-}
-"""
 
 
 @dataclass
@@ -243,35 +215,11 @@ def test_bioformats_opens_every_partial_file(recorded, tmp_path):
     jar = bioformats_jar()
     files = {name: (run.path, len(_layout(run.path, run.frames)))
              for name, run in recorded.items()}
-    source = tmp_path / "Batch.java"
-    source.write_text(BATCH_JAVA)
-    proc = subprocess.run(
-        ["java", "-Djava.awt.headless=true", "-cp", str(jar), str(source),
-         *(f"{path}|{series}" for path, series in files.values())],
-        capture_output=True, text=True, timeout=600)
-    verdicts: dict[str, list[bool]] = {}
-    errors: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    current, reading, done = "", -1, set()
-    for line in proc.stdout.splitlines():
-        if line.startswith("@@@ BEGIN "):
-            current, done = line[len("@@@ BEGIN "):], set()
-            verdicts[current] = []
-        elif line.startswith("@@@ SERIES "):
-            series = int(line.split()[-1])
-        elif line.startswith("@@@ ERROR "):
-            errors.setdefault(current, line)
-        elif line.startswith("@@@ END "):
-            verdicts[current].append(line.endswith("true") and series in done)
-        elif match := re.search(r"Reading (?:series #(\d+) )?pixel data", line):
-            reading = int(match[1] or 0)
-        elif "[done]" in line and reading == series:
-            done.add(series)
-        elif match := re.search(r"Series count = (\d+)", line):
-            counts[current] = int(match[1])
+    results = bioformats_read_all(jar, list(files.values()), tmp_path)
     for name, (path, series) in files.items():
-        assert verdicts.get(str(path)) == [True] * series, (name, errors.get(str(path)))
-        assert counts[str(path)] == series, name
+        got = results[str(path)]
+        assert got["verdicts"] == [True] * series, (name, got["error"])
+        assert got["series"] == series, name
 
 
 @settings(max_examples=300, deadline=None)

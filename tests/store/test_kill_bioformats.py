@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -27,7 +26,7 @@ import pytest
 import tifffile
 
 from nbo_recorder.store.recovery import recover
-from tests.helpers import bioformats_jar
+from tests.helpers import bioformats_jar, bioformats_read_all
 
 pytestmark = pytest.mark.slow
 
@@ -35,35 +34,6 @@ CHILD = Path(__file__).with_name("kill_child.py")
 FRAMES = 36  # kill_child.SEQUENCE
 CHILDREN, KILLS_PER_CHILD = 6, 4
 OME = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
-#: ImageInfo over many files in one JVM (its start-up costs more than reading a small file).
-#: An argument is FILE|SERIES: ImageInfo reads the pixels of one series per call. Once it
-#: has read them it opens its viewer, which a headless JVM refuses: that is a success.
-BATCH_JAVA = """
-import loci.formats.tools.ImageInfo;
-
-public class Batch {
-  public static void main(String[] args) {
-    for (String arg : args) {
-      String file = arg.substring(0, arg.lastIndexOf('|'));
-      int series = Integer.parseInt(arg.substring(arg.lastIndexOf('|') + 1));
-      System.out.println("@@@ BEGIN " + file);
-      for (int s = 0; s < series; s++) {
-        System.out.println("@@@ SERIES " + s);
-        boolean ok;
-        try {
-          ok = new ImageInfo().testRead(new String[] {"-no-upgrade", "-series", "" + s, file});
-        } catch (java.awt.HeadlessException e) {
-          ok = true;
-        } catch (Throwable e) {
-          System.out.println("@@@ ERROR " + e.toString().replace('\\n', ' '));
-          ok = false;
-        }
-        System.out.println("@@@ END " + ok);
-      }
-    }
-  }
-}
-"""
 
 
 def _cuts(seed: int) -> list[list[tuple[str, int]]]:
@@ -78,42 +48,6 @@ def _cuts(seed: int) -> list[list[tuple[str, int]]]:
                          else rng.randrange(1, FRAMES)))
         cuts.append(runs)
     return cuts
-
-
-def _bioformats(jar: Path, files: list[tuple[Path, int]], work: Path) -> dict[str, dict[str, Any]]:
-    """Per file (with its number of Images): per series whether ImageInfo read all its
-    planes, the first error, the series count and each series' SizeZ/C/T it reports."""
-    source = work / "Batch.java"
-    source.write_text(BATCH_JAVA)
-    proc = subprocess.run(
-        ["java", "-Djava.awt.headless=true", "-cp", str(jar), str(source),
-         *(f"{path}|{series}" for path, series in files)],
-        capture_output=True, text=True, timeout=600)
-    results: dict[str, dict[str, Any]] = {}
-    entry: dict[str, Any] = {}
-    series = -1
-    for line in proc.stdout.splitlines():
-        if line.startswith("@@@ BEGIN "):
-            entry = results[line[len("@@@ BEGIN "):]] = {
-                "verdicts": [], "error": None, "series": None, "sizes": [], "read": set()}
-        elif line.startswith("@@@ SERIES "):
-            series = int(line.split()[-1])
-        elif line.startswith("@@@ ERROR "):
-            entry["error"] = entry["error"] or line[len("@@@ ERROR "):]
-        elif line.startswith("@@@ END "):
-            entry["verdicts"].append(line.endswith("true") and series in entry["read"])
-        elif match := re.search(r"Reading (?:series #(\d+) )?pixel data", line):
-            # ImageInfo reads the series it was asked for, all its planes, then says [done]
-            entry["reading"] = int(match[1] or 0)
-        elif "[done]" in line and entry.get("reading") == series:
-            entry["read"].add(series)
-        elif series == 0 and (match := re.search(r"Series count = (\d+)", line)):
-            entry["series"] = int(match[1])
-        elif series == 0 and (match := re.search(r"\bSize([ZCT]) = (\d+)", line)):
-            if match[1] == "Z":
-                entry["sizes"].append({})
-            entry["sizes"][-1][match[1]] = int(match[2])
-    return results
 
 
 def _ground_truth(log: Path) -> tuple[dict[tuple[int, int], tuple[Any, ...]], set[tuple[int, int]]]:
@@ -169,7 +103,7 @@ def _check_file(path: Path, truth: dict[int, tuple[Any, ...]], expected_pages: i
     return sizes
 
 
-def test_every_killed_and_recovered_file_opens_in_bioformats(tmp_path):
+def test_every_killed_and_recovered_file_opens_inbioformats_read_all(tmp_path):
     jar = bioformats_jar()
     children = []
     for i, runs in enumerate(_cuts(20261202)):
@@ -196,7 +130,7 @@ def test_every_killed_and_recovered_file_opens_in_bioformats(tmp_path):
             truth = {k: v for (r, k), v in frames.items() if r == run}
             files.append((path, _check_file(path, truth, expected)))
     assert len(files) == CHILDREN * KILLS_PER_CHILD >= 20
-    opened = _bioformats(jar, [(path, len(sizes)) for path, sizes in files], tmp_path)
+    opened = bioformats_read_all(jar, [(path, len(sizes)) for path, sizes in files], tmp_path)
     refused = {path.name: opened[str(path)]["error"] for path, sizes in files
                if opened[str(path)]["verdicts"] != [True] * len(sizes)}
     assert not refused, f"Bio-Formats refused {len(refused)} of {len(files)}: {refused}"

@@ -15,11 +15,9 @@ import errno
 import hashlib
 import io
 import os
-import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -355,18 +353,9 @@ def test_acquire_takes_the_write_error_options():
 # --- a real full filesystem ---------------------------------------------------------------
 
 @pytest.fixture
-def small_volume(tmp_path: Path) -> Iterator[Path]:
+def small_volume(tmpfs: Any) -> Path:
     """An 8 MiB tmpfs, or a skip where this machine does not allow mounting one."""
-    mnt = tmp_path / "vol"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return tmpfs("8m")
 
 
 @pytest.mark.parametrize("mode", ["stop", "pause"])
