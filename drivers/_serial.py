@@ -156,6 +156,8 @@ class SerialLine:
         self.timeout_s = timeout_s
         self._port = open_port(url, baudrate=baudrate, timeout_s=timeout_s, device=device)
         self._lock = threading.RLock()
+        #: bytes received after the last complete reply (read in chunks, not byte by byte)
+        self._received = bytearray()
         self.in_step = True
         """False from an incomplete exchange until a resynchronisation succeeded."""
         self.step_losses = 0
@@ -293,6 +295,7 @@ class SerialLine:
 
     def discard_input(self) -> None:
         """Forget bytes that arrived unasked (greetings, late replies)."""
+        self._received.clear()
         try:
             self._port.reset_input_buffer()
         except SerialException as error:
@@ -307,30 +310,41 @@ class SerialLine:
             raise self._lost(command, error) from error
 
     def read_until(self, command: str | None, terminator: bytes, deadline: Deadline) -> bytes:
-        """Read up to and including ``terminator``; return the bytes before it."""
-        received = bytearray()
-        while not received.endswith(terminator):
+        """Read up to and including ``terminator``; return the bytes before it.
+
+        What has arrived is read in one call (pyserial's ``read_until`` asks for one byte
+        at a time); bytes after the terminator are kept for the next reply. A timeout or
+        an overlong reply drops what was received, as the port would have.
+        """
+        received = self._received
+        while (end := received.find(terminator)) < 0:
             remaining = deadline.remaining()
             if remaining <= 0:
+                partial = bytes(received)
+                received.clear()
                 raise InstrumentTimeout(
                     self.device,
                     f"no reply ending in {terminator!r} within {deadline.seconds:g} s",
                     command=command,
-                    reply=bytes(received),
+                    reply=partial,
                 )
             if len(received) > MAX_REPLY_BYTES:
+                partial = bytes(received[:64])
+                received.clear()
                 raise InstrumentReplyError(
                     self.device,
                     f"reply longer than {MAX_REPLY_BYTES} bytes without {terminator!r}",
                     command=command,
-                    reply=bytes(received[:64]),
+                    reply=partial,
                 )
             self._port.timeout = remaining
             try:
-                received += self._port.read_until(terminator, MAX_REPLY_BYTES + 1)
+                received += self._port.read(max(1, self._port.in_waiting))
             except SerialException as error:
                 raise self._lost(command, error) from error
-        return bytes(received[: -len(terminator)])
+        reply = bytes(received[:end])
+        del received[: end + len(terminator)]
+        return reply
 
     def read_text_line(self, command: str | None, terminator: bytes, deadline: Deadline) -> str:
         """Read one line and decode it as printable ASCII (anything else is garbage)."""
