@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from nbo_recorder.capture.recorder import RecorderOptions
     from nbo_recorder.capture.sink import RecordingSink
+    from nbo_recorder.profile.model import Profile
 
 #: The demo rigs: Micro-Manager config, bundled profile, and the sequence the demo runs.
 DEMO_RIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -119,9 +120,14 @@ def load_sequence(path: Path) -> MDASequence:
 def record(
     mm_config: str, profile: str | Path, sequence: MDASequence, out: Path, *, overwrite: bool,
     settings: Sequence[str] = (), options: RecorderOptions | None = None,
-    tier: int | None = None, strict: bool = False,
+    tier: int | None = None, strict: bool = False, study: Path | None = None,
 ) -> Path:
     """Load the rig, apply settings, run ``sequence`` and record it to ``out``.
+
+    ``study`` (a study YAML: experiment, sample, mounting, fluorophores) completes the
+    sequence's ``metadata.nbo``; both are checked before the rig is loaded (a bad key or value:
+    :class:`~nbo_recorder.profile.study.StudyError`, exit code 2), and a channel whose
+    fluorophore the table does not know and the study gives no peaks for is named.
 
     ``options`` go to :class:`~nbo_recorder.capture.recorder.Recorder` (what to do on device and
     write errors). With ``tier``, a pre-flight check lists (on stderr) what the file would lack
@@ -130,15 +136,24 @@ def record(
     the acquisition and still finishes the file.
     """
     from nbo_recorder.capture.output_path import check_output_paths
+    from nbo_recorder.profile.study import study_for_run
+    from nbo_recorder.render.nbo_checks import load_checked_profile
     from nbo_recorder.rig import load_core, release_core
     from nbo_recorder.store.tiff_writer import check_output_path
 
-    # before the rig is loaded or any file created: an output that cannot be written
+    # before the rig is loaded or any file created: an output that cannot be written, a
+    # profile or study that cannot be recorded
     check_output_paths(out, overwrite)
     check_output_path(out, overwrite)
+    checked = load_checked_profile(profile)
+    metadata, gaps = study_for_run(study, checked, sequence.metadata,
+                                   [c.config for c in sequence.channels])
+    sequence = sequence.model_copy(update={"metadata": metadata})
+    for gap in gaps:
+        say(f"study: {gap}", prefix="")
     core = load_core(mm_config)
     try:
-        _record_on(core, profile, sequence, out, overwrite=overwrite, settings=settings,
+        _record_on(core, checked, sequence, out, overwrite=overwrite, settings=settings,
                    options=options or {}, tier=tier, strict=strict)
     finally:
         # now, not at interpreter exit: MMCore's notification thread calling into a
@@ -148,7 +163,7 @@ def record(
 
 
 def _record_on(
-    core: CMMCorePlus, profile: str | Path, sequence: MDASequence, out: Path, *,
+    core: CMMCorePlus, profile: str | Path | Profile, sequence: MDASequence, out: Path, *,
     overwrite: bool, settings: Sequence[str], options: RecorderOptions, tier: int | None,
     strict: bool,
 ) -> None:

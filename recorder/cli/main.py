@@ -64,6 +64,9 @@ _EXTENSIONS = "core,basic,advconf,calib"
 _VERIFY_HELP = ("when the properties of silent devices (no change events: Python devices, "
                 "keypad changes) are re-read: every frame, every S seconds, or only at a new "
                 "channel, position or time point (the file says which values were assumed)")
+_STUDY_HELP = ("what only the user knows, recorded in the NBO record: experiment, sample, "
+               "mounting medium, cover glass and each channel's fluorophore (NBO element and "
+               "attribute names; the sequence's metadata.nbo wins over it)")
 
 
 def _verify_option(value: str) -> str:
@@ -105,6 +108,8 @@ def demo(
              "with simulated serial instruments")] = "widefield",
     verify: Annotated[str, typer.Option(
         "--verify", metavar="events|every-frame|interval:S", help=_VERIFY_HELP)] = "every-frame",
+    study: Annotated[Path | None, typer.Option(
+        "--study", metavar="STUDY.yaml", show_default="none", help=_STUDY_HELP)] = None,
 ) -> int:
     from nbo_recorder.cli.acquisition import (
         bundled_profile,
@@ -117,7 +122,7 @@ def demo(
     config, profile, _ = DEMO_RIGS[rig]
     checked = _verify_option(verify)
     record(bundled_rig_config(config), bundled_profile(profile), demo_sequence(rig), out,
-           overwrite=True, options={"verify": checked})
+           overwrite=True, options={"verify": checked}, study=study)
     print(summarise(out))
     return 0
 
@@ -158,6 +163,8 @@ def acquire(
         "--strict", help="with --tier: refuse to start when anything is missing")] = False,
     verify: Annotated[str, typer.Option(
         "--verify", metavar="events|every-frame|interval:S", help=_VERIFY_HELP)] = "every-frame",
+    study: Annotated[Path | None, typer.Option(
+        "--study", metavar="STUDY.yaml", show_default="none", help=_STUDY_HELP)] = None,
 ) -> int:
     from nbo_recorder.capture.recorder import RecorderOptions
     from nbo_recorder.cli.acquisition import load_sequence, record, summarise
@@ -171,7 +178,7 @@ def acquire(
         "write_retry_s": write_retry_s, "max_pause_s": max_pause_s, "verify": checked,
     }
     record(mm_config, profile, planned, out, overwrite=overwrite, settings=settings or (),
-           options=options, tier=tier, strict=strict)
+           options=options, tier=tier, strict=strict, study=study)
     print(summarise(out))
     return 0
 
