@@ -81,9 +81,12 @@ def test_garbage_from_the_coolled_claims_no_led_and_says_the_path_is_unknown(
     sd_core.setProperty("LED", "Emission-B", "Off")
     coolled = sim.get_instrument("pe300", sim.SimCoolLED)
     obis = sim.get_instrument("laser488", sim.SimObis)
+    while not obis.is_emitting(time.monotonic()):  # past its CDRH start-up delay: lit
+        time.sleep(0.01)
     truth: list[tuple[bool, ...]] = []
     sd_core.mda.events.frameReady.connect(
-        lambda *_: truth.append((obis.emission, *(ch.on for ch in coolled.channels.values()))))
+        lambda *_: truth.append((obis.is_emitting(time.monotonic()),
+                                 *(ch.on for ch in coolled.channels.values()))))
     out = tmp_path / "garbage.ome.tif"
     sink = Recorder(sd_core, SD_PROFILE).sink(out)
     coolled.set_fault("garbage")
