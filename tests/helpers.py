@@ -21,7 +21,6 @@ from ome_types import OME
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.profile.model import Profile
 from nbo_recorder.read.reader import PlaneSettings, annotation_values, plane_settings, read
-from nbo_recorder.render import nbo_instrument
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"
@@ -127,18 +126,6 @@ def demo_profile(facts: bool = True) -> Profile:
         for comp in data["components"]:
             comp["extra"] = DEMO_FACTS.get(comp["id"])
     return parse_profile(data, "mm_demo.yaml + NBO facts")
-
-
-def state_contact(patch: pytest.MonkeyPatch) -> None:
-    """Give nbo-recorder the developer and website its package metadata should state."""
-    real = nbo_instrument.software_contact
-
-    def contact(distribution: str) -> tuple[str | None, str | None]:
-        if distribution == "nbo-recorder":
-            return "nbo-recorder developers", "https://example.org/nbo-recorder"
-        return real(distribution)
-
-    patch.setattr(nbo_instrument, "software_contact", contact)
 
 
 def py_profile() -> Profile:

@@ -12,7 +12,9 @@ embeds as one XMLAnnotation. It is built in parts:
   ``IlluminationWavelengthRange``, detector -> ``CCD``/``CMOS``/``PhotoMultiplierTube``/...
   by its type, pinhole -> ``Pinhole``, spinning disk -> ``SpinningDisk``, stage ->
   ``Z-Drive`` or ``MechanicalStage``, filter set -> ``FilterCube``), the stand, and
-  ``AcquisitionSoftware`` for the software stack with the versions the run reported;
+  ``AcquisitionSoftware`` for the software that drove the instrument (MMCore, pymmcore,
+  pymmcore-plus) with the versions the run reported. nbo-recorder, which only wrote the
+  metadata, is the document's ``Creator``;
 * :mod:`~nbo_recorder.render.nbo_image` — the **Experiment**, **Sample**, **Experimenter**
   and one **Image** per stage position (or part of one) with its channels, light paths and
   planes, laid out by :mod:`~nbo_recorder.render.layout` exactly as in the OME part;
@@ -42,13 +44,14 @@ from __future__ import annotations
 
 import datetime
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 
 from nbo_recorder.capture.documents import Run
 from nbo_recorder.profile import calibration
 from nbo_recorder.profile.model import Profile
 from nbo_recorder.render.annotations import AnnotationRegistry
 from nbo_recorder.render.layout import RunLayout, layout_run
-from nbo_recorder.render.nbo_elements import map_annotation, xml_element
+from nbo_recorder.render.nbo_elements import map_annotation, source_wavelengths, xml_element
 from nbo_recorder.render.nbo_image import (
     ImageContext,
     PlaneSelection,
@@ -72,13 +75,16 @@ def build_nbo_xml(
     *,
     layout: RunLayout | None = None,
     planes: PlaneSelection = "all",
+    reported: Mapping[str, Sequence[float]] | None = None,
 ) -> str:
     """Return the NBO v2.01 document (root ``OME`` in the NBO namespace) for ``run``.
 
     ``layout`` lets :func:`nbo_recorder.render.ome.build_ome_xml` share the layout it has
     already computed; by default it is computed here. ``planes="first_per_channel"`` writes
     only the first plane of each channel per image — a small view of the same document, for
-    validation: all planes are written by one template from numbers and IDs.
+    validation: all planes are written by one template from numbers and IDs. ``reported``
+    lets it share the light sources' reported wavelengths
+    (:func:`~nbo_recorder.render.nbo_elements.source_wavelengths`) the same way.
     """
     if layout is None:
         layout = layout_run(run, profile)
@@ -90,7 +96,9 @@ def build_nbo_xml(
             cal, day, profile.calibration_max_age_days))
         for cal in profile.calibrations
     }
-    rig = build_rig(profile, run.start.versions, annotations)
+    if reported is None:
+        reported = source_wavelengths(run, profile)
+    rig = build_rig(profile, run.start.versions, annotations, reported)
     ctx = ImageContext(profile, rig, annotations, study, day, calibration_refs)
     version = run.start.versions.get("nbo-recorder")
     root = xml_element("OME", {"xmlns": NBO_NAMESPACE,

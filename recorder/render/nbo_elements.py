@@ -10,17 +10,31 @@
   :func:`split_extra` sorts them by where they go.
 * **Elements**: :func:`xml_element` writes only attributes that have a value, with the unit the XSD
   defaults to made explicit, in the one spelling of :func:`~nbo_recorder.vocabulary.attribute_text`.
+* **Spectra** both parts write: the wavelengths a light source reported during the run
+  (:func:`source_wavelengths`) and the centre of the one pass band a set of filters leaves
+  (:func:`band_centre`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from nbo_recorder.capture.documents import Run
 from nbo_recorder.nbo.schema import xsd_attribute
-from nbo_recorder.profile.model import Component, Detector, Filter, FilterSet, Profile, Stage
+from nbo_recorder.profile.model import (
+    SETTINGS,
+    Component,
+    Detector,
+    Filter,
+    FilterSet,
+    Profile,
+    Stage,
+)
+from nbo_recorder.units import CANONICAL, to_canonical
 from nbo_recorder.vocabulary import attribute_text, clean_text
 
 #: A value a profile's ``extra`` or the study metadata can give an NBO attribute.
@@ -328,3 +342,81 @@ def split_extra(element: str, extra: Mapping[str, Scalar | None] | None) -> Extr
                 out.children.setdefault((match["child"], index), {})[match["attr"]] = value
     return out
 
+
+# --- spectra -------------------------------------------------------------------------------
+
+
+def source_wavelengths(run: Run, profile: Profile) -> dict[str, tuple[float, ...]]:
+    """Light source id -> the distinct wavelengths (nm) its bound ``wavelength`` property
+    reported in any of the run's snapshots, in or out of the light path.
+
+    These are the instrument's own statements (an OBIS laser's ``Wavelength``, a pE-300
+    channel's LED line); a value that could not be read, or is not a finite number, is left
+    out. Sources bound without a ``wavelength`` setting are absent.
+    """
+    found: dict[str, set[float]] = {}
+    for binding in profile.bindings:
+        source = binding.settings.get("wavelength")
+        if binding.role != "light_source" or binding.component is None or source is None:
+            continue
+        unit = source.unit if source.unit is not None else CANONICAL[SETTINGS["wavelength"][0]]
+        key = (binding.device, source.property)
+        for raw in {snapshot.values.get(key) for snapshot in run.snapshots.values()}:
+            try:
+                value = to_canonical(float(raw), unit) if isinstance(raw, str) else math.nan
+            except ValueError:
+                continue
+            if math.isfinite(value) and value > 0:
+                found.setdefault(binding.component, set()).add(value)
+    return {component: tuple(sorted(values)) for component, values in found.items()}
+
+
+#: Filter types that do not bound the band (a neutral-density filter dims every wavelength).
+_PASS_ALL = frozenset({"NeutralDensity"})
+
+
+def _band(comp: Filter) -> tuple[float, float] | None:
+    """The one pass band of a filter (``inf`` for an open side); None when not one band.
+
+    A long-pass filter passes from its cut-in, a short-pass filter up to its cut-out, a
+    band-pass filter (or one of no stated type) between both; a multi-pass, dichroic,
+    tuneable or "other" filter, or one whose edges the profile does not state, defines none.
+    """
+    kind = comp.filter_type.value if comp.filter_type else None
+    if kind in _PASS_ALL:
+        return 0.0, math.inf
+    tr = comp.transmittance_range
+    cut_in = tr.cut_in_nm if tr is not None else None
+    cut_out = tr.cut_out_nm if tr is not None else None
+    if kind == "LongPass" and cut_in is not None:
+        return cut_in, math.inf
+    if kind == "ShortPass" and cut_out is not None:
+        return 0.0, cut_out
+    if kind in (None, "BandPass") and cut_in is not None and cut_out is not None:
+        return cut_in, cut_out
+    return None
+
+
+def band_centre(profile: Profile, filter_ids: Sequence[str]) -> float | None:
+    """Centre (nm) of the single pass band that the filters ``filter_ids`` leave together.
+
+    The band is the intersection of each filter's pass band (:func:`_band`); its centre is
+    the midpoint of its edges, or the stated centre wavelength when one band-pass filter alone
+    defines it (a filter labelled "525/50" states its centre even where its edges are not
+    stated). None when no filter is given, one of them has no single stated band, or the
+    intersection is open on one side or empty: the wavelength is then not written.
+    """
+    filters = [c for c in map(profile.component, filter_ids) if isinstance(c, Filter)]
+    if not filters or len(filters) != len(filter_ids):
+        return None
+    alone = filters[0] if len(filters) == 1 else None
+    if alone is not None and alone.center_wavelength_nm is not None and (
+            alone.filter_type is not None and alone.filter_type.value == "BandPass"):
+        return alone.center_wavelength_nm
+    low, high = 0.0, math.inf
+    for comp in filters:
+        band = _band(comp)
+        if band is None:
+            return None
+        low, high = max(low, band[0]), min(high, band[1])
+    return (low + high) / 2 if 0.0 < low < high < math.inf else None

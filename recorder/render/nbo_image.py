@@ -10,7 +10,12 @@
   intensity in %), filter/dichroic/filter-set references, ``ApertureRef`` to the pinhole disk
   in the path, and ``CameraSettings`` (or the point/generic detector settings) with gain,
   offset, binning, bit depth and readout rate. ``ExcitationCalibration`` carries the
-  light-power meter readings of the channel's source.
+  light-power meter readings of the channel's source. The observed camera gain is both the
+  ``AnalogGain`` (NBO: "also known as ... simply as Gain") and, unless an EM gain was observed,
+  the ``AmplificationGain`` (NBO: "electronic gain ... set during the Acquisition"): it is the
+  one gain setting the device reports. The NBO XSD requires one ``AdditionalDimensionMap``
+  per Pixels: an image with no dimension beyond XYZCT gets a map of size 1 saying so
+  (:func:`_singleton_dimension`), as OME writes ``SizeZ="1"`` for an image with no z.
 * **Plane** per frame — built as strings (100 000 planes in well under a second) and spliced
   in by :func:`splice_planes`; a plane whose observed settings differ from its channel's
   references a MapAnnotation with the differences. A plane number that is not finite is left
@@ -89,8 +94,13 @@ def experiment_elements(study: Mapping[str, Any]) -> list[ET.Element]:
         "ID": "Experiment:0", "LabellingMethod": UNKNOWN_TEXT,
         **stated(study, "Experiment", "Experiment")})
     xml_element("ExperimenterRef", {"ID": "Experimenter:0"}, experiment)
-    xml_element("Sample", {"ID": "Sample:0", "Name": UNKNOWN_TEXT, "Organism": UNKNOWN_TEXT,
-                           **stated(study, "Sample", "Sample")}, experiment)
+    sample = xml_element("Sample", {"ID": "Sample:0", "Name": UNKNOWN_TEXT,
+                                    "Organism": UNKNOWN_TEXT,
+                                    **stated(study, "Sample", "Sample")}, experiment)
+    for child in ("MountingMedium", "CoverGlass"):  # the specimen's mounting, in XSD order
+        attributes = stated(study, child, "Sample", child)
+        if attributes:
+            xml_element(child, {"ID": f"{child}:0", **attributes}, sample)
     experimenter = xml_element("Experimenter", {
         "ID": "Experimenter:0", **stated(study, "Experimenter", "Experimenter")})
     return [experiment, experimenter]
@@ -158,7 +168,8 @@ def _detector_settings(ctx: ImageContext, detector: DetectorObserved,
         "EffectiveBitDepth": f"{int(depth)}bit" if depth is not None and depth in BIT_DEPTHS
         else None,
         "AnalogGain": finite(detector.gain),
-        "AmplificationGain": finite(detector.em_gain),
+        "AmplificationGain": finite(detector.em_gain) if detector.em_gain is not None
+        else finite(detector.gain),
         "Offset": finite(detector.offset),
     }
     if element == "CameraSettings":
@@ -315,6 +326,25 @@ def _optical_calibrations(ctx: ImageContext, p: str, objective: object,
                 **attributes.get("FieldUniformityEvaluation", {})}, node)
 
 
+#: Namespace of the annotation that explains the size-1 additional dimension.
+NS_ADDITIONAL_DIMENSION = "urn:nbo-recorder:additional-dimension"
+
+_NO_DIMENSION = ("none: the image has no dimension beyond XYZCT; the NBO v2.01 XSD requires one "
+                 "AdditionalDimensionMap per Pixels, so this one has a single sample")
+
+
+def _singleton_dimension(ctx: ImageContext, p: str, pixels: ET.Element) -> None:
+    """The size-1 AdditionalDimensionMap the XSD requires of every Pixels (see module doc)."""
+    node = xml_element("AdditionalDimensionMap", {
+        "ID": f"AdditionalDimensionMap:{p}", "Name": "none", "Size": 1, "Type": "Other",
+        "TypeDescription": _NO_DIMENSION, "Order": 0, "Unit": "none"}, pixels)
+    xml_element("TheAdditionalDimension", {
+        "ID": f"TheAdditionalDimension:{p}:1", "TheAdditionalDimensionIndex": 1}, node)
+    xml_element("Description", parent=node).text = _NO_DIMENSION
+    xml_element("AnnotationRef", {"ID": ctx.annotations.ref(
+        NS_ADDITIONAL_DIMENSION, {"additional dimension": _NO_DIMENSION})}, node)
+
+
 def _plane(p: str, plane: PlaneLayout, ref: str | None) -> str:
     """One Plane as text (IDs carry the frame's TIFF page number).
 
@@ -383,6 +413,7 @@ def image_element(ctx: ImageContext, run: Run, layout: ImageLayout,
     ET.SubElement(pixels, _planes_marker(layout.number))
     for channel in layout.channels:
         pixels.append(_channel(ctx, p, channel))
+    _singleton_dimension(ctx, p, pixels)
     xml_element("MetadataOnly", parent=pixels)
     for ref in ctx.calibration_refs.values():
         xml_element("AnnotationRef", {"ID": ref}, image)

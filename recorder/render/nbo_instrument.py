@@ -3,13 +3,22 @@
 Each component becomes its NBO element (:func:`~nbo_recorder.render.nbo_elements.nbo_element_name`)
 with its manufacturer specs, the attributes of its kind and its spectral children
 (transmittance ranges, illumination wavelength ranges, LED modules), completed (never
-overridden) by the NBO attributes its ``extra`` names. Facts NBO has no attribute for (serial
-number, spec source, filter wheel) go into an inline MapAnnotation. The stand is written when
-the profile says whether it is inverted or upright; ``AcquisitionSoftware`` lists the parts of
-the software stack the run reported a version of, with the developer and website their own
-package metadata states (:func:`software_contact`). Filter wheels and turrets are not written:
-NBO requires their manufacturer, model and catalogue number, and the profile does not describe
-them.
+overridden) by the NBO attributes its ``extra`` names. A light source's wavelengths are the
+profile's, its binding labels', and those its bound ``wavelength`` property reported during the
+run (:func:`~nbo_recorder.render.nbo_elements.source_wavelengths`). A spectral child the XSD
+requires (a filter's ``TransmittanceRange``, an LED's ``LEDModule``) is written even when
+nothing of it is known, empty: its required attributes are then reported missing instead of
+the record being malformed. Facts NBO has no attribute for (serial number, spec source, filter
+wheel) go into an inline MapAnnotation. The stand is written when the profile says whether it
+is inverted or upright.
+
+``AcquisitionSoftware`` is the software that drove the instrument: Micro-Manager's MMCore, its
+Python binding pymmcore and pymmcore-plus, each with the version the run reported and the
+developer and website its own package metadata states (:func:`software_contact`).
+nbo-recorder only wrote the metadata: it is named in the document's ``Creator`` attribute
+(:func:`nbo_recorder.render.nbo.build_nbo_xml`), the XSD's slot for "the creating application
+of the OME-XML". Filter wheels and turrets are not written: NBO requires their manufacturer,
+model and catalogue number, and the profile does not describe them.
 """
 
 from __future__ import annotations
@@ -19,8 +28,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from types import MappingProxyType
 
-from nbo_recorder.nbo.schema import xsd_attribute
+from nbo_recorder.nbo.schema import local_name, xsd_attribute
 from nbo_recorder.profile.model import (
     LED,
     Arc,
@@ -59,13 +69,23 @@ from nbo_recorder.render.nbo_elements import (
 )
 from nbo_recorder.vocabulary import NS_COMPONENT, component_id, ome_id
 
-#: Software the run reports a version of -> (NBO name, Python distribution that ships it).
+#: Acquisition software the run reports a version of -> (NBO name, Python distribution that
+#: ships it; MMCore is compiled into pymmcore, whose metadata names its developer).
 _SOFTWARE: tuple[tuple[str, str, str], ...] = (
     ("MMCore", "Micro-Manager MMCore", "pymmcore"),
     ("pymmcore", "pymmcore", "pymmcore"),
     ("pymmcore-plus", "pymmcore-plus", "pymmcore-plus"),
-    ("nbo-recorder", "nbo-recorder", "nbo-recorder"),
 )
+
+
+#: No wavelengths reported: a profile checked on its own, before any run.
+NOTHING_REPORTED: Mapping[str, Sequence[float]] = MappingProxyType({})
+
+
+#: NBO element -> the spectral child its XSD requires at least once.
+_REQUIRED_CHILD = {name: "TransmittanceRange" for name in (
+    "ExcitationFilter", "EmissionFilter", "GenericFilter", "NeutralDensityFilter",
+    "StandardDichroic")} | {"LightEmittingDiode": "LEDModule"}
 
 
 _URL_LABELS = ("homepage", "source", "repository", "documentation")
@@ -113,13 +133,18 @@ def _transmittance(comp: Filter) -> dict[str, object]:
 
 def _add_ranges(parent: ET.Element, name: str, derived: Sequence[Mapping[str, object]],
                 extra: Extra) -> None:
-    """``name`` children from the profile (index order) completed by ``extra`` ``name[i].*``."""
+    """``name`` children from the profile (index order) completed by ``extra`` ``name[i].*``;
+    one empty child when none is known and the XSD requires one (:data:`_REQUIRED_CHILD`)."""
     given = extra.indexed(name)
+    written = 0
     for index in range(max(len(derived), max(given, default=-1) + 1)):
         base = derived[index] if index < len(derived) else {}
         attributes = merged(base, given.get(index, {}))
         if any(v is not None for v in attributes.values()):
             xml_element(name, attributes, parent)
+            written += 1
+    if not written and _REQUIRED_CHILD.get(local_name(parent.tag)) == name:
+        xml_element(name, parent=parent)
 
 
 @dataclass
@@ -133,9 +158,13 @@ class Rig:
     software_ids: list[str]
 
 
-def _led_wavelengths(profile: Profile, comp: LED) -> list[float]:
-    """The LED's peak wavelengths: its own, and those its binding labels state per line."""
-    found = [comp.wavelength_nm] if comp.wavelength_nm is not None else []
+def source_lines(profile: Profile, comp: LED | Laser,
+                 reported: Mapping[str, Sequence[float]]) -> list[float]:
+    """A light source's wavelengths (nm): its own when the profile states it, else those its
+    binding labels state per line and those it ``reported`` during the run."""
+    if comp.wavelength_nm is not None:
+        return [comp.wavelength_nm]
+    found = list(reported.get(comp.id, ()))
     for binding in profile.bindings:
         for target in (binding.labels or {}).values():
             if target is not None and target.component == comp.id and target.wavelength_nm:
@@ -196,8 +225,13 @@ def _stage_attributes(comp: Stage, element: str) -> dict[str, object]:
 
 
 def kind_attributes(profile: Profile, comp: Component, element: str,
-                     ) -> tuple[dict[str, object], dict[str, object]]:
-    """NBO attributes specific to the component's kind, and facts NBO has no attribute for."""
+                    reported: Mapping[str, Sequence[float]] = NOTHING_REPORTED,
+                    ) -> tuple[dict[str, object], dict[str, object]]:
+    """NBO attributes specific to the component's kind, and facts NBO has no attribute for.
+
+    ``reported``: wavelengths the light sources reported during a run (none when checking a
+    profile on its own).
+    """
     if isinstance(comp, Objective):
         return _objective_attributes(comp)
     if isinstance(comp, Detector):
@@ -217,7 +251,7 @@ def kind_attributes(profile: Profile, comp: Component, element: str,
                  "MaxDiameterUnit": "µm" if comp.diameter_um is not None else None},
                 {"pinhole pitch": f"{comp.pitch_um:g} µm" if comp.pitch_um else None})
     if isinstance(comp, LED | Arc | GenericLightSource):
-        placed = isinstance(comp, LED) and len(_led_wavelengths(profile, comp)) == 1
+        placed = isinstance(comp, LED) and len(source_lines(profile, comp, reported)) == 1
         power = f"{comp.rated_power_mw:g} mW" if comp.rated_power_mw and not placed else None
         kind: dict[str, object] = {}
         if isinstance(comp, Arc) and comp.arc_type is not None:
@@ -227,7 +261,7 @@ def kind_attributes(profile: Profile, comp: Component, element: str,
 
 
 def _add_children(profile: Profile, comp: Component, element: str, extra: Extra,
-                  node: ET.Element) -> None:
+                  node: ET.Element, reported: Mapping[str, Sequence[float]]) -> None:
     """Spectral children (transmittance, wavelength ranges, LED modules) and required maps."""
     if isinstance(comp, Filter):
         derived = _transmittance(comp)
@@ -235,13 +269,17 @@ def _add_children(profile: Profile, comp: Component, element: str, extra: Extra,
     elif isinstance(comp, Dichroic):
         _add_ranges(node, "TransmittanceRange", [], extra)
     elif isinstance(comp, Laser):
-        line = {"PeakWavelength": comp.wavelength_nm, "IlluminationPower": comp.rated_power_mw}
-        known = any(v is not None for v in line.values())
-        _add_ranges(node, "IlluminationWavelengthRange", [line] if known else [], extra)
+        lines = source_lines(profile, comp, reported)
+        power = comp.rated_power_mw if len(lines) <= 1 else None
+        ranges: list[dict[str, object]] = [
+            {"PeakWavelength": w, "IlluminationPower": power} for w in lines]
+        if not ranges and power is not None:
+            ranges.append({"IlluminationPower": power})
+        _add_ranges(node, "IlluminationWavelengthRange", ranges, extra)
     elif isinstance(comp, Arc | GenericLightSource):
         _add_ranges(node, "IlluminationWavelengthRange", [], extra)
     elif isinstance(comp, LED):
-        wavelengths = _led_wavelengths(profile, comp)
+        wavelengths = source_lines(profile, comp, reported)
         power = comp.rated_power_mw if len(wavelengths) == 1 else None
         _add_ranges(node, "LEDModule", [{"PeakWavelength": w, "IlluminationPower": power}
                                         for w in wavelengths], extra)
@@ -250,13 +288,14 @@ def _add_children(profile: Profile, comp: Component, element: str, extra: Extra,
 
 
 def _component_element(profile: Profile, comp: Component, element: str, extra: Extra,
-                       annotations: AnnotationRegistry[ET.Element]) -> ET.Element:
+                       annotations: AnnotationRegistry[ET.Element],
+                       reported: Mapping[str, Sequence[float]]) -> ET.Element:
     """One profiled component as its NBO element (see :func:`nbo_element_name`).
 
     Profile facts NBO has no attribute for go into an inline MapAnnotation; a SpinningDisk
     has no place for one (nor for manufacturer specs) and refers to a StructuredAnnotation.
     """
-    attributes, notes = kind_attributes(profile, comp, element)
+    attributes, notes = kind_attributes(profile, comp, element, reported)
     specs = manufacturer_specs(comp)
     if isinstance(comp, SpinningDisk):
         notes = {**{k: specs.pop(k) for k in ("Manufacturer", "Model", "CatalogNumber",
@@ -269,7 +308,7 @@ def _component_element(profile: Profile, comp: Component, element: str, extra: E
         xml_element("AnnotationRef", {"ID": ref}, node)
         return node
     node.append(_component_notes(comp, notes))
-    _add_children(profile, comp, element, extra, node)
+    _add_children(profile, comp, element, extra, node, reported)
     return node
 
 
@@ -370,8 +409,13 @@ _SLOT = {name: i for i, names in enumerate((
 
 
 def build_rig(profile: Profile, versions: Mapping[str, str],
-                annotations: AnnotationRegistry[ET.Element]) -> Rig:
-    """The Instrument: stand, software, then every component, in the XSD's child order."""
+              annotations: AnnotationRegistry[ET.Element],
+              reported: Mapping[str, Sequence[float]]) -> Rig:
+    """The Instrument: stand, software, then every component, in the XSD's child order.
+
+    ``reported``: the wavelengths each light source reported during the run
+    (:func:`~nbo_recorder.render.nbo_elements.source_wavelengths`).
+    """
     roles = filter_roles(profile)
     elements = {comp.id: nbo_element_name(comp, roles) for comp in profile.components}
     extras = {comp.id: split_extra(elements[comp.id], comp.extra) for comp in profile.components}
@@ -389,7 +433,8 @@ def build_rig(profile: Profile, versions: Mapping[str, str],
         if isinstance(comp, FilterSet):
             node = _filter_cube(comp, elements, extras[comp.id])
         else:
-            node = _component_element(profile, comp, element, extras[comp.id], annotations)
+            node = _component_element(profile, comp, element, extras[comp.id], annotations,
+                                      reported)
         children.append((_SLOT[element], node))
     for _, node in sorted(children, key=lambda item: item[0]):
         instrument.append(node)

@@ -6,7 +6,15 @@ formatted directly as strings and spliced into each Pixels element: ``ome-types`
 ~230 µs per Plane to serialise, which would make finalising a long time-lapse take minutes.
 The spliced elements only ever contain numbers and IDs, so no escaping is needed there.
 
-Values come only from the profile (static specs) and the observed snapshots. Each Channel
+Values come only from the profile (static specs) and the observed snapshots. A Laser's
+Wavelength is the profile's, or the one line its binding labels or its bound ``wavelength``
+property stated during the run (so OME readers such as bioio and OMERO show it); a Channel's
+ExcitationWavelength is its one light source's line, else the centre of the one band its
+excitation filters pass, and its EmissionWavelength the centre of the one band its emission
+filters pass together (:func:`~nbo_recorder.render.nbo_elements.band_centre`); where no single
+value is stated or observed the attribute is left out. The Creator is nbo-recorder, which
+wrote the file; the software that ran the acquisition is listed in the run's MapAnnotation
+and as the NBO record's AcquisitionSoftware. Each Channel
 references a MapAnnotation with every setting observed for it (including those OME 2016-06
 has no attribute for, such as light-source power in mW); a setting that was not observed is
 omitted from the OME attributes and listed there as ``unknown (reason)``. A Plane whose
@@ -26,7 +34,7 @@ plain OME 2016-06: the OME schema does not look inside the XMLAnnotation's value
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -58,6 +66,8 @@ from nbo_recorder.render.layout import (
     number_attributes,
 )
 from nbo_recorder.render.nbo import build_nbo_xml
+from nbo_recorder.render.nbo_elements import band_centre, source_wavelengths
+from nbo_recorder.render.nbo_instrument import source_lines
 from nbo_recorder.vocabulary import (
     NBO_ANNOTATION_ID,
     NBO_NAMESPACE,
@@ -84,8 +94,14 @@ def _ome_map_annotation(annotation_id: str, namespace: str,
                            value={clean_text(k): clean_text(v) for k, v in values.items()})
 
 
-def build_instrument(profile: Profile) -> m.Instrument:
-    """The OME Instrument: every profiled component OME 2016-06 has an element for."""
+def build_instrument(profile: Profile,
+                     reported: Mapping[str, Sequence[float]] | None = None) -> m.Instrument:
+    """The OME Instrument: every profiled component OME 2016-06 has an element for.
+
+    ``reported``: the wavelengths each light source reported during the run
+    (:func:`~nbo_recorder.render.nbo_elements.source_wavelengths`); a laser with exactly one
+    known line gets it as its Wavelength.
+    """
     inst = m.Instrument(id="Instrument:0")
     mic = profile.microscope
     if any((mic.type, mic.manufacturer, mic.model, mic.serial_number, mic.lot_number)):
@@ -143,8 +159,9 @@ def build_instrument(profile: Profile) -> m.Instrument:
                 power = {"power": comp.rated_power_mw, "power_unit": "mW"}
             lid = component_id(comp.kind, comp.id)
             if isinstance(comp, Laser):
+                lines = source_lines(profile, comp, reported or {})
                 inst.lasers.append(m.Laser(
-                    id=lid, **common, **power, wavelength=comp.wavelength_nm,
+                    id=lid, **common, **power, wavelength=lines[0] if len(lines) == 1 else None,
                     type=comp.laser_type.value if comp.laser_type else None,
                     laser_medium=None,
                 ))
@@ -165,20 +182,6 @@ def build_instrument(profile: Profile) -> m.Instrument:
                 type=comp.detector_type.value if comp.detector_type else None,
             ))
     return inst
-
-
-def _filter_center(profile: Profile, filter_ids: Sequence[str]) -> float | None:
-    if len(filter_ids) != 1:
-        return None
-    f = profile.component(filter_ids[0])
-    if not isinstance(f, Filter):
-        return None
-    if f.center_wavelength_nm is not None:
-        return f.center_wavelength_nm
-    tr = f.transmittance_range
-    if tr and tr.cut_in_nm is not None and tr.cut_out_nm is not None:
-        return (tr.cut_in_nm + tr.cut_out_nm) / 2
-    return None
 
 
 def _build_channel(
@@ -206,8 +209,8 @@ def _build_channel(
     ch.excitation_wavelength = (
         finite(obs.light_sources[0].wavelength_nm)
         if len(obs.light_sources) == 1 and not obs.light_sources_unknown else None
-    ) or _filter_center(profile, obs.excitation_filters)
-    ch.emission_wavelength = _filter_center(profile, obs.emission_filters)
+    ) or band_centre(profile, obs.excitation_filters)
+    ch.emission_wavelength = band_centre(profile, obs.emission_filters)
     if obs.detectors:
         det = obs.detectors[0]
         ch.detector_settings = m.DetectorSettings(
@@ -273,9 +276,11 @@ def _build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     layout = layout_run(run, profile)
     annotations = AnnotationRegistry(_ome_map_annotation)
     run_ref = annotations.ref(NS_RUN, _run_summary(run, software, layout.cuts))
-    instrument = build_instrument(profile)
-    nbo = build_nbo_xml(run, profile, layout=layout)
-    nbo_view = build_nbo_xml(run, profile, layout=layout, planes="first_per_channel")
+    reported = source_wavelengths(run, profile)
+    instrument = build_instrument(profile, reported)
+    nbo = build_nbo_xml(run, profile, layout=layout, reported=reported)
+    nbo_view = build_nbo_xml(run, profile, layout=layout, planes="first_per_channel",
+                             reported=reported)
     run_date = datetime.fromisoformat(start.started_at).date()
     stale = [s.calibration for s in stale_calibrations(profile, run_date)]
     image_refs = [m.AnnotationRef(id=run_ref), m.AnnotationRef(id=NBO_ANNOTATION_ID),

@@ -25,6 +25,12 @@ def test_the_example_study_is_recorded_by_demo(tmp_path, capsys):
     found = {_local(e.tag): e for e in nbo.iter()}
     assert found["Experiment"].get("Name") == stated["Experiment"]["Name"]
     assert found["Sample"].get("Organism") == stated["Sample"]["Organism"]
+    medium, glass = stated["Sample"]["MountingMedium"], stated["Sample"]["CoverGlass"]
+    assert float(found["MountingMedium"].get("RefractiveIndex")) == medium["RefractiveIndex"]
+    assert found["MountingMedium"].get("Type") == medium["Type"]
+    assert found["CoverGlass"].get("Manufacturer") == glass["Manufacturer"]
+    parents = {_local(child.tag): _local(parent.tag) for parent in nbo.iter() for child in parent}
+    assert parents["MountingMedium"] == parents["CoverGlass"] == "Sample"
     fluors = {e.get("Name") for e in nbo.iter() if _local(e.tag) == "Fluorophore"}
     assert {"EGFP", "mCherry"} <= fluors
 

@@ -16,7 +16,7 @@ from nbo_recorder.cli.main import main
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.read.reader import read
 from nbo_recorder.vocabulary import NBO_NAMESPACE, UNKNOWN_TEXT
-from tests.helpers import DEMO_FACTS, DEMO_PROFILE, DEMO_STAND, STUDY, py_profile, state_contact
+from tests.helpers import DEMO_FACTS, DEMO_PROFILE, DEMO_STAND, STUDY, py_profile
 
 #: the experiment as a user states it, complete for tier 1
 COMPLETE_STUDY = copy.deepcopy(STUDY)
@@ -46,7 +46,6 @@ def _complete_profile(drop: tuple[str, str] | None = None):
 
 @pytest.fixture
 def record(demo_core, tmp_path, monkeypatch):
-    state_contact(monkeypatch)
 
     def run(name: str, drop: tuple[str, str] | None = None):
         out = tmp_path / name

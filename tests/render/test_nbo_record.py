@@ -11,10 +11,8 @@ Two rigs are recorded on the real demo adapters:
 
 The experiment, sample and fluorophores are stated in the sequence metadata (:data:`STUDY`);
 without that the recorder writes ``unknown`` placeholders and the record cannot reach tier 1.
-nbo-recorder's own developer and website are not in its package metadata yet (pyproject.toml
-has no ``authors``/``[project.urls]``), so the tier-1 tests state them through
-:func:`nbo_recorder.render.nbo_instrument.software_contact`, and one test pins that this is the
-only gap left.
+nbo-recorder wrote the metadata and is the record's ``Creator``; the acquisition software is
+MMCore/pymmcore/pymmcore-plus, whose developer and website their package metadata states.
 """
 
 from __future__ import annotations
@@ -50,19 +48,15 @@ from nbo_recorder.profile.errors import ProfileError
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.profile.model import Profile
 from nbo_recorder.read.reader import nbo_record, nbo_text, read, read_ome_xml
-from nbo_recorder.render import nbo_elements, nbo_instrument
+from nbo_recorder.render import nbo_elements
 from nbo_recorder.render.nbo import build_nbo_xml
 from nbo_recorder.render.nbo_checks import check_nbo_profile, study_problems
 from nbo_recorder.rig import load_core
 from nbo_recorder.vocabulary import NBO_ANNOTATION_ID, NS_NBO_COMPLIANCE, UNKNOWN_TEXT
-from tests.helpers import DEMO_FACTS, DEMO_PROFILE, DEMO_STAND, STUDY, demo_profile, state_contact
+from tests.helpers import DEMO_FACTS, DEMO_PROFILE, DEMO_STAND, STUDY, demo_profile
 
 NS = {"n": NBO_NAMESPACE}
 TODAY = datetime.date.today()
-
-@pytest.fixture
-def contact_stated(monkeypatch: pytest.MonkeyPatch) -> None:
-    state_contact(monkeypatch)
 
 
 def by_id(root: ET.Element) -> dict[str, ET.Element]:
@@ -106,8 +100,7 @@ def channel(root: ET.Element, name: str) -> ET.Element:
 # --- the widefield demo rig ---------------------------------------------------------------
 
 
-def test_demo_record_is_tier1_valid_and_complete(demo_core, tmp_path, ome_schema,
-                                                 contact_stated):
+def test_demo_record_is_tier1_valid_and_complete(demo_core, tmp_path, ome_schema):
     out = tmp_path / "demo.ome.tif"
     seq = useq.MDASequence(channels=["DAPI", "FITC"], z_plan={"range": 1, "step": 1},
                            metadata=STUDY)
@@ -130,8 +123,11 @@ def test_demo_record_is_tier1_valid_and_complete(demo_core, tmp_path, ome_schema
     assert instrument.find("n:InvertedMicroscopeStand", NS) is not None
     software = {s.get("ID"): s for s in instrument.iterfind("n:AcquisitionSoftware", NS)}
     versions = software_versions(demo_core)
-    for name in ("MMCore", "pymmcore", "pymmcore-plus", "nbo-recorder"):
+    for name in ("MMCore", "pymmcore", "pymmcore-plus"):
         assert software[f"Software:{name}"].get("Version") == versions[name]
+    # nbo-recorder wrote the metadata (issue #15): the Creator, not acquisition software
+    assert "Software:nbo-recorder" not in software
+    assert root.get("Creator") == f"nbo-recorder {versions['nbo-recorder']}"
     assert versions["MMCore"] in str(demo_core.getVersionInfo())
     assert software["Software:pymmcore-plus"].get("Developer")
     kinds = {e.tag.rsplit("}", 1)[-1] for e in instrument}
@@ -181,19 +177,14 @@ def test_demo_profile_as_shipped_gives_gaps_never_wrong_values(demo_core, tmp_pa
     assert "Experiment[1]@Purpose" in summary_["tier 1 missing or invalid"]
 
 
-def test_record_without_contact_lacks_only_nbo_recorders_developer_and_website(demo_core,
-                                                                             tmp_path):
+def test_record_without_contact_lacks_nothing_at_tier_1(demo_core, tmp_path):
+    """nbo-recorder's own contact is not needed: it is the Creator, not AcquisitionSoftware."""
     out = tmp_path / "contact.ome.tif"
     seq = useq.MDASequence(channels=["DAPI"], metadata=STUDY)
     demo_core.mda.run(seq, output=Recorder(demo_core, demo_profile()).sink(out))
     root = read(out).nbo
     assert root is not None
-    gaps = {(e.path, e.attribute) for e in validate_nbo(root, 1).errors}
-    if nbo_instrument.software_contact("nbo-recorder") == (None, None):
-        software = "/OME/Instrument[1]/AcquisitionSoftware[4]"
-        assert gaps == {(software, "Developer"), (software, "WebsiteURL")}
-    else:
-        assert gaps == set()
+    assert validate_nbo(root, 1).errors == ()
 
 
 # --- the spinning-disk confocal rig --------------------------------------------------------
@@ -329,10 +320,8 @@ def confocal_file(confocal_core, tmp_path_factory) -> Path:
     seq = useq.MDASequence(
         channels=[{"config": name, "group": "Confocal"} for name in CONFOCAL_CHANNELS],
         z_plan={"range": 1, "step": 1}, metadata=STUDY)
-    with pytest.MonkeyPatch.context() as patch:
-        state_contact(patch)
-        sink = Recorder(confocal_core, profile).sink(out)
-        confocal_core.mda.run(seq, output=sink)
+    sink = Recorder(confocal_core, profile).sink(out)
+    confocal_core.mda.run(seq, output=sink)
     sink.raise_if_failed()
     return out
 
@@ -373,7 +362,8 @@ def test_confocal_record_validates_and_lists_what_higher_tiers_defer(confocal_fi
     assert tier1.ok, tier1.errors
     deferred = {(d.element, d.attribute or d.child) for d in tier1.deferred}
     assert ("SpinningDisk", "NrOfScanPoints") in deferred
-    assert ("Pixels", "AdditionalDimensionMap") in deferred
+    (dimension,) = root.iterfind(".//n:Pixels/n:AdditionalDimensionMap", NS)
+    assert dimension.get("Size") == "1"  # the XSD requires one map; this image has no extra
     assert not validate_nbo(root, 2).ok
     summary_ = compliance(confocal_file)
     assert summary_["tier reached"] == "1"
