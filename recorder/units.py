@@ -56,6 +56,12 @@ _FACTORS: Final[dict[str, tuple[str, float]]] = {
 
 KNOWN_UNITS: Final[frozenset[str]] = frozenset(_FACTORS)
 
+# the further length and time units an OME file may use (read, never written by the recorder)
+_OME_FACTORS: Final[dict[str, tuple[str, float]]] = {
+    "cm": ("length", 1e4), "pm": ("length", 1e-6), "Å": ("length", 1e-4),
+    "ns": ("time", 1e-6), "min": ("time", 6e4), "h": ("time", 3.6e6),
+}
+
 
 class UnitError(ValueError):
     """A unit the recorder does not know, or one that does not fit the quantity."""
@@ -78,6 +84,28 @@ def to_canonical(value: float, unit: str) -> float:
 def canonical_unit(unit: str) -> str:
     """The canonical unit of the quantity ``unit`` measures (``"W"`` -> ``"mW"``)."""
     return CANONICAL[quantity_of(unit)]
+
+
+def convert(value: float, unit: str, target: str) -> float:
+    """``value`` in ``unit`` expressed in ``target`` (both of one quantity; a wavelength is a
+    length, so ``nm`` and ``µm`` convert into each other). Rounded to 12 significant digits,
+    so ``0.5 µm`` is ``500 nm``, not ``500.00000000000006``."""
+    if unit == target:
+        return value
+
+    def length_based(symbol: str) -> tuple[str, float]:
+        quantity, factor = _OME_FACTORS.get(symbol) or _FACTORS.get(symbol) or ("", 0.0)
+        if not quantity:
+            raise UnitError(f"unknown unit {symbol!r}; known units: "
+                            f"{sorted(KNOWN_UNITS | set(_OME_FACTORS))}")
+        if quantity == "wavelength":  # nm: 1e-3 µm
+            return "length", factor * 1e-3
+        return quantity, factor
+
+    (have, to_base), (want, from_base) = length_based(unit), length_based(target)
+    if have != want:
+        raise UnitError(f"cannot convert {unit!r} ({have}) to {target!r} ({want})")
+    return float(f"{value * to_base / from_base:.12g}")
 
 
 def percent_to_fraction(percent: float) -> float:

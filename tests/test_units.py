@@ -2,7 +2,13 @@ import math
 
 import pytest
 
-from nbo_recorder.units import UnitError, canonical_unit, percent_to_fraction, to_canonical
+from nbo_recorder.units import (
+    UnitError,
+    canonical_unit,
+    convert,
+    percent_to_fraction,
+    to_canonical,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,3 +35,23 @@ def test_unknown_unit_is_an_error_naming_it():
 
 def test_percent_to_fraction():
     assert percent_to_fraction(25.0) == 0.25
+
+
+@pytest.mark.parametrize(("value", "unit", "target", "expected"), [
+    (0.5, "µm", "nm", 500.0),       # a wavelength written in µm, said in nm
+    (525.0, "nm", "µm", 0.525),
+    (50.0, "µm", "mm", 0.05),       # a pinhole diameter
+    (1.0, "cm", "µm", 10_000.0),
+    (2.0, "min", "s", 120.0),       # a time-lapse interval
+    (20.0, "ms", "s", 0.02),
+    (5.0, "Å", "nm", 0.5),
+])
+def test_convert_between_units_of_one_quantity(value, unit, target, expected):
+    assert convert(value, unit, target) == expected
+
+
+def test_convert_refuses_units_of_different_quantities_or_unknown_ones():
+    with pytest.raises(UnitError, match="cannot convert 'ms'"):
+        convert(1.0, "ms", "nm")
+    with pytest.raises(UnitError, match="unknown unit 'furlong'"):
+        convert(1.0, "furlong", "m")

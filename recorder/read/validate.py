@@ -12,9 +12,10 @@ hold them.
 from __future__ import annotations
 
 import copy
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,8 @@ class AttributeRow:
     extension: str
     status: str
     reason: str = ""
+    #: which component (its ID and name) or which Image / channel / plane the row is about
+    subject: str = ""
 
 
 @dataclass
@@ -163,7 +166,9 @@ def validate_file(path: str | Path, tier: int = 1,
             state, reason = _status(element, status.name, status.present, unknown)
             rows.append(AttributeRow(entry.element, entry.path, status.name, status.tier,
                                      status.requirement, status.extension, state, reason))
-    report.rows = [r for r in rows if r.extension in extensions]
+    subject = _subjects(root)
+    report.rows = [replace(r, subject=subject[elements[r.path]]) for r in rows
+                   if r.extension in extensions]
     if record is not None:
         result = validate_nbo(record, tier)
         report.schema_errors = [f"{e.path}: {e.message}" for e in result.errors
@@ -230,8 +235,98 @@ def _graded_elsewhere(error: ValidationIssue, rows: Iterable[AttributeRow]) -> b
         for r in rows)
 
 
+def _subjects(root: ET.Element) -> dict[ET.Element, str]:
+    """What each element of ``root`` is about, as a reader of the record names it.
+
+    A component (an element outside the Images with an ID) by its ID and name; inside an
+    Image, the Image, channel or plane by its 0-based index (``Image 0, channel 1 'GFP'``,
+    ``Image 0, plane 5``), followed by the component an element there refers to (a settings
+    element's ID names its component). An element with neither is about what its parent is
+    about.
+    """
+    subject = {root: local_name(root.tag)}
+    context = dict(subject)  # what a child with no name of its own is about
+    pending: list[tuple[ET.Element, bool]] = [(root, False)]
+    while pending:
+        parent, in_image = pending.pop()
+        counts: dict[str, int] = {}
+        for child in parent:
+            if not isinstance(child.tag, str):
+                continue
+            name = local_name(child.tag)
+            index = counts[name] = counts.get(name, -1) + 1
+            where, ident, label = context[parent], child.get("ID"), _label(child)
+            named = f" '{label}'" if label and unknown_reason(label) is None else ""
+            if name == "Image" and not in_image:
+                where = f"Image {index}"
+                subject[child] = where + named
+            elif in_image and name in ("Channel", "Plane"):
+                where = f"{where}, {name.lower()} {index}" + (named if name == "Channel" else "")
+                subject[child] = where
+            elif in_image and ident and not ident.startswith(f"{name}:"):
+                subject[child] = f"{where}, {ident}"  # settings: the component they refer to
+            elif not in_image and ident:
+                where = subject[child] = ident + named
+            else:
+                subject[child] = where
+            context[child] = where
+            pending.append((child, in_image or name == "Image"))
+    return subject
+
+
+def _label(element: ET.Element) -> str:
+    """An element's human name: its Name, else its Manufacturer and Model ("" if none)."""
+    if element.get("Name"):
+        return str(element.get("Name"))
+    return " ".join(v for v in (element.get("Manufacturer"), element.get("Model")) if v)
+
+
+#: a subject inside an Image: ``Image 0, channel 1 'GFP', Detector:cam`` or ``Image 0, plane 5``
+_IN_IMAGE = re.compile(r"^(?P<image>Image \d+), (?P<kind>channel|plane) (?P<index>\d+)"
+                       r"(?P<name> '.*')?(?P<rest>(?:, [^']*)?)$")
+
+
+def _about(subjects: Iterable[str]) -> str:
+    """The subjects of rows that collapse into one: channels and planes of an Image listed
+    once (``Image 0, planes 0-17``, ``Image 0, channels 0 'DAPI', 1 'FITC'``)."""
+    parts: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
+    for subject in subjects:
+        match = _IN_IMAGE.match(subject)
+        if match is None:
+            parts.setdefault((subject, "", ""), [])
+        else:
+            key = (match["image"], match["kind"], match["rest"])
+            parts.setdefault(key, []).append((int(match["index"]), match["name"] or ""))
+    out = []
+    for (where, kind, rest), items in parts.items():
+        if not kind:
+            out.append(where)
+            continue
+        many = "s" if len(items) > 1 else ""
+        listed = (_ranges([i for i, _ in items]) if kind == "plane"
+                  else ", ".join(f"{i}{name}" for i, name in items))
+        out.append(f"{where}, {kind}{many} {listed}{rest}")
+    return "; ".join(out)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2, 5``."""
+    spans: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
 def format_report(report: ValidationReport, *, all_rows: bool = False) -> str:
-    """A plain-text table: failures first, then (with ``all_rows``) every attribute."""
+    """A plain-text table: failures first, then (with ``all_rows``) every attribute.
+
+    Each line names the element, the attribute and what it is about (component ID and name,
+    or Image / channel / plane range); lines that differ only in what they are about collapse
+    into one with a count.
+    """
     lines = [f"{report.file}: graded {report.graded}",
              f"NBO tier {report.tier}, extensions {', '.join(report.extensions)}: "
              + ("PASS" if report.passed else "FAIL")]
@@ -241,11 +336,18 @@ def format_report(report: ValidationReport, *, all_rows: bool = False) -> str:
     shown = report.rows if all_rows else [r for r in report.rows if r.tier <= report.tier]
     if shown:
         lines.append("")
-        lines.append(f"{'element':<28} {'attribute':<28} {'tier':>4} {'req':<6} {'ext':<8} status")
+        lines.append(f"{'tier':>4} {'req':<6} {'ext':<8} {'status':<22} {'rows':>4}  "
+                     "element attribute (which)")
+        groups: dict[tuple[str, str, int, str, str, str, str], list[AttributeRow]] = {}
         for r in sorted(shown, key=lambda r: (r.status == "present", r.tier, r.path)):
-            status = r.status + (f" ({r.reason})" if r.reason else "")
-            lines.append(f"{r.element:<28} {r.attribute:<28} {r.tier:>4} {r.requirement:<6} "
-                         f"{r.extension:<8} {status}")
+            key = (r.element, r.attribute, r.tier, r.requirement, r.extension, r.status,
+                   r.reason)
+            groups.setdefault(key, []).append(r)
+        for (element, attribute, tier, req, ext, status, reason), group in groups.items():
+            count = f"×{len(group)}" if len(group) > 1 else ""
+            why = f": {reason}" if reason else ""
+            lines.append(f"{tier:>4} {req:<6} {ext:<8} {status:<22} {count:>4}  {element} "
+                         f"{attribute} ({_about(r.subject for r in group)}){why}")
     if report.schema_errors:
         lines.append("")
         lines.append("invalid against the NBO XSD:")
