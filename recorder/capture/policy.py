@@ -1,7 +1,10 @@
-"""How a recording answers a failure: the write-error policy and the error a partial run raises.
+"""A recording's policies: when silent devices are re-read (:class:`VerifyPolicy`), what a
+write error does (:class:`WriteErrorPolicy`), and the error a partial run raises.
 
-Shared by :class:`~nbo_recorder.capture.recorder.Recorder`, which takes the options, and
-:class:`~nbo_recorder.capture.sink.RecordingSink`, which acts on them.
+Shared by :class:`~nbo_recorder.capture.recorder.Recorder`, which takes the options,
+:class:`~nbo_recorder.capture.sink.RecordingSink` and
+:class:`~nbo_recorder.capture.state.StateMonitor`, which act on them, and the CLI, which checks
+them before anything heavy is imported (this module imports nothing of the recorder).
 """
 
 from __future__ import annotations
@@ -9,6 +12,45 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Literal
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """When the properties of silent devices (no change events) are re-read during a run.
+
+    ``events``: only at the refreshes (new channel, position, time point, stale hint);
+    between them a silent value is assumed unchanged and the record says so. ``every-frame``:
+    also before every frame's state is recorded. ``interval``: also when ``interval_s``
+    seconds have passed since they were last read.
+    """
+
+    mode: Literal["events", "every-frame", "interval"] = "every-frame"
+    interval_s: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | VerifyPolicy) -> VerifyPolicy:
+        """``events``, ``every-frame`` or ``interval:S`` (S seconds > 0); a ValueError else."""
+        if isinstance(text, VerifyPolicy):
+            return text
+        value = str(text).strip()
+        if value in ("events", "every-frame"):
+            return cls(value)  # type: ignore[arg-type]
+        if value.startswith("interval:"):
+            try:
+                seconds = float(value.split(":", 1)[1])
+            except ValueError:
+                seconds = math.nan
+            if math.isfinite(seconds) and seconds > 0:
+                return cls("interval", seconds)
+        raise ValueError(f"verify must be 'events', 'every-frame' or 'interval:S' (S seconds "
+                         f"> 0), not {text!r}")
+
+    def __str__(self) -> str:
+        return f"interval:{self.interval_s:g}" if self.mode == "interval" else self.mode
+
+
+#: the default: catches silent changes on the shipped rigs within a z-stack or burst
+DEFAULT_VERIFY = VerifyPolicy()
 
 
 @dataclass(frozen=True)

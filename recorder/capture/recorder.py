@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
 from nbo_recorder.capture.output_path import check_output_paths
-from nbo_recorder.capture.policy import RecordingError, WriteErrorPolicy
+from nbo_recorder.capture.policy import RecordingError, VerifyPolicy, WriteErrorPolicy
 from nbo_recorder.capture.sink import RecordingSink, SinkProgress
-from nbo_recorder.capture.state import StateMonitor, VerifyPolicy
+from nbo_recorder.capture.state import StateMonitor
 from nbo_recorder.capture.versions import software_versions
 from nbo_recorder.nbo.schema import get_schema
 from nbo_recorder.profile.core_check import check_against_core

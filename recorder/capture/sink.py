@@ -43,9 +43,14 @@ from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, RunStop, 
 from nbo_recorder.capture.output_path import discard_empty_outputs
 from nbo_recorder.capture.pause import WriteErrorHold
 from nbo_recorder.capture.plan import count_events, planned_channels
-from nbo_recorder.capture.policy import RecordingError, WriteErrorPolicy
+from nbo_recorder.capture.policy import (
+    DEFAULT_VERIFY,
+    RecordingError,
+    VerifyPolicy,
+    WriteErrorPolicy,
+)
 from nbo_recorder.capture.preflight import SequenceError, sequence_problems
-from nbo_recorder.capture.state import DEFAULT_VERIFY, StateMonitor, VerifyPolicy
+from nbo_recorder.capture.state import StateMonitor
 from nbo_recorder.capture.versions import now_iso, software_versions
 from nbo_recorder.profile.calibration import stale_calibrations
 from nbo_recorder.profile.model import Profile

@@ -37,11 +37,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pymmcore_plus import DeviceType
 
 from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot
+from nbo_recorder.capture.policy import DEFAULT_VERIFY, VerifyPolicy
 from nbo_recorder.capture.silent import ChangeWindow, ChangeWindows, SilentReader
 from nbo_recorder.profile.model import SHUTTER_STATE
 from nbo_recorder.vocabulary import Unknown
@@ -57,43 +58,6 @@ PROVENANCE = "nbo-recorder provenance"
 PROVENANCE_KEYS = ("read", "events", "after_exposure", "verified", "assumed")
 
 
-@dataclass(frozen=True)
-class VerifyPolicy:
-    """When the properties of silent devices (no change events) are re-read during a run.
-
-    ``events``: only at the refreshes (new channel, position, time point, stale hint);
-    between them a silent value is assumed unchanged and the record says so. ``every-frame``:
-    also before every frame's state is recorded. ``interval``: also when ``interval_s``
-    seconds have passed since they were last read.
-    """
-
-    mode: Literal["events", "every-frame", "interval"] = "every-frame"
-    interval_s: float | None = None
-
-    @classmethod
-    def parse(cls, text: str | VerifyPolicy) -> VerifyPolicy:
-        """``events``, ``every-frame`` or ``interval:S`` (S seconds > 0); a ValueError else."""
-        if isinstance(text, VerifyPolicy):
-            return text
-        value = str(text).strip()
-        if value in ("events", "every-frame"):
-            return cls(value)  # type: ignore[arg-type]
-        if value.startswith("interval:"):
-            try:
-                seconds = float(value.split(":", 1)[1])
-            except ValueError:
-                seconds = math.nan
-            if math.isfinite(seconds) and seconds > 0:
-                return cls("interval", seconds)
-        raise ValueError(f"verify must be 'events', 'every-frame' or 'interval:S' (S seconds "
-                         f"> 0), not {text!r}")
-
-    def __str__(self) -> str:
-        return f"interval:{self.interval_s:g}" if self.mode == "interval" else self.mode
-
-
-#: the default: catches silent changes on the shipped rigs within a z-stack or burst
-DEFAULT_VERIFY = VerifyPolicy()
 
 #: silent properties last read longer ago than this (s) are read again before an exposure
 PRE_READ_AFTER_S = 0.05

@@ -103,17 +103,18 @@ def load_sequence(path: Path) -> MDASequence:
     when it is unreadable or carries metadata the NBO record cannot hold."""
     import useq
 
-    from nbo_recorder.render.nbo_checks import study_problems
-
     if not path.is_file():
         raise ValueError(f"{path}: sequence file not found")
     try:
         sequence = useq.MDASequence.from_file(path)
     except Exception as exc:
         raise ValueError(f"{path}: not a valid useq-schema MDASequence: {exc}") from exc
-    problems = study_problems(sequence.metadata)
-    if problems:
-        raise ValueError(f"{path}: " + "; ".join(problems))
+    if sequence.metadata:  # the NBO checks load the XSD: only when there is something to check
+        from nbo_recorder.render.nbo_checks import study_problems
+
+        problems = study_problems(sequence.metadata)
+        if problems:
+            raise ValueError(f"{path}: " + "; ".join(problems))
     return sequence
 
 
@@ -136,8 +137,7 @@ def record(
     the acquisition and still finishes the file.
     """
     from nbo_recorder.capture.output_path import check_output_paths
-    from nbo_recorder.profile.study import study_for_run
-    from nbo_recorder.render.nbo_checks import load_checked_profile
+    from nbo_recorder.profile.load import load_profile
     from nbo_recorder.rig import load_core, release_core
     from nbo_recorder.store.tiff_writer import check_output_path
 
@@ -145,15 +145,18 @@ def record(
     # profile or study that cannot be recorded
     check_output_paths(out, overwrite)
     check_output_path(out, overwrite)
-    checked = load_checked_profile(profile)
-    metadata, gaps = study_for_run(study, checked, sequence.metadata,
-                                   [c.config for c in sequence.channels])
-    sequence = sequence.model_copy(update={"metadata": metadata})
-    for gap in gaps:
-        say(f"study: {gap}", prefix="")
+    stated = load_profile(profile)  # a malformed profile fails here, not after the rig loads
+    if study is not None or (sequence.metadata or {}).get("nbo"):
+        from nbo_recorder.profile.study import study_for_run
+
+        metadata, gaps = study_for_run(study, stated, sequence.metadata,
+                                       [c.config for c in sequence.channels])
+        sequence = sequence.model_copy(update={"metadata": metadata})
+        for gap in gaps:
+            say(f"study: {gap}", prefix="")
     core = load_core(mm_config)
     try:
-        _record_on(core, checked, sequence, out, overwrite=overwrite, settings=settings,
+        _record_on(core, profile, sequence, out, overwrite=overwrite, settings=settings,
                    options=options or {}, tier=tier, strict=strict)
     finally:
         # now, not at interpreter exit: MMCore's notification thread calling into a

@@ -57,6 +57,7 @@ from nbo_recorder.cli.profile import profile_app  # noqa: E402
 from nbo_recorder.cli.recover import add_recover_command  # noqa: E402
 
 if TYPE_CHECKING:
+    from nbo_recorder.capture.recorder import RecorderOptions
     from nbo_recorder.nbo.rules import Extension
 
 _MM_CONFIG_HELP = "'demo' (MMConfig_demo.cfg from mm-test-adapters) or a .cfg path"
@@ -71,7 +72,7 @@ _STUDY_HELP = ("what only the user knows, recorded in the NBO record: experiment
 
 def _verify_option(value: str) -> str:
     """The ``--verify`` value, checked before anything is loaded (a ValueError: exit 2)."""
-    from nbo_recorder.capture.state import VerifyPolicy
+    from nbo_recorder.capture.policy import VerifyPolicy
 
     try:
         return str(VerifyPolicy.parse(value))
@@ -166,7 +167,6 @@ def acquire(
     study: Annotated[Path | None, typer.Option(
         "--study", metavar="STUDY.yaml", show_default="none", help=_STUDY_HELP)] = None,
 ) -> int:
-    from nbo_recorder.capture.recorder import RecorderOptions
     from nbo_recorder.cli.acquisition import load_sequence, record, summarise
 
     checked = _verify_option(verify)
@@ -183,7 +183,10 @@ def acquire(
     return 0
 
 
-@app.command("methods", help="write a Materials & Methods paragraph from a file")
+@app.command(
+    "methods", short_help="write a Materials & Methods paragraph from a file",
+    help="Write a Materials & Methods paragraph from what a file records, item by item of "
+         "the QUAREP-LiMi bare-minimum checklist; items the file lacks are listed as missing.")
 def methods(
     file: Annotated[Path, typer.Argument(
         metavar="FILE", help="an OME-TIFF written by nbo-recorder", show_default=False)],
@@ -200,7 +203,9 @@ def methods(
     "validate", short_help="grade a file against the NBO tiers (exit 0 pass, 1 a MUST missing, "
                            "2 not a readable OME-TIFF)",
     help="Grade a file against the NBO tiers: every attribute up to --tier, present or "
-         "missing. Exit code 0: pass, 1: a MUST attribute missing, 2: not a readable OME-TIFF.")
+         "missing, each row naming its component (ID and name) or Image/channel/plane range; "
+         "rows that differ only in that collapse into one with a count. Exit code 0: pass, "
+         "1: a MUST attribute missing, 2: not a readable OME-TIFF.")
 def validate(
     file: Annotated[str, typer.Argument(
         metavar="FILE", show_default=False, help="the OME-TIFF to grade")],

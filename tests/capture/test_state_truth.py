@@ -15,8 +15,8 @@ import pytest
 import useq
 
 from nbo_recorder import sim
+from nbo_recorder.capture.policy import VerifyPolicy
 from nbo_recorder.capture.recorder import Recorder
-from nbo_recorder.capture.state import VerifyPolicy
 from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
 from nbo_recorder.cli.main import main
 from nbo_recorder.profile.load import load_profile
