@@ -65,7 +65,7 @@ def _record(core: Any, path: Path, monkeypatch: pytest.MonkeyPatch | None = None
     sink = Recorder(core, DEMO_PROFILE).sink(path)
     core.mda.events.frameReady.connect(keep)
     try:
-        core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": FRAMES}), output=sink)
+        core.mda.run(useq.MDASequence(z_plan={"range": FRAMES - 1, "step": 1}), output=sink)
     finally:
         core.mda.events.frameReady.disconnect(keep)
     if errors is not None:

@@ -103,7 +103,7 @@ def _check_file(path: Path, truth: dict[int, tuple[Any, ...]], expected_pages: i
     return sizes
 
 
-def test_every_killed_and_recovered_file_opens_inbioformats_read_all(tmp_path):
+def test_every_killed_and_recovered_file_opens_in_bioformats(tmp_path):
     jar = bioformats_jar()
     children = []
     for i, runs in enumerate(_cuts(20261202)):

@@ -59,7 +59,7 @@ def _unfinished(core: Any, path: Path, monkeypatch: pytest.MonkeyPatch,
 
     core.mda.events.frameReady.connect(keep)
     try:
-        core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": FRAMES}),
+        core.mda.run(useq.MDASequence(z_plan={"range": FRAMES - 1, "step": 1}),
                      output=Recorder(core, DEMO_PROFILE).sink(path))
     finally:
         core.mda.events.frameReady.disconnect(keep)
@@ -196,7 +196,7 @@ def test_pages_kept_without_metadata_do_not_stop_bioformats(demo_core, tmp_path,
     assert main(["recover", str(out)]) == 0
     ns = {"ome": "http://www.openmicroscopy.org/Schemas/OME/2016-06"}
     pixels = bioformats_ome_xml(out).findall(".//ome:Pixels", ns)
-    assert [p.get("SizeT") for p in pixels] == ["3"]
+    assert [(p.get("SizeZ"), p.get("SizeT")) for p in pixels] == [("3", "1")]  # 3 of 6 planes
 
 
 def test_dry_run_says_what_it_would_keep_and_changes_nothing(demo_core, tmp_path, monkeypatch,
