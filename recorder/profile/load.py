@@ -10,6 +10,7 @@ against :mod:`nbo_recorder.profile.model` and checks the calibration result file
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ def _read_with_includes(
                     f"{path}: components[{j}]: id {cid!r} overrides a {base.get('kind')!r} "
                     f"from {defined_in[cid]} with kind {comp['kind']!r}"
                 )
-            components[k] = _deep_merge(base, comp)
+            components[k] = deep_merge(base, comp)
             origin[k] += f", overridden by {path} components[{j}]"
         else:
             components.append(comp)
@@ -195,11 +196,13 @@ def _read_with_includes(
     return data, dict(enumerate(origin))
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, mapping by mapping (an included profile under
+    the including one; a study file under a sequence's ``metadata.nbo``)."""
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

@@ -33,6 +33,7 @@ import yaml
 
 from nbo_recorder.nbo.schema import value_problem, xsd_element
 from nbo_recorder.profile.errors import ProfileError
+from nbo_recorder.profile.load import deep_merge
 from nbo_recorder.profile.model import Profile
 
 #: The shipped fluorophore table (peaks in nm, each row with its published source).
@@ -244,17 +245,6 @@ def fluorophores(study: Mapping[str, Any], profile: Profile,
     return result, gaps
 
 
-def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override`` laid over it, mapping by mapping."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def study_for_run(study_path: str | Path | None, profile: Profile,
                   metadata: Mapping[str, Any] | None,
                   channels: Iterable[str] | None = None) -> tuple[dict[str, Any], list[str]]:
@@ -269,7 +259,7 @@ def study_for_run(study_path: str | Path | None, profile: Profile,
     check_study(own, "metadata.nbo")
     study = load_study(study_path) if study_path is not None else {}
     if isinstance(own, Mapping):
-        study = _merged(study, own)
+        study = deep_merge(study, own)
     filled, gaps = fluorophores(study, profile, channels)
     if filled:
         study["Fluorophore"] = filled
