@@ -164,7 +164,7 @@ def test_a_third_ctrl_c_leaves_the_file_for_recover(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_while_importing_prints_no_traceback(tmp_path):
     """SIGINT at moments from the start of the command's module (its first import) through
-    its imports and into loading the rig: exit 130, one line, no traceback.
+    its imports and into loading the rig: exit 130 (or ended by the SIGINT), no traceback.
 
     Not covered: the interpreter's own start-up and the import system finding the module,
     the first few tens of milliseconds, before any of nbo-recorder's code runs; and a press
