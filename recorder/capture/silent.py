@@ -73,7 +73,7 @@ class SilentReader:
         self._busy = False
         self._closed = False
         self._failures: dict[int, str] = {}
-        self._rounds: deque[int] = deque(maxlen=4096)  # the frames rounds ended for, in order
+        self._rounds: deque[int] = deque()  # the frames rounds ended for, not yet settled past
         self._thread: threading.Thread | None = None
 
     def request(self, frame: int) -> None:
@@ -94,7 +94,10 @@ class SilentReader:
                 self._cond.wait()
             if self._done < frame:
                 return "no read after this frame's exposure (the recording ended first)"
-            serving = next((t for t in self._rounds if t >= frame), self._done)
+            # frames are settled in order: rounds before this frame serve none still to come
+            while self._rounds and self._rounds[0] < frame:
+                self._failures.pop(self._rounds.popleft(), None)
+            serving = self._rounds[0] if self._rounds else self._done
             return self._failures.get(serving)
 
     def wait_idle(self) -> None:

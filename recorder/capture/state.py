@@ -366,8 +366,11 @@ class StateMonitor:
             if pending:
                 self._pending[frame] = (began if began is not None else -math.inf, ended)
             elif self.silent:
-                values = values or dict(current.values)
-                unplaced = self._unplace(values, frame, began, ended)
+                unknown = self._unplaced(frame, began, ended)
+                if unknown:
+                    values = values or dict(current.values)
+                    values.update(unknown)
+                    unplaced = [_name(k) for k in unknown]
             if not late and not unplaced:
                 return current
             notes = []
@@ -392,16 +395,14 @@ class StateMonitor:
             return uid
         failed = self._reader.wait_for(frame)
         with self._lock:
-            snap = self.snapshots[uid]
-            values = dict(snap.values)
             if failed is not None:
-                unplaced = [_name(k) for k in self._silent_keys()]
-                values.update((k, Unknown(f"{_name(k)}: {failed}")) for k in self._silent_keys())
+                unknown = {k: Unknown(f"{_name(k)}: {failed}") for k in self._silent_keys()}
             else:
-                unplaced = self._unplace(values, frame, *window)
-            if not unplaced:
+                unknown = self._unplaced(frame, *window)
+            if not unknown:
                 return uid
-            note = _UNPLACED_NOTE + ", ".join(unplaced)
+            values = {**self.snapshots[uid].values, **unknown}
+            note = _UNPLACED_NOTE + ", ".join(_name(k) for k in unknown)
             key = (PROVENANCE, "after_exposure")
             earlier = values.get(key)
             values[key] = f"{earlier}; {note}" if isinstance(earlier, str) else note
@@ -414,23 +415,22 @@ class StateMonitor:
     def _silent_keys(self) -> tuple[PropertyKey, ...]:
         return tuple(k for k in self._keys if k in self.silent)
 
-    def _unplace(self, values: dict[PropertyKey, RawValue], frame: int,
-                 began: float | None, ended: float) -> list[str]:
-        """Make unknown in ``values`` each silent value whose change window overlaps the
-        exposure (``began`` None: since the previous frame); the names of those values."""
-        names: list[str] = []
+    def _unplaced(self, frame: int, began: float | None,
+                  ended: float) -> dict[PropertyKey, Unknown]:
+        """The silent values a change window overlapping the exposure makes unknown for
+        frame ``frame`` (``began`` None: since the previous frame), each saying why."""
         start = began if began is not None else -math.inf
+        out: dict[PropertyKey, Unknown] = {}
         for k in self._silent_keys():
             found = self._windows.overlapping(k, start, ended)
-            if not found:
-                continue
-            first, last = found[0], found[-1]
-            values[k] = Unknown(
-                f"{_name(k)} changed from {first.old} to {last.new} with no change event, "
-                f"between {first.since} and {last.until}: not known whether before, during "
-                f"or after frame {frame}'s exposure; the frames after have the new value")
-            names.append(_name(k))
-        return names
+            if found:
+                first, last = found[0], found[-1]
+                out[k] = Unknown(
+                    f"{_name(k)} changed from {first.old} to {last.new} with no change event, "
+                    f"between {first.since} and {last.until}: not known whether before, "
+                    f"during or after frame {frame}'s exposure; the frames after have the new "
+                    "value")
+        return out
 
     def snapshot(self, trigger: str = "event") -> StateSnapshot:
         """The current snapshot; a new one is made only if a value changed since the last."""
