@@ -506,18 +506,22 @@ class RecordingSink:
         if journal is None:
             return
         journal.stop(run.stop)
-        if self._writer is not None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
             try:
-                self._writer.finalise(build_ome_xml(run, self.profile, self._software))
+                writer.finalise(build_ome_xml(run, self.profile, self._software))
             except BaseException:
                 journal.close()  # kept beside the file, for recover
                 raise
-            self._writer = None
             journal.remove()
-            return
-        journal.close()
+        else:
+            journal.close()
         if not run.frames:  # nothing acquired: no empty file or journal left behind
-            discard_empty_outputs(self.path, self._frame_bytes)
+            if discard_empty_outputs(self.path, self._frame_bytes) and self.errors:
+                self.errors.append(f"no frame was written: {self.path} and its journal were "
+                                   "removed")
+            return
+        if writer is not None:
             return
         # The writer failed mid-run: the file may end in a torn page. Recovery from the
         # journal makes what was written valid, exactly as after a crash.

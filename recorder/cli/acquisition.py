@@ -192,28 +192,10 @@ def _record_on(
             if gaps and strict:
                 raise CommandError(f"--strict: not starting; {len(gaps)} item(s) missing for "
                                    f"tier {tier} (listed above)", 1, label="")
-        try:
-            _run_cancelable(core, sequence, sink)
-        finally:
-            _discard_if_nothing_written(sink)
+        _run_cancelable(core, sequence, sink)
         sink.raise_if_failed()
     except RecordingError as exc:
         raise CommandError(str(exc)) from exc
-
-
-def _discard_if_nothing_written(sink: RecordingSink) -> None:
-    """A run that ended before its first frame reached the disk leaves no empty TIFF and
-    journal behind (``recover`` could only call them "not a TIFF file")."""
-    import numpy as np
-
-    from nbo_recorder.capture.output_path import discard_empty_outputs
-
-    run = sink.run
-    if run is None or not sink.finished.is_set() or sink.progress.frames_written:
-        return
-    frame_bytes = run.start.width * run.start.height * np.dtype(run.start.dtype).itemsize
-    if discard_empty_outputs(sink.path, frame_bytes) and sink.errors:
-        sink.errors.append(f"no frame was written: {sink.path} and its journal were removed")
 
 
 def _run_cancelable(core: CMMCorePlus, sequence: MDASequence, sink: RecordingSink) -> None:
