@@ -24,7 +24,7 @@ from nbo_recorder.read.methods import build_methods
 from nbo_recorder.read.reader import read
 from nbo_recorder.rig import load_core
 from nbo_recorder.vocabulary import NBO_NAMESPACE
-from tests.helpers import DEMO_PROFILE, planes
+from tests.helpers import DEMO_PROFILE, planes, snapped
 
 SD_PROFILE = bundled_profile("sim_spinning_disk.yaml")
 LEDS = ("led-pe300-a", "led-pe300-b", "led-pe300-c")
@@ -92,7 +92,7 @@ def test_garbage_from_the_coolled_claims_no_led_and_says_the_path_is_unknown(
     coolled.set_fault("garbage")
     # each unanswered LED query waits out the driver's timeout
     sd_core.mda.engine.timeout_base = 120
-    sd_core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": 2}), output=sink)
+    sd_core.mda.run(useq.MDASequence(time_plan=snapped(2)), output=sink)
     coolled.set_fault(None)
     assert truth == [(True, False, False, False)] * 2, "the rig: laser 488 on, every LED off"
     recorded = read(out)
@@ -122,7 +122,7 @@ def test_an_unplugged_obis_that_is_off_is_not_written_as_in_path(sd_core, tmp_pa
     sd_core.mda.events.frameReady.connect(lambda *_: truth.append(laser561.emission))
     out = tmp_path / "unplugged.ome.tif"
     try:
-        sd_core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": 2}),
+        sd_core.mda.run(useq.MDASequence(time_plan=snapped(2)),
                         output=Recorder(sd_core, SD_PROFILE).sink(out))
     finally:
         laser561.reconnect()
@@ -177,7 +177,7 @@ def test_auto_shutter_opens_the_selected_shutter_for_each_exposure(demo_core, tm
     demo_core.setAutoShutter(True)
     demo_core.setShutterOpen("LED Shutter", False)
     out = tmp_path / "auto.ome.tif"
-    demo_core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": 2}),
+    demo_core.mda.run(useq.MDASequence(time_plan=snapped(2)),
                       output=Recorder(demo_core, DEMO_PROFILE).sink(out))
     assert not demo_core.getShutterOpen("LED Shutter") and demo_core.getAutoShutter()
     for view in planes(read(out).ome):

@@ -9,12 +9,12 @@ import useq
 
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.capture.sink import SinkProgress
-from tests.helpers import DEMO_PROFILE
+from tests.helpers import DEMO_PROFILE, snapped
 
 
 def test_progress_counts_the_frames_written_of_the_frames_expected(demo_core, tmp_path):
     seq = useq.MDASequence(channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1},
-                           time_plan={"interval": 0, "loops": 2})
+                           time_plan=snapped(2))
     out = tmp_path / "progress.ome.tif"
     sink = Recorder(demo_core, DEMO_PROFILE).sink(out)
     assert sink.progress == SinkProgress(frames_written=0, frames_expected=None,

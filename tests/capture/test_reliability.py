@@ -19,7 +19,7 @@ from nbo_recorder.profile.errors import ProfileError
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.render.ome import build_ome_xml
 from nbo_recorder.vocabulary import Unknown
-from tests.helpers import DEMO_PROFILE, annotations, load, planes, py_profile
+from tests.helpers import DEMO_PROFILE, annotations, load, planes, py_profile, snapped
 
 
 def test_device_failing_mid_run_gives_unknown_with_reason_for_affected_planes(py_core, tmp_path):
@@ -148,7 +148,7 @@ def test_property_changes_from_another_thread_during_writes(demo_core, tmp_path,
     worker = threading.Thread(target=twiddle)
     worker.start()
     try:
-        seq = useq.MDASequence(channels=["DAPI", "FITC"], time_plan={"interval": 0, "loops": 15})
+        seq = useq.MDASequence(channels=["DAPI", "FITC"], time_plan=snapped(15))
         sink = Recorder(demo_core, DEMO_PROFILE).sink(out)
         demo_core.mda.run(seq, output=sink)
     finally:

@@ -10,7 +10,7 @@ from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
 from nbo_recorder.cli.main import main
 from nbo_recorder.rig import load_core
-from tests.helpers import annotations, load, planes
+from tests.helpers import annotations, load, planes, snapped
 
 
 def _channel_settings(ome):
@@ -97,7 +97,7 @@ def test_a_stopped_disk_is_recorded_as_the_speed_set_not_as_turning(tmp_path):
         core.mda.events.frameReady.connect(lambda *_: truth.append((disk.speed_rpm,
                                                                     disk.disk_running)))
         out = tmp_path / "stopped.ome.tif"
-        core.mda.run(useq.MDASequence(channels=["488-GFP"], time_plan={"interval": 0, "loops": 2}),
+        core.mda.run(useq.MDASequence(channels=["488-GFP"], time_plan=snapped(2)),
                      output=Recorder(core, bundled_profile("sim_spinning_disk.yaml")).sink(out))
         assert truth == [(3000, False)] * 2
         _, ome = load(out)

@@ -11,7 +11,7 @@ import yaml
 
 from nbo_recorder.cli.main import main
 from nbo_recorder.store.journal import journal_path
-from tests.helpers import DEMO_PROFILE, annotations, load, planes
+from tests.helpers import DEMO_PROFILE, annotations, load, planes, snapped
 
 
 def test_demo_command_writes_and_summarises(tmp_path):
@@ -31,7 +31,7 @@ def test_demo_command_writes_and_summarises(tmp_path):
 def _sequence(tmp_path):
     seq = tmp_path / "seq.yaml"
     seq.write_text(yaml.safe_dump({"channels": [{"config": "Cy5", "group": "Channel"}],
-                                   "time_plan": {"interval": 0, "loops": 2}}))
+                                   "time_plan": snapped(2)}))
     return seq
 
 

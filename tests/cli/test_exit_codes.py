@@ -22,7 +22,7 @@ import yaml
 
 from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
 from nbo_recorder.store.journal import journal_path
-from tests.helpers import DEMO_PROFILE, annotations, load
+from tests.helpers import DEMO_PROFILE, annotations, load, snapped
 
 RUNS = 10
 CLI = [sys.executable, "-m", "nbo_recorder.cli.main"]
@@ -46,7 +46,7 @@ def _cases(tmp_path: Path, full: Path) -> dict[str, tuple[list[str], str, Path]]
     """name -> (acquire arguments but --out, what the error line must say, output folder)."""
     seq = _write(tmp_path / "seq.yaml", yaml.safe_dump(
         {"channels": [{"config": "Cy5", "group": "Channel"}],
-         "time_plan": {"interval": 0, "loops": 2}}))
+         "time_plan": snapped(2)}))
     no_group = _write(tmp_path / "group.yaml", yaml.safe_dump(
         {"channels": [{"config": "Cy5", "group": "NoSuchGroup"}]}))
     no_adapter = _write(tmp_path / "adapter.cfg", "Device,Camera,NoSuchAdapter,DCam\n")
@@ -171,7 +171,7 @@ def test_ctrl_c_while_importing_prints_no_traceback(tmp_path):
     that lands while pydantic builds a model's validator (about 0.25 s in), which pydantic
     turns into a SchemaError (a known gap, not asserted here).
     """
-    seq = _write(tmp_path / "seq.yaml", yaml.safe_dump({"time_plan": {"interval": 0, "loops": 2}}))
+    seq = _write(tmp_path / "seq.yaml", yaml.safe_dump({"time_plan": snapped(2)}))
     for n, delay in enumerate([0.0, 0.01, 0.05, 0.1, 0.15]):
         proc = subprocess.Popen(
             [sys.executable, "-X", "importtime", *CLI[1:], "acquire", "--mm-config", "demo",

@@ -19,7 +19,7 @@ from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
 from nbo_recorder.rig import load_core
 from nbo_recorder.sim import SimCSUW1
-from tests.helpers import load, planes
+from tests.helpers import load, planes, snapped
 
 LATE_S = 1.3
 """Delay of every CSU-W1 answer while the fault is on (the driver waits 1 s)."""
@@ -46,7 +46,7 @@ def test_slow_csuw1_never_records_another_commands_answer(tmp_path: Path) -> Non
     core.events.imageSnapped.connect(observe)  # ahead of the recorder's own handlers
     out = tmp_path / "late.ome.tif"
     seq = useq.MDASequence(
-        channels=["488-GFP", "561-mCherry"], time_plan={"interval": 0, "loops": 4}
+        channels=["488-GFP", "561-mCherry"], time_plan=snapped(4)
     )
     recorder = Recorder(core, bundled_profile("sim_spinning_disk.yaml"))
     try:

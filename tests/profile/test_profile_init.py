@@ -20,7 +20,7 @@ from nbo_recorder.profile.labels import (
 )
 from nbo_recorder.profile.load import load_profile, parse_profile
 from nbo_recorder.profile.skeleton import init_profile
-from tests.helpers import DEMO_PROFILE, load
+from tests.helpers import DEMO_PROFILE, load, snapped
 
 
 def _state_devices(core: Any) -> dict[str, list[str]]:
@@ -143,7 +143,7 @@ def test_filled_skeleton_records_the_right_objective(demo_core, tmp_path, ome_sc
 
     demo_core.setProperty("Objective", "Label", "Nikon 20X Plan Fluor ELWD")
     out = tmp_path / "filled.ome.tif"
-    seq = useq.MDASequence(channels=["FITC"], time_plan={"interval": 0, "loops": 2})
+    seq = useq.MDASequence(channels=["FITC"], time_plan=snapped(2))
     sink = Recorder(demo_core, profile).sink(out)
     demo_core.mda.run(seq, output=sink)
     sink.raise_if_failed()

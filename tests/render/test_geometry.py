@@ -26,7 +26,7 @@ from ome_types.model import Image
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.render.layout import layout_run
 from nbo_recorder.store.journal import JournalWriter, read_journal
-from tests.helpers import DEMO_PROFILE, annotations, demo_profile, load
+from tests.helpers import DEMO_PROFILE, annotations, demo_profile, load, snapped
 
 
 class Truth:
@@ -164,7 +164,7 @@ def test_binning_per_channel_splits_the_position_by_frame_size(demo_core, tmp_pa
     seq = useq.MDASequence(
         channels=[{"config": name, "group": "Camera"} for name in ("HighRes", "MedRes",
                                                                    "LowRes")],
-        z_plan={"range": 1, "step": 1}, time_plan={"interval": 0, "loops": 2},
+        z_plan={"range": 1, "step": 1}, time_plan=snapped(2),
     )
     out = tmp_path / "binning_per_channel.ome.tif"
     ome, truth = record(demo_core, seq, out, ome_schema)
@@ -236,9 +236,9 @@ def test_sub_sequence_time_points_never_share_plane_indices(demo_core, tmp_path,
     """Case 9: a position's own time plan inside an outer one repeats useq's (t, c, z)."""
     seq = useq.MDASequence(
         channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1},
-        time_plan={"interval": 0, "loops": 3},
+        time_plan=snapped(3),
         stage_positions=[(0, 0, 0), {"x": 10, "y": 10, "z": 0, "sequence": {
-            "time_plan": {"interval": 0, "loops": 2}}}],
+            "time_plan": snapped(2)}}],
     )
     out = tmp_path / "repeated.ome.tif"
     with warnings.catch_warnings(record=True) as caught:
@@ -270,8 +270,7 @@ def test_old_journals_without_frame_sizes_still_recover(demo_core, tmp_path):
     a journal written now round-trips every FrameRecord field."""
     recorder = Recorder(demo_core, DEMO_PROFILE)
     sink = recorder.sink(tmp_path / "run.ome.tif")
-    demo_core.mda.run(useq.MDASequence(channels=["DAPI"], time_plan={"interval": 0,
-                                                                    "loops": 2}), output=sink)
+    demo_core.mda.run(useq.MDASequence(channels=["DAPI"], time_plan=snapped(2)), output=sink)
     assert sink.run is not None
     run = sink.run
     new = tmp_path / "new.nbo-journal"

@@ -13,7 +13,7 @@ import useq
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.store.journal import journal_path
 from nbo_recorder.store.recovery import recover
-from tests.helpers import DEMO_PROFILE, load
+from tests.helpers import DEMO_PROFILE, load, snapped
 
 FRAME_BYTES = 512 * 512 * 2  # the demo camera's frames
 
@@ -27,7 +27,7 @@ def _unfinished_run(core: Any, path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(sink_module, "build_ome_xml", fail)
     sink = Recorder(core, DEMO_PROFILE).sink(path)
-    core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": 6}), output=sink)
+    core.mda.run(useq.MDASequence(time_plan=snapped(6)), output=sink)
     assert "finalisation interrupted" in " ".join(sink.errors)
     monkeypatch.undo()
     assert journal_path(path).exists()
