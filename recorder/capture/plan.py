@@ -1,16 +1,23 @@
 """What a sequence will produce, worked out before its first frame.
 
 The sink sizes the file (classic TIFF or BigTIFF), reports dropped frames and starts the NBO
-compliance check early from these; they only read the ``useq`` sequence, never the hardware.
+compliance check early from these; the pre-flight prediction builds its run from them too. They
+only read the ``useq`` sequence (and what the caller read of the camera), never the hardware.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from nbo_recorder.capture.documents import RunStart
+from nbo_recorder.capture.versions import now_iso
 
 if TYPE_CHECKING:
     from useq import MDASequence
+
+    from nbo_recorder.profile.model import Profile
 
 
 def _has_sub_sequences(sequence: MDASequence) -> bool:
@@ -45,3 +52,29 @@ def count_events(sequence: MDASequence, cap: int = 10_000_000) -> int | None:
         return n
     except Exception:
         return None
+
+
+def run_start(
+    profile: Profile, sequence: MDASequence, *, width: int, height: int, dtype: str,
+    camera: str, versions: Mapping[str, str],
+) -> RunStart:
+    """The start document of a run of ``sequence``: one place for the sink (at sequence
+    start) and the pre-flight prediction, so both describe a run the same way.
+
+    ``width``/``height``/``dtype``/``camera`` are the first frame's, as the engine or the
+    core reports them. Not every z or time plan has a step or an interval (absolute
+    positions, phases): those are then None.
+    """
+    z_step = getattr(sequence.z_plan, "step", None)
+    interval = getattr(sequence.time_plan, "interval", None)
+    return RunStart(
+        started_at=now_iso(),
+        profile=profile.model_dump(mode="json"),
+        sequence=sequence.model_dump(mode="json", exclude_unset=True),
+        width=width, height=height, dtype=dtype, camera=camera,
+        versions=versions,
+        position_names=tuple(p.name for p in sequence.stage_positions),
+        z_step_um=z_step,
+        time_interval_s=interval.total_seconds() if interval is not None else None,
+        frames_expected=count_events(sequence),
+    )

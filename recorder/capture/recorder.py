@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 from nbo_recorder.capture.output_path import check_output_paths
 from nbo_recorder.capture.policy import RecordingError, VerifyPolicy, WriteErrorPolicy
 from nbo_recorder.capture.sink import RecordingSink, SinkProgress
-from nbo_recorder.capture.state import StateMonitor
 from nbo_recorder.capture.versions import software_versions
 from nbo_recorder.nbo.schema import get_schema
 from nbo_recorder.profile.core_check import check_against_core
@@ -29,6 +28,9 @@ from nbo_recorder.store.tiff_writer import check_output_path
 
 if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
+    from useq import MDASequence
+
+    from nbo_recorder.read.predicted import Preflight
 
 __all__ = [
     "Recorder",
@@ -105,21 +107,22 @@ class Recorder:
         # while a camera is streaming or at the end of the first run
         get_schema()
 
-    def preflight(self, tier: int) -> list[str]:
-        """What a file recorded now would lack at NBO ``tier``: one line per gap.
+    def preflight(self, tier: int, sequence: MDASequence | None = None, *,
+                  source: str = "pre-flight") -> Preflight:
+        """What ``validate --tier tier`` would report of the file ``sequence`` records now.
 
-        Static specs the profile leaves empty (MUST attributes at tier <= ``tier``), and what
-        the live state cannot resolve right now (a device that does not answer, a label
-        the profile does not describe), read from the devices before the first frame.
+        The run the sequence would record is predicted from the devices' current state and
+        the settings each channel preset applies (nothing is moved), rendered and graded as a
+        written file is (:mod:`nbo_recorder.read.predicted`). Without ``sequence``: one frame
+        in the current state. The result's ``report.failures`` and ``report.schema_errors``
+        are the gaps; ``unresolved`` the live values the file will record as unknown.
         """
-        from nbo_recorder.capture.observed import interpret
-        from nbo_recorder.profile.check import missing_for_tier
+        from useq import MDASequence
 
-        gaps = missing_for_tier(self.profile, tier)
-        monitor = StateMonitor(self.core, self.profile.watched_properties())
-        observed = interpret(monitor.refresh("pre-flight"), self.profile)
-        gaps += [f"live state: {what}: {reason}" for what, reason in observed.unknown]
-        return gaps
+        from nbo_recorder.read.predicted import preflight
+
+        one_frame = MDASequence(time_plan={"interval": 0, "loops": 1})
+        return preflight(self.core, self.profile, sequence or one_frame, tier, source=source)
 
     def sink(self, path: str | Path, *, overwrite: bool = False) -> RecordingSink:
         """A single-use ``output=`` handler for ``core.mda.run`` writing to ``path``."""

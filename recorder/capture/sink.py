@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, RunStop, StateSnapshot
+from nbo_recorder.capture.documents import FrameRecord, Run, RunStop, StateSnapshot
 from nbo_recorder.capture.output_path import discard_empty_outputs
 from nbo_recorder.capture.pause import WriteErrorHold
-from nbo_recorder.capture.plan import count_events, planned_channels
+from nbo_recorder.capture.plan import count_events, planned_channels, run_start
 from nbo_recorder.capture.policy import (
     DEFAULT_VERIFY,
     RecordingError,
@@ -217,24 +217,13 @@ class RecordingSink:
         self.monitor.refresh("sequence start")
         self._expected = count_events(sequence)
         self._first_frames_pending = planned_channels(sequence)
-        # not every z or time plan has a step or an interval (absolute positions, phases)
-        z_step = getattr(sequence.z_plan, "step", None)
-        interval = getattr(sequence.time_plan, "interval", None)
         dtype = str(np.dtype(info["dtype"] if info else "uint16"))
         width = int(info["width"] if info else self.core.getImageWidth())
         height = int(info["height"] if info else self.core.getImageHeight())
-        self.run = Run(start=RunStart(
-            started_at=now_iso(),
-            profile=self.profile.model_dump(mode="json"),
-            sequence=sequence.model_dump(mode="json", exclude_unset=True),
-            width=width, height=height, dtype=dtype,
+        self.run = Run(start=run_start(
+            self.profile, sequence, width=width, height=height, dtype=dtype,
             camera=str(info["camera_label"] if info else self.core.getCameraDevice()),
-            versions=software_versions(self.core),
-            position_names=tuple(p.name for p in sequence.stage_positions),
-            z_step_um=z_step,
-            time_interval_s=interval.total_seconds() if interval is not None else None,
-            frames_expected=self._expected,
-        ))
+            versions=software_versions(self.core)))
         frame_bytes = width * height * np.dtype(dtype).itemsize
         self._frame_bytes = frame_bytes
         expected_bytes = None if self._expected is None else self._expected * frame_bytes

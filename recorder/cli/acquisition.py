@@ -173,6 +173,7 @@ def _record_on(
     from nbo_recorder.capture.policy import RecordingError
     from nbo_recorder.capture.preflight import check_sequence
     from nbo_recorder.capture.recorder import Recorder
+    from nbo_recorder.read.validate import format_report
     from nbo_recorder.rig import apply_settings
 
     # before any setting is applied, file created or the MDA started: a sequence the core
@@ -183,15 +184,20 @@ def _record_on(
         recorder = Recorder(core, profile, **options)
         sink = recorder.sink(out, overwrite=overwrite)
         if tier is not None:
-            gaps = recorder.preflight(tier)
+            checked = recorder.preflight(tier, sequence, source=f"pre-flight of {out}")
             say(f"pre-flight, NBO tier {tier}: "
-                + (f"{len(gaps)} item(s) would be missing" if gaps else "nothing missing"),
-                prefix="")
-            for gap in gaps:
-                say(f"  {gap}", prefix="")
-            if gaps and strict:
-                raise CommandError(f"--strict: not starting; {len(gaps)} item(s) missing for "
-                                   f"tier {tier} (listed above)", 1, label="")
+                + (f"{checked.gaps} item(s) would be missing or invalid in the file; "
+                   "`nbo-recorder profile check` names the profile fields that state them"
+                   if checked.gaps else "nothing missing"), prefix="")
+            if checked.gaps:
+                say(format_report(checked.report, failures_only=True), prefix="")
+            if checked.unresolved:
+                say("live state the profile cannot resolve (recorded as unknown):", prefix="")
+                for line in checked.unresolved:
+                    say(f"  {line}", prefix="")
+            if checked.gaps and strict:
+                raise CommandError(f"--strict: not starting; {checked.gaps} item(s) missing "
+                                   f"for tier {tier} (listed above)", 1, label="")
         _run_cancelable(core, sequence, sink)
         sink.raise_if_failed()
     except RecordingError as exc:

@@ -28,7 +28,7 @@ from nbo_recorder.nbo.schema import (
     validate_nbo,
     xsd_allows,
 )
-from nbo_recorder.read.reader import read
+from nbo_recorder.read.reader import nbo_record, read
 from nbo_recorder.vocabulary import (
     NBO_NAMESPACE,
     NS_CHANNEL,
@@ -141,18 +141,39 @@ def _as_nbo(ome_root: ET.Element) -> ET.Element:
 def validate_file(path: str | Path, tier: int = 1,
                   extensions: Sequence[Extension] = EXTENSIONS) -> ValidationReport:
     """Grade ``path``; raises :class:`~nbo_recorder.read.reader.NotOmeTiffError` if no OME-TIFF."""
+    _check_choice(tier, extensions)
+    recorded = read(path)
+    return grade(recorded.tree, recorded.nbo, str(path), tier, extensions)
+
+
+def grade_xml(ome_xml: str, source: str, tier: int = 1,
+              extensions: Sequence[Extension] = EXTENSIONS) -> ValidationReport:
+    """Grade OME-XML text as :func:`validate_file` grades a file holding it.
+
+    The pre-flight check grades the record predicted for a sequence with this, so what it
+    lists before the first frame is what ``validate`` reports of the file written after.
+    """
+    _check_choice(tier, extensions)
+    tree = ET.fromstring(ome_xml)
+    return grade(tree, nbo_record(tree), source, tier, extensions)
+
+
+def _check_choice(tier: int, extensions: Sequence[Extension]) -> None:
     check_tier(tier)
     unknown_ext = sorted(set(extensions) - set(EXTENSIONS))
     if unknown_ext:
         raise ValueError(f"unknown extension(s) {unknown_ext}; choose from {list(EXTENSIONS)}")
-    recorded = read(path)
-    record = recorded.nbo
+
+
+def grade(tree: ET.Element, record: ET.Element | None, source: str, tier: int,
+          extensions: Sequence[Extension]) -> ValidationReport:
+    """Grade the NBO ``record`` of an OME document (``tree``), or its OME part if it has none."""
     if record is not None:
         root, graded = record, "the embedded NBO v2.01 record"
     else:
-        root = _as_nbo(copy.deepcopy(recorded.tree))
+        root = _as_nbo(copy.deepcopy(tree))
         graded = "the OME part (the file has no NBO record)"
-    report = ValidationReport(str(path), tier, tuple(extensions), graded)
+    report = ValidationReport(source, tier, tuple(extensions), graded)
     unknown = _unknown_reasons(root)
     elements = {p: el for el, (p, _) in element_paths(root).items()}
     # grade every extension, then keep the chosen ones: an XSD error about an attribute of
@@ -320,12 +341,14 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def format_report(report: ValidationReport, *, all_rows: bool = False) -> str:
+def format_report(report: ValidationReport, *, all_rows: bool = False,
+                  failures_only: bool = False) -> str:
     """A plain-text table: failures first, then (with ``all_rows``) every attribute.
 
     Each line names the element, the attribute and what it is about (component ID and name,
     or Image / channel / plane range); lines that differ only in what they are about collapse
-    into one with a count.
+    into one with a count. ``failures_only`` lists just the rows that fail the chosen tier
+    (the pre-flight check prints these).
     """
     lines = [f"{report.file}: graded {report.graded}",
              f"NBO tier {report.tier}, extensions {', '.join(report.extensions)}: "
@@ -333,7 +356,8 @@ def format_report(report: ValidationReport, *, all_rows: bool = False) -> str:
     for t, per_ext in report.verdicts.items():
         lines.append(f"  {t}: " + ", ".join(f"{e} {'pass' if ok else 'fail'}"
                                            for e, ok in per_ext.items()))
-    shown = report.rows if all_rows else [r for r in report.rows if r.tier <= report.tier]
+    shown = (report.failures if failures_only else report.rows if all_rows
+             else [r for r in report.rows if r.tier <= report.tier])
     if shown:
         lines.append("")
         lines.append(f"{'tier':>4} {'req':<6} {'ext':<8} {'status':<22} {'rows':>4}  "

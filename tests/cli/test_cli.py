@@ -91,7 +91,9 @@ def test_preflight_lists_gaps_and_strict_refuses_before_any_frame(tmp_path, caps
             "--sequence", str(_sequence(tmp_path)), "--out", str(out), "--tier", "1"]
     assert main([*args, "--strict"]) == 1
     err = capsys.readouterr().err
-    assert "pre-flight, NBO tier 1:" in err and "microscope.type" in err
+    assert "pre-flight, NBO tier 1:" in err
+    # mm_demo.yaml states no microscope type: the stand element the XSD needs is missing
+    assert "Instrument <MicroscopeStandGroup>" in err
     assert "--strict: not starting" in err
     assert not out.exists(), "nothing may be acquired when --strict refuses"
     assert main(args) == 0
@@ -103,9 +105,9 @@ def test_preflight_reports_live_state_the_profile_cannot_resolve(demo_core):
     from nbo_recorder.capture.recorder import Recorder
 
     demo_core.setProperty("Objective", "Label", "Objective-2")  # an empty, unprofiled slot
-    gaps = Recorder(demo_core, DEMO_PROFILE).preflight(1)
-    assert any(g.startswith("live state: objective[Objective]: label 'Objective-2'")
-               for g in gaps)
+    checked = Recorder(demo_core, DEMO_PROFILE).preflight(1)
+    assert any(line.startswith("objective[Objective]: label 'Objective-2'")
+               for line in checked.unresolved)
 
 
 def test_sequence_metadata_outside_nbo_vocabulary_is_refused_before_acquiring(tmp_path, capsys):
