@@ -3,9 +3,10 @@
 :data:`profile_app` is the ``profile`` command group that ``nbo_recorder.cli.main`` adds::
 
     nbo-recorder profile init --mm-config CFG [--out PROFILE.yaml] [--overwrite]
-    nbo-recorder profile check PROFILE.yaml [--mm-config CFG] [--tier N]
+    nbo-recorder profile check PROFILE.yaml [--mm-config CFG] [--tier N] [--for micrometa]
     nbo-recorder profile import-micrometa MICROSCOPE.json [--out PROFILE.yaml] [--mm-config CFG]
     nbo-recorder profile export-micrometa PROFILE.yaml [--out MICROSCOPE.json] [--kept FILE]
+        [--tier N]
 
 Each command returns its exit code; bad input raises ``ProfileError``, ``RigError``,
 ``ValueError`` or ``OSError``, which the top-level command group turns into exit code 2 with
@@ -93,10 +94,16 @@ def check(
     tier: Annotated[int | None, typer.Option(
         "--tier", metavar="N", min=1, max=3, show_default="no tier check",
         help="also list NBO MUST attributes of this tier or below left empty")] = None,
+    target: Annotated[str, typer.Option(
+        "--for", metavar="TARGET",
+        help="what --tier checks: 'nbo' (NBO MUST attributes) or 'micrometa' (what Micro-Meta "
+             "App requires of each exported component)")] = "nbo",
 ) -> int:
     from nbo_recorder.profile.check import check_profile, format_result
 
-    result = check_profile(profile, mm_config, tier)
+    if target == "micrometa" and tier is None:
+        tier = 1
+    result = check_profile(profile, mm_config, tier, target)
     lines, summary = format_result(result, tier)
     for line in lines:
         print(line)
@@ -147,7 +154,7 @@ def import_micrometa(
         f"{microscope.name}",
         f"(Micro-Meta App instrument {result.data['name']!r}). Component ids are the Micro-Meta",
         "App IDs; 'extra' holds the record fields the profile model has no place for, so that",
-        "'profile export-micrometa' can write them back. Canvas-layout keys were dropped.",
+        "'profile export-micrometa' can write them back. The canvas layout is in the kept file.",
         "",
         f"Kept in {kept_file.name} (no profile kind; keep that file next to this one):",
         *[f"  {name}" for name in kept_names or ["(nothing)"]],
@@ -185,6 +192,10 @@ def export_micrometa(
     kept: Annotated[Path | None, typer.Option(
         "--kept", show_default="PROFILE.micrometa-kept.json when it exists",
         help="kept data of an import")] = None,
+    tier: Annotated[int | None, typer.Option(
+        "--tier", metavar="N", min=1, max=3,
+        show_default="an import's own; else the highest tier the profile satisfies",
+        help="the file's Tier and ValidationTier")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="replace an existing --out file")] = False,
 ) -> int:
@@ -201,7 +212,7 @@ def export_micrometa(
         merged = read_micrometa(kept_file)
         if not isinstance(merged, dict):
             raise ValueError(f"{kept_file}: not the kept data of an import (expected an object)")
-    doc, warnings = to_micrometa(loaded, merged)
+    doc, warnings = to_micrometa(loaded, merged, tier)
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         sys.stdout.write(text)
@@ -210,6 +221,6 @@ def export_micrometa(
     for w in warnings:
         say(f"warning: {w}")
     where = str(out) if out else "standard output"
-    say(f"wrote {where}: {len(doc['components'])} components"
+    say(f"wrote {where}: {len(doc['components'])} components, tier {doc['Tier']}"
         + (f" (merged {kept_file})" if merged is not None else ""), prefix="")
     return 0

@@ -9,7 +9,9 @@ Three kinds of problem, all reported (not just the first):
   undescribed as warnings (frames taken there record the component as unknown);
 * remaining ``todo:`` entries, and with a tier the NBO attributes that are MUST at that tier
   or below (from :mod:`nbo_recorder.nbo.rules`, the NBO v2.01 rules table) and that the profile
-  leaves empty: :func:`missing_for_tier`.
+  leaves empty: :func:`missing_for_tier`; or, ``--for micrometa``, what Micro-Meta App requires
+  at that tier of each exported component and the profile does not state:
+  :func:`missing_for_micrometa`.
 
 Profile fields map to NBO element attributes as in :data:`ATTRIBUTE_FIELDS`; a component's
 NBO element is its Micro-Meta App schema (an imported ``extra.Schema_ID``, otherwise the kind:
@@ -33,7 +35,8 @@ from nbo_recorder.profile.calibration import check_calibration_files
 from nbo_recorder.profile.core_check import check_against_core
 from nbo_recorder.profile.errors import ProfileError
 from nbo_recorder.profile.load import load_profile, located
-from nbo_recorder.profile.micrometa_export import component_roles, schema_for
+from nbo_recorder.profile.micrometa_app import APP_SCHEMAS, missing_fields
+from nbo_recorder.profile.micrometa_export import component_roles, export_micrometa, schema_for
 from nbo_recorder.profile.model import LED, Profile
 from nbo_recorder.render.nbo_checks import check_nbo_profile
 
@@ -186,6 +189,65 @@ def missing_for_tier(profile: Profile, tier: int) -> list[str]:
     return out
 
 
+#: Micro-Meta App key -> the profile field that fills it (any other: the component's extra)
+MICROMETA_FIELDS: dict[str, str] = {
+    "Manufacturer": "manufacturer", "Model": "model", "CatalogNumber": "catalog_number",
+    "Magnification": "nominal_magnification", "LensNA": "lens_na", "Correction": "correction",
+    "ImmersionType": "immersion", "WorkingDistance": "working_distance_um",
+    "PixelWidth": "pixel_size_um", "PixelHeight": "pixel_size_um", "MaxBitDepth": "bit_depth",
+    "IlluminationWavelengthRange.IlluminationPower": "rated_power_mw",
+    "IlluminationWavelengthRange.PeakWavelength": "wavelength_nm",
+    "LEDModule.PeakWavelength": "wavelength_nm (or label wavelengths)",
+    "LEDModule.IlluminationPower": "rated_power_mw",
+}
+#: per kind, a Micro-Meta App key a typed field fills there
+_KIND_FIELDS: dict[tuple[str, str], str] = {
+    ("filter", "Type"): "filter_type", ("laser", "Type"): "laser_type",
+    ("filter", "TransmittanceRange"): "transmittance_range",
+    ("dichroic", "TransmittanceRange"): "cut_on_nm",
+    ("dichroic", "Type"): "cut_on_nm (long-pass) or extra.Type",
+    ("led", "LEDModule"): "rated_power_mw or wavelength_nm, or state "
+                          "extra.LEDModule[0].IlluminationPower",
+}
+
+
+def _hint(kind: str, key: str) -> str:
+    if re.search(r"\[[1-9]\d*\]", key):  # typed fields fill the first child only
+        return f"state extra.{key}"
+    plain = re.sub(r"\[\d+\]", "", key)
+    field_name = _KIND_FIELDS.get((kind, plain)) or MICROMETA_FIELDS.get(plain)
+    return f"set {field_name}" if field_name else f"state extra.{key}"
+
+
+def missing_for_micrometa(profile: Profile, tier: int) -> tuple[list[str], list[str]]:
+    """What Micro-Meta App requires at ``tier`` and the profile's export lacks, per component.
+
+    Also returns the components the app has no schema for (not exported: no fact fixes that).
+    """
+    doc, warnings = export_micrometa(profile, tier=tier)
+    out = [w for w in warnings if w.startswith("microscope.type")]
+    unexported = [w for w in warnings if "has no schema" in w]
+    stand = doc.get("MicroscopeStand")
+    if isinstance(stand, dict):
+        schema = str(stand["Schema_ID"])
+        for key in missing_fields(stand, schema, tier):
+            where = ("set microscope." + _STAND_FIELDS[key] if key in _STAND_FIELDS
+                     else f"state microscope.extra.{key}")
+            out.append(f"microscope ({schema[:-5]}): {key} is required by Micro-Meta App at "
+                       f"tier {tier}; {where}")
+    kinds = {c.id: c.kind for c in profile.components}
+    index = {c.id: i for i, c in enumerate(profile.components)}
+    for rec in doc["components"]:
+        schema = str(rec["Schema_ID"])
+        cid = str(rec["ID"])
+        if schema not in APP_SCHEMAS or cid not in kinds:
+            continue
+        for key in missing_fields(rec, schema, tier):
+            out.append(f"components[{index[cid]}] {cid!r} ({schema[:-5]}): {key} is required "
+                       f"by Micro-Meta App at tier {tier}; {_hint(kinds[cid], key)}")
+    return out, unexported
+
+
 @dataclass
 class CheckResult:
     """What ``profile check`` found: problems decide the exit code, warnings do not."""
@@ -217,8 +279,14 @@ def _stale_todo(profile: Profile, entry: str) -> bool:
 
 
 def check_profile(path: str | Path, mm_config: str | None = None,
-                  tier: int | None = None) -> CheckResult:
-    """Check a profile file; ``mm_config`` ('demo' or a .cfg) adds the binding checks."""
+                  tier: int | None = None, target: str = "nbo") -> CheckResult:
+    """Check a profile file; ``mm_config`` ('demo' or a .cfg) adds the binding checks.
+
+    ``target`` decides what the tier check asks for: ``"nbo"`` the NBO MUST attributes,
+    ``"micrometa"`` what Micro-Meta App requires of the exported file.
+    """
+    if target not in ("nbo", "micrometa"):
+        raise ValueError(f"--for {target!r}: expected 'nbo' or 'micrometa'")
     path = Path(path)
     result = CheckResult()
     try:
@@ -260,8 +328,12 @@ def check_profile(path: str | Path, mm_config: str | None = None,
         else:
             result.problems.append(f"{path}: todo: {entry}")
     if tier is not None:
-        result.problems.extend(f"{path}: tier {tier}: {line}"
-                               for line in missing_for_tier(profile, tier))
+        if target == "micrometa":
+            missing, unexported = missing_for_micrometa(profile, tier)
+            result.warnings.extend(f"{path}: {line}" for line in unexported)
+        else:
+            missing = missing_for_tier(profile, tier)
+        result.problems.extend(f"{path}: tier {tier}: {line}" for line in missing)
     return result
 
 

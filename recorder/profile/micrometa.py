@@ -14,7 +14,8 @@ order. The mapping of record keys to profile fields is
 :mod:`nbo_recorder.profile.micrometa_fields`; a whole file becomes profile data in
 :mod:`nbo_recorder.profile.micrometa_import` and is written back in
 :mod:`nbo_recorder.profile.micrometa_export`, so an import -> export -> import round trip loses
-no field. Canvas-layout keys are dropped.
+no field. Canvas-layout keys are not profile data: an import keeps them beside the profile and
+an export puts them back.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class MicroMetaError(ValueError):
 MODEL_VERSION = "2.01.0"
 INSTRUMENT_SCHEMA = "Instrument.json"
 
-#: canvas layout, not metadata (dropped on import, not written on export)
+#: canvas layout, not metadata (kept beside an imported profile, by component ID)
 LAYOUT_KEYS = frozenset({"PositionX", "PositionY", "PositionZ", "Width", "Height", "OffsetX",
                          "OffsetY", "OccupiedSpot", "occupiedSpot"})
 _COUNTER_RE = re.compile(r"^(Current|Min|Max)_Number_Of_(\w+)$")

@@ -41,10 +41,25 @@ _FILTER_TYPE_IN = {"BandPass": "BandPass", "LongPass": "LongPass", "ShortPass": 
                    "Tuneable": "Tuneable", "BandStop": "Other", "Notch": "Other",
                    "Other": "Other", "Dichroic": "Dichroic"}
 
+_FILTER_TYPE_OUT = {"Dichroic": "Other", "NeutralDensity": "Other", "Tuneable": "Other"}
+"""OME filter types the app's Type enumeration lacks (it has BandPass, BandStop, LongPass,
+MultiPass, Notch, ShortPass, Other)."""
+
 _LASER_TYPE_IN = {"Gas": "Gas", "MetalVapor": "MetalVapor", "Dye": "Dye",
-                  "Semiconductor": "Semiconductor", "LaserDiode": "Semiconductor",
-                  "FreeElectron": "FreeElectron", "SolidState": "SolidState",
-                  "DiodePumpedSolidState": "SolidState", "Excimer": "Excimer", "Other": "Other"}
+                  "SemiconductorLaserDiode": "Semiconductor", "Semiconductor": "Semiconductor",
+                  "LaserDiode": "Semiconductor", "FreeElectron": "FreeElectron",
+                  "SolidState": "SolidState", "DiodePumpedSolidState (DPSS)": "SolidState",
+                  "DiodePumpedSolidState": "SolidState", "Excimer": "Excimer",
+                  "Chemical": "Other", "OpticalParametricOscillator (OPS)": "Other",
+                  "Other": "Other"}
+#: OME laser type -> the app's Laser Type enumeration
+_LASER_TYPE_OUT = {"Semiconductor": "SemiconductorLaserDiode", "Excimer": "Other",
+                   "FreeElectron": "Other"}
+#: the app's MaxBitDepth enumeration
+_BIT_DEPTHS = frozenset({8, 12, 14, 16, 32, 64})
+#: detector schemas with sensor geometry (ArrayWidth/Height, PixelWidth/Height)
+_CAMERA_SCHEMAS = frozenset({"CCD.json", "CMOS.json", "IntensifiedCamera.json",
+                             "AnalogVideo.json"})
 _ARC_TYPE_IN = {"Hg": "Hg", "Xe": "Xe", "HgXe": "HgXe", "Other": "Other"}
 _AXES_IN = {"XY": "xy", "Z": "z", "XYZ": "xyz", "X-Y": "xy", "X-Y-Z": "xyz"}
 _AXES_OUT = {"xy": "XY", "z": "Z", "xyz": "XYZ"}
@@ -200,7 +215,6 @@ def to_fields(schema: str, kind: str, rec: Mapping[str, Any]) -> MappedFields:
         _take_enum(m, rec, "Type", "filter_type", _FILTER_TYPE_IN)
         if schema == "NeutralDensityFilter.json" and "filter_type" not in m.fields:
             m.fields["filter_type"] = "NeutralDensity"
-        _take_text(m, rec, "FilterWheel", "filter_wheel")
         _filter_range(m, rec)
     elif kind == "dichroic":
         ranges = rec.get("TransmittanceRange")
@@ -214,6 +228,7 @@ def to_fields(schema: str, kind: str, rec: Mapping[str, Any]) -> MappedFields:
                              _wavelength_nm, prefix="TransmittanceRange[0].")
                 if "cut_on_nm" in sub.fields:
                     used = sub.used["cut_on_nm"] | {f"TransmittanceRange[0].{k}" for k in r}
+                    used |= {"Type"} if "Type" in rec else set()
                     m.put("cut_on_nm", sub.fields["cut_on_nm"], used)
     elif kind == "filter_set":
         for key, name, many in (("ExcitationFilter", "excitation_filters", True),
@@ -241,13 +256,15 @@ def to_fields(schema: str, kind: str, rec: Mapping[str, Any]) -> MappedFields:
             _take_number(m, mod, "IlluminationPower", "rated_power_mw", "IlluminationPowerUnit",
                          None, _power_mw, prefix="LEDModule[0].")
     elif kind in ("laser", "arc", "generic_light_source"):
-        for key in ("NominalPowerOutput", "NominalPower", "Power"):
-            _take_number(m, rec, key, "rated_power_mw", f"{key}Unit", None, _power_mw)
-            if "rated_power_mw" in m.fields:
-                break
+        ranges = rec.get("IlluminationWavelengthRange")
+        if isinstance(ranges, list) and len(ranges) == 1 and isinstance(ranges[0], dict):
+            prefix = "IlluminationWavelengthRange[0]."
+            _take_number(m, ranges[0], "IlluminationPower", "rated_power_mw",
+                         "IlluminationPowerUnit", "mW", _power_mw, prefix=prefix)
+            if kind == "laser":
+                _take_number(m, ranges[0], "PeakWavelength", "wavelength_nm",
+                             "PeakWavelengthUnit", "nm", _wavelength_nm, prefix=prefix)
         if kind == "laser":
-            _take_number(m, rec, "Wavelength", "wavelength_nm", "WavelengthUnit", "nm",
-                         _wavelength_nm)
             _take_enum(m, rec, "Type", "laser_type", _LASER_TYPE_IN)
             _take_text(m, rec, "LaserMedium", "laser_medium")
         elif kind == "arc":
@@ -258,15 +275,8 @@ def to_fields(schema: str, kind: str, rec: Mapping[str, Any]) -> MappedFields:
             m.put("detector_type", "EMCCD", ["Type"])
         elif dtype is not None:
             m.fields["detector_type"] = dtype
-        for key, name in (("ArrayWidth", "sensor_width_px"), ("ArrayHeight", "sensor_height_px")):
-            v = _number(rec.get(key))
-            if v is not None and v.is_integer():
-                m.put(name, int(v), [key])
-        pw, ph = MappedFields(), MappedFields()
-        _take_number(pw, rec, "PixelWidth", "p", "PixelWidthUnit", "µm", _length_um)
-        _take_number(ph, rec, "PixelHeight", "p", "PixelHeightUnit", "µm", _length_um)
-        if "p" in pw.fields and "p" in ph.fields and same_value(pw.fields["p"], ph.fields["p"]):
-            m.put("pixel_size_um", pw.fields["p"], pw.used["p"] | ph.used["p"])
+        if schema in _CAMERA_SCHEMAS:  # the others have no slot for the sensor geometry
+            _sensor(m, rec)
         bits = rec.get("MaxBitDepth")
         found = re.fullmatch(r"\s*(\d+)\s*(bits?)?\s*", str(bits)) if bits is not None else None
         if found and not isinstance(bits, bool):
@@ -279,6 +289,18 @@ def to_fields(schema: str, kind: str, rec: Mapping[str, Any]) -> MappedFields:
                                          "IndividualObjectiveFocusing.json"):
             m.fields["axes"] = "z"
     return m
+
+
+def _sensor(m: MappedFields, rec: Mapping[str, Any]) -> None:
+    for key, name in (("ArrayWidth", "sensor_width_px"), ("ArrayHeight", "sensor_height_px")):
+        v = _number(rec.get(key))
+        if v is not None and v.is_integer():
+            m.put(name, int(v), [key])
+    pw, ph = MappedFields(), MappedFields()
+    _take_number(pw, rec, "PixelWidth", "p", "PixelWidthUnit", "µm", _length_um)
+    _take_number(ph, rec, "PixelHeight", "p", "PixelHeightUnit", "µm", _length_um)
+    if "p" in pw.fields and "p" in ph.fields and same_value(pw.fields["p"], ph.fields["p"]):
+        m.put("pixel_size_um", pw.fields["p"], pw.used["p"] | ph.used["p"])
 
 
 def _filter_range(m: MappedFields, rec: Mapping[str, Any]) -> None:
@@ -346,14 +368,15 @@ def from_fields(schema: str, kind: str, f: Mapping[str, Any]) -> Data:
             rec["Correction"] = _CORRECTION_OUT.get(f["correction"], f["correction"])
         if f.get("immersion") is not None:
             rec["ImmersionType"] = _IMMERSION_OUT.get(f["immersion"], f["immersion"])
+            if f["immersion"] == "WaterDipping":
+                rec["DippingMedium"] = "Water-based"
         put("WorkingDistance", "working_distance_um", 1e-3, ("WorkingDistanceUnit", "mm"))
         put("Iris", "iris")
     elif kind == "filter":
         if f.get("filter_type") is not None and not (
             schema == "NeutralDensityFilter.json" and f["filter_type"] == "NeutralDensity"
         ):
-            rec["Type"] = f["filter_type"]
-        put("FilterWheel", "filter_wheel")
+            rec["Type"] = _FILTER_TYPE_OUT.get(f["filter_type"], f["filter_type"])
         tr = f.get("transmittance_range") or {}
         cut_in, cut_out = tr.get("cut_in_nm"), tr.get("cut_out_nm")
         centre = f.get("center_wavelength_nm")
@@ -371,7 +394,8 @@ def from_fields(schema: str, kind: str, f: Mapping[str, Any]) -> Data:
         if r:
             rec["TransmittanceRange"] = [r]
     elif kind == "dichroic":
-        if f.get("cut_on_nm") is not None:
+        if f.get("cut_on_nm") is not None:  # the profile's cut-on is a long-pass edge
+            rec["Type"] = "LongPass"
             rec["TransmittanceRange"] = [{"WavelengthUnit": "nm", "Wavelength": f["cut_on_nm"],
                                           "FWHMBandwidth": 0}]
     elif kind == "filter_set":
@@ -390,22 +414,29 @@ def from_fields(schema: str, kind: str, f: Mapping[str, Any]) -> Data:
         if mod:
             rec["LEDModule"] = [mod]
     elif kind in ("laser", "arc", "generic_light_source"):
-        put("NominalPowerOutput", "rated_power_mw", unit=("NominalPowerOutputUnit", "mW"))
+        band: Data = {}
+        if f.get("rated_power_mw") is not None:
+            band.update(IlluminationPower=f["rated_power_mw"], IlluminationPowerUnit="mW")
+        if kind == "laser" and f.get("wavelength_nm") is not None:
+            band.update(PeakWavelength=f["wavelength_nm"], PeakWavelengthUnit="nm")
+        if band:
+            rec["IlluminationWavelengthRange"] = [band]
         if kind == "laser":
-            put("Wavelength", "wavelength_nm", unit=("WavelengthUnit", "nm"))
-            put("Type", "laser_type")
+            if f.get("laser_type") is not None:
+                rec["Type"] = _LASER_TYPE_OUT.get(f["laser_type"], f["laser_type"])
             put("LaserMedium", "laser_medium")
         elif kind == "arc":
             put("Type", "arc_type")
     elif kind == "detector":
         if f.get("detector_type") == "EMCCD" and schema == "CCD.json":
             rec["Type"] = "EMCCD"
-        put("ArrayWidth", "sensor_width_px")
-        put("ArrayHeight", "sensor_height_px")
-        if f.get("pixel_size_um") is not None:
-            rec.update(PixelWidth=f["pixel_size_um"], PixelWidthUnit="µm",
-                       PixelHeight=f["pixel_size_um"], PixelHeightUnit="µm")
-        if f.get("bit_depth") is not None:
+        if schema in _CAMERA_SCHEMAS:
+            put("ArrayWidth", "sensor_width_px")
+            put("ArrayHeight", "sensor_height_px")
+            if f.get("pixel_size_um") is not None:
+                rec.update(PixelWidth=f["pixel_size_um"], PixelWidthUnit="µm",
+                           PixelHeight=f["pixel_size_um"], PixelHeightUnit="µm")
+        if f.get("bit_depth") in _BIT_DEPTHS:
             rec["MaxBitDepth"] = f"{f['bit_depth']}bit"
     elif kind == "stage":
         if f.get("axes") is not None:

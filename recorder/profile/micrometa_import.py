@@ -5,9 +5,10 @@ ID. What the profile model has no field for goes into the component's ``extra`` 
 including the original spelling of a value the profile normalises (``"Achroplan"`` for
 correction ``Achromat``, under :data:`~nbo_recorder.profile.micrometa.ROUND_TRIP_PREFIX`).
 Records the profile has no component kind for (software, environmental control, condensers,
-focus stabilisation, turrets and wheels, unknown Schema_IDs) and the instrument / stand fields
-the profile cannot hold are returned as *kept* data, which the CLI writes next to the profile
-(``<profile>.micrometa-kept.json``) for :mod:`nbo_recorder.profile.micrometa_export`.
+focus stabilisation, turrets and wheels, unknown Schema_IDs), the instrument / stand fields
+the profile cannot hold and the canvas layout of every record (by ID) are returned as *kept*
+data, which the CLI writes next to the profile (``<profile>.micrometa-kept.json``) for
+:mod:`nbo_recorder.profile.micrometa_export`.
 """
 
 from __future__ import annotations
@@ -109,18 +110,19 @@ def _extra_for(schema: str, kind: str, rec: Data, m: MappedFields) -> dict[str, 
     used = set().union(*m.used.values()) if m.used else set()
     regen = flatten(from_fields(schema, kind, m.fields))
     extra: dict[str, Scalar] = {}
+    respelled = {k: v for k, v in flat.items() if k in used and k != "Schema_ID"
+                 and not (k in regen and same_value(regen[k], v))}
+    # a value and its unit spelled differently together (0.05 W for 50 mW) mean the same
+    together = same_value(to_fields(schema, kind, unflatten({**regen, **respelled})).fields,
+                          m.fields)
     for k, v in flat.items():
         if k == "Schema_ID" or k not in used:
             extra[k] = v
-        elif k in regen and same_value(regen[k], v):
-            continue
-        else:
-            candidate = dict(regen)
-            candidate[k] = v
-            if same_value(to_fields(schema, kind, unflatten(candidate)).fields, m.fields):
-                # same meaning, different spelling: keep the original, namespaced so the NBO
-                # record (which reads NBO attribute names from extra) does not see two values
-                extra[ROUND_TRIP_PREFIX + k] = v
+        elif k in respelled and (together or same_value(
+                to_fields(schema, kind, unflatten({**regen, k: v})).fields, m.fields)):
+            # same meaning, different spelling: keep the original, namespaced so the NBO
+            # record (which reads NBO attribute names from extra) does not see two values
+            extra[ROUND_TRIP_PREFIX + k] = v
     return extra
 
 
@@ -196,6 +198,11 @@ def import_micrometa(doc: Any, source: str, core: Any | None = None) -> ImportRe
     sections: dict[int, str] = {}
     kept_components: list[Data] = []
     last_schema = None
+    layout: Data = {}
+    for record in [*records, *([stand] if isinstance(stand, dict) else [])]:
+        where = {k: v for k, v in record.items() if k in LAYOUT_KEYS}
+        if where and isinstance(record.get("ID"), str):
+            layout[record["ID"]] = where
     for i, record in enumerate(records):
         schema = str(record["Schema_ID"])
         rec = _strip_layout(record)
@@ -244,6 +251,7 @@ def import_micrometa(doc: Any, source: str, core: Any | None = None) -> ImportRe
         "instrument": {k: v for k, v in doc.items()
                        if k not in ("Name", "components", "MicroscopeStand", "linkedFields")},
         "components": kept_components,
+        "layout": layout,
     }
     microscope: Data = {}
     if isinstance(stand, dict):

@@ -53,10 +53,6 @@ def doc() -> dict[str, Any]:
     return data
 
 
-def _strip(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in rec.items() if k not in LAYOUT_KEYS}
-
-
 def test_import_maps_every_component(doc):
     result = import_micrometa(doc, str(EXAMPLE))
     profile = result.profile()
@@ -144,15 +140,16 @@ def test_round_trip_through_files_loses_no_field(doc, tmp_path, capsys):
     kept1.pop("source"), kept2.pop("source")
     assert kept1 == kept2
 
-    # and at the Micro-Meta level: every field of every record is back, with its value
+    # and at the Micro-Meta level: every field of every record is back, with its value and
+    # its place on the app's canvas
     out = json.loads(exported.read_text())
     assert {k: out[k] for k in ("Name", "Schema_ID", "ID", "Tier", "ValidationTier",
                                 "ModelVersion", "AppVersion")} == {
         k: doc[k] for k in ("Name", "Schema_ID", "ID", "Tier", "ValidationTier", "ModelVersion",
                             "AppVersion")}
-    assert out["MicroscopeStand"] == _strip(doc["MicroscopeStand"])
+    assert out["MicroscopeStand"] == doc["MicroscopeStand"]
     assert out["linkedFields"] == doc["linkedFields"]
-    original = {r["ID"]: _strip(r) for r in doc["components"]}
+    original = {r["ID"]: r for r in doc["components"]}  # canvas layout included
     written = {r["ID"]: r for r in out["components"]}
     assert written.keys() == original.keys()
     for cid, rec in original.items():
@@ -163,8 +160,10 @@ def test_export_writes_what_micro_meta_app_expects(doc):
     profile = import_micrometa(doc, str(EXAMPLE)).profile()
     out, warnings = export_micrometa(profile)  # without the kept data: profile only
     assert warnings == []
-    assert out["Schema_ID"] == "Instrument.json" and out["Tier"] == 1
-    assert out["ValidationTier"] == 1 and out["ModelVersion"] == "2.01.0"
+    # without the kept Tier the file declares the highest tier its records satisfy: the ABIF
+    # records state every field the app requires up to tier 3 (placeholders included)
+    assert out["Schema_ID"] == "Instrument.json" and out["Tier"] == 3
+    assert out["ValidationTier"] == 3 and out["ModelVersion"] == "2.01.0"
     assert out["MicroscopeStand"]["Schema_ID"] == "InvertedMicroscopeStand.json"
     assert out["MicroscopeStand"]["Manufacturer"] == "Zeiss"
     by_id = {r["ID"]: r for r in out["components"]}
