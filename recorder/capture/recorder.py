@@ -103,8 +103,8 @@ class Recorder:
             self.profile = load_checked_profile(profile)
         self.on_device_error = on_device_error
         check_against_core(self.profile, core)
-        # the NBO XSD takes ~1 s of CPU to load: do it now, during set-up, rather than
-        # while a camera is streaming or at the end of the first run
+        # compile the NBO XSD (libxml2, ~50 ms) now, during set-up, rather than while a
+        # camera is streaming or at the end of the first run; a broken XSD fails here
         get_schema()
 
     def preflight(self, tier: int, sequence: MDASequence | None = None, *,

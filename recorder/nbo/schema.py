@@ -2,8 +2,9 @@
 
 The NBO XSD declares as ``required`` everything the specification marks MUST at any
 tier, so a document written for tier 1 legitimately lacks tier-2/3 items that the
-XSD insists on. :func:`validate_nbo` therefore validates with xmlschema and sorts
-every reported problem:
+XSD insists on. :func:`validate_nbo` therefore validates with libxml2 (lxml's
+``XMLSchema``, compiled once per process by :func:`~nbo_recorder.nbo.xsd_index.xsd_schema`)
+and sorts every reported problem:
 
 * a missing required attribute, or a missing required child element, whose rules
   table tier is above the target tier is *deferred*: reported, not an error;
@@ -11,51 +12,85 @@ every reported problem:
   elements, dangling references, required items at or below the target tier, or
   required items the rules table does not know) is an *error*.
 
-xmlschema reports only the first content-model problem of an element, so a deferred
-missing child is replaced by an empty placeholder in a working copy and the copy is
-validated again; problems inside placeholders are ignored. This repeats until a pass
-inserts no new placeholder, which makes the remaining content of the element visible
-to the validator.
+libxml2 reports only the first content-model problem of an element, and says where
+(the child it did not expect, or the end) but not reliably what is missing (its list of
+expected names is cut at ten). What is missing there is read from the element's content
+model in :func:`~nbo_recorder.nbo.xsd_index.xsd_index`: the first required particle the
+children before that point leave unfilled. A deferred missing child is replaced by an empty
+placeholder in a working copy and the copy is validated again; problems inside placeholders
+are ignored. This repeats until a pass inserts no new placeholder, which makes the remaining
+content of the element visible to the validator.
+
+Problems are located by libxml2's node path (``/*/*[3]/*[4]``), resolved in the working
+copy, and reported with the document's element path (``/OME/Instrument[1]/Objective[1]``);
+a dangling reference, which libxml2 reports without a path, by its element's line.
 
 :func:`attribute_compliance` lists, per element of a document, which MUST/SHOULD
 attributes of the rules table apply at a tier and which of them are present.
 
-:func:`xsd_attribute`, :func:`xsd_allows`, :func:`allowed_values` and :func:`value_problem`
-look up what the XSD declares for an element (the builders and checks of the NBO record use
-them to place and check values).
+:func:`xsd_attribute`, :func:`xsd_allows`, :func:`allowed_values`, :func:`value_problem` and
+:func:`xsd_element` look up what the XSD declares for an element (the builders and checks of
+the NBO record use them to place and check values); they live in
+:mod:`nbo_recorder.nbo.xsd_index` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import copy
 import re
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-import xmlschema
-from xmlschema.validators import (
-    XMLSchemaChildrenValidationError,
-    XMLSchemaValidationError,
-    XsdAttributeGroup,
-    XsdElement,
-    XsdGroup,
-)
+from lxml import etree  # type: ignore[import-untyped]
 
-from nbo_recorder.nbo import NBO_NAMESPACE, XSD_PATH
+from nbo_recorder.nbo import NBO_NAMESPACE
+from nbo_recorder.nbo.libxml2_errors import ErrorLocator, missing_particle
 from nbo_recorder.nbo.rules import (
     EXTENSIONS,
     Extension,
     Requirement,
-    Rule,
     RuleTable,
     check_tier,
     load_rules,
 )
-from nbo_recorder.vocabulary import attribute_text
+from nbo_recorder.nbo.xsd_index import (
+    SCHEMA_LOCK,
+    AttributeDeclaration,
+    ElementDeclaration,
+    Particle,
+    XsdIndex,
+    allowed_values,
+    element_declaration,
+    value_problem,
+    xsd_allows,
+    xsd_attribute,
+    xsd_element,
+    xsd_index,
+    xsd_schema,
+)
+
+__all__ = [
+    "AttributeDeclaration",
+    "AttributeStatus",
+    "DeferredItem",
+    "Document",
+    "ElementCompliance",
+    "ElementDeclaration",
+    "ValidationIssue",
+    "ValidationResult",
+    "allowed_values",
+    "attribute_compliance",
+    "element_declaration",
+    "element_paths",
+    "get_schema",
+    "local_name",
+    "validate_nbo",
+    "value_problem",
+    "xsd_allows",
+    "xsd_attribute",
+    "xsd_element",
+]
 
 Document = str | bytes | ET.Element | ET.ElementTree
 
@@ -63,11 +98,17 @@ Document = str | bytes | ET.Element | ET.ElementTree
 # needs more passes than an element has required children.
 MAX_PASSES = 64
 
-_MISSING_ATTRIBUTE = re.compile(r"missing required attribute '([^']+)'")
-_MISSING_KEY_FIELD = re.compile(r"missing key field '@([^']+)'")
-_ATTRIBUTE_VALUE = re.compile(r"^attribute (\S+?)=")
-
-
+_MISSING_ATTRIBUTE = re.compile(r"The attribute '([^']+)' is required but missing")
+_ATTRIBUTE = re.compile(r"attribute '([^']+)'")
+_NOT_EXPECTED = "This element is not expected"
+_MISSING_CHILD = "Missing child element(s)"
+_KEY_FIELD = "Not all fields of key identity-constraint"
+_KEY_SEQUENCE = re.compile(r"No match found for key-sequence \['([^']*)'\]")
+_NAMESPACE = f"{{{NBO_NAMESPACE}}}"
+_PARSER = etree.XMLParser(
+    remove_comments=True, remove_pis=True, no_network=True, resolve_entities=False,
+    huge_tree=True,
+)
 @dataclass(frozen=True, slots=True)
 class ValidationIssue:
     """An error: ``path`` is the XPath-like element path, ``attribute`` if one is at fault."""
@@ -137,21 +178,13 @@ class ElementCompliance:
         return tuple(s for s in self.attributes if not s.present and s.requirement == "MUST")
 
 
-_SCHEMA_LOCK = threading.Lock()
+def get_schema() -> Any:
+    """The NBO XSD compiled by libxml2 (an ``lxml.etree.XMLSchema``), once per process.
 
-
-@cache
-def _load_schema() -> xmlschema.XMLSchema:
-    return xmlschema.XMLSchema(str(XSD_PATH))
-
-
-def get_schema() -> xmlschema.XMLSchema:
-    """The NBO XSD, loaded once per process (loading takes about a second).
-
-    Thread-safe, so a recorder can start loading it in the background when it is created.
+    Compiling takes about 50 ms; a recorder calls this while it is set up so that a broken
+    installation fails before the first frame. Thread-safe.
     """
-    with _SCHEMA_LOCK:
-        return _load_schema()
+    return xsd_schema()
 
 
 def local_name(tag: str) -> str:
@@ -194,25 +227,22 @@ def element_paths(root: ET.Element) -> dict[ET.Element, tuple[str, tuple[str, ..
     return found
 
 
-def _alternatives(particle: object) -> list[XsdElement]:
-    """Element declarations that can satisfy a missing content-model particle."""
-    if isinstance(particle, XsdElement):
-        return [particle]
-    if isinstance(particle, XsdGroup):
-        return [item for item in particle.iter_elements() if isinstance(item, XsdElement)]
-    return []
+def _work_copy(document: Document) -> Any:
+    """A working copy of ``document`` as an lxml tree, without comments and processing
+    instructions (libxml2 validates an lxml tree; placeholders are inserted into the copy)."""
+    if isinstance(document, str):
+        try:
+            return etree.fromstring(document, _PARSER)
+        except ValueError:  # text that declares its encoding: parse its UTF-8 bytes
+            return etree.fromstring(document.encode(), _PARSER)
+    if isinstance(document, bytes):
+        return etree.fromstring(document, _PARSER)
+    return etree.fromstring(ET.tostring(_as_element(document)), _PARSER)
 
 
-def _concrete(schema: xmlschema.XMLSchema, declaration: XsdElement) -> XsdElement:
-    """A non-abstract element usable in place of ``declaration`` (itself if concrete)."""
-    pending = [declaration]
-    while pending:
-        current = pending.pop(0)
-        if not current.abstract:
-            return current
-        members = schema.maps.substitution_groups.get(current.name, ())
-        pending.extend(sorted(members, key=lambda member: member.local_name))
-    return declaration
+def _message(text: str) -> str:
+    """A libxml2 message without the NBO namespace in its names."""
+    return text.replace(_NAMESPACE, "").strip()
 
 
 @dataclass
@@ -221,100 +251,89 @@ class _ValidationState:
 
     tier: int
     rules: RuleTable
-    schema: xmlschema.XMLSchema
-    paths: dict[ET.Element, tuple[str, tuple[str, ...]]]
-    placeholders: set[ET.Element] = field(default_factory=set)
+    index: XsdIndex
+    paths: dict[Any, tuple[str, tuple[str, ...]]]
+    placeholders: set[Any] = field(default_factory=set)
     deferred: dict[tuple[str, str], DeferredItem] = field(default_factory=dict)
-    deferred_attributes: set[tuple[ET.Element, str]] = field(default_factory=set)
-    filled: set[tuple[ET.Element, str]] = field(default_factory=set)
+    deferred_attributes: set[tuple[Any, str]] = field(default_factory=set)
+    filled: set[tuple[Any, str]] = field(default_factory=set)
+    content_errors: dict[tuple[Any, None], list[str]] = field(default_factory=dict)
+    order: dict[Any, int] = field(default_factory=dict)
+    removed_ids: set[str] = field(default_factory=set)
 
-    def rule_for_attribute(self, element: ET.Element, attribute: str) -> Rule | None:
-        """Rules row of a missing attribute; ``XUnit`` falls back to ``X``'s row."""
+    def content_error(self, parent: Any, message: str) -> None:
+        """Keep a content-model error of ``parent``: later passes no longer see it."""
+        messages = self.content_errors.setdefault((parent, None), [])
+        if message not in messages:
+            messages.append(message)
+
+    def defer_attribute(self, element: Any, attribute: str) -> bool:
+        """Record a missing attribute as deferred when its tier allows; True if deferred.
+
+        ``XUnit`` falls back to ``X``'s row (the workbook lists the value, not its unit).
+        """
         name = local_name(element.tag)
         ancestors = self.paths[element][1]
         rule = self.rules.resolve(name, attribute.strip(), "attribute", ancestors)
         if rule is None and attribute.endswith("Unit"):
             rule = self.rules.resolve(name, attribute[: -len("Unit")], "attribute", ancestors)
-        return rule
-
-    def defer_attribute(self, element: ET.Element, attribute: str) -> bool:
-        """Record a missing attribute as deferred when its tier allows; True if deferred."""
-        rule = self.rule_for_attribute(element, attribute)
         if rule is None or rule.tier <= self.tier:
             return False
         path = self.paths[element][0]
         self.deferred_attributes.add((element, attribute))
         self.deferred.setdefault(
             (path, "@" + attribute),
-            DeferredItem(
-                path, local_name(element.tag), attribute, None, rule.tier, rule.requirement
-            ),
+            DeferredItem(path, name, attribute, None, rule.tier, rule.requirement),
         )
         return True
 
-    def defer_child(self, error: XMLSchemaChildrenValidationError) -> bool:
-        """Insert a placeholder for a deferrable missing child; True if one was inserted."""
-        element = error.elem
-        particle = error.particle
-        occurs = error.occurs
-        if element is None or particle is None or occurs is None:
-            return False
-        if occurs >= particle.min_occurs:
-            return False
-        options = _alternatives(particle)
+    def missing_child(self, parent: Any, index: int) -> Particle | None:
+        """The required particle missing in ``parent`` before child ``index`` (or at the end)."""
+        declaration = self.index.declaration_at(self.paths[parent][1])
+        if declaration is None:
+            return None
+        names = [local_name(child.tag) for child in parent.iterchildren(etree.Element)]
+        return missing_particle(declaration.type.particles, names, index)
+
+    def defer_child(self, parent: Any, particle: Particle) -> bool:
+        """Record a missing child as deferred when its tier allows; True if deferred."""
+        options = particle.alternatives
         if not options:
             return False
-        name = local_name(element.tag)
-        ancestors = self.paths[element][1]
-        found = [self.rules.resolve(name, o.local_name, "element", ancestors) for o in options]
+        name = local_name(parent.tag)
+        ancestors = self.paths[parent][1]
+        found = [self.rules.resolve(name, option, "element", ancestors) for option in options]
         rules = [rule for rule in found if rule is not None]
         if len(rules) != len(options) or min(rule.tier for rule in rules) <= self.tier:
             return False
         strictest = min(rules, key=lambda rule: (rule.tier, not rule.is_must))
-        path = self.paths[element][0]
-        child = "|".join(option.local_name for option in options)
-        if (element, child) in self.filled:
-            return False
-        self.filled.add((element, child))
+        path = self.paths[parent][0]
+        child = "|".join(options)
         self.deferred.setdefault(
             (path, child),
             DeferredItem(path, name, None, child, strictest.tier, strictest.requirement),
         )
-        placeholder = ET.Element(_concrete(self.schema, options[0]).name)
-        element.insert(error.index if error.index is not None else len(element), placeholder)
+        return True
+
+    def fill(self, parent: Any, index: int, particle: Particle) -> bool:
+        """Insert an empty placeholder for a missing child, once; True if one was inserted.
+
+        libxml2 checks none of an element's children after its first content-model
+        problem; the placeholder lets the next pass check the children that follow.
+        """
+        child = "|".join(particle.alternatives)
+        if not particle.alternatives or (parent, child) in self.filled:
+            return False
+        self.filled.add((parent, child))
+        tag = _NAMESPACE + self.index.concrete(particle.alternatives[0])
+        placeholder = etree.Element(tag, nsmap={None: NBO_NAMESPACE})
+        parent.insert(index, placeholder)
         self.placeholders.add(placeholder)
         return True
 
-    def is_deferred_attribute(self, error: XMLSchemaValidationError) -> bool:
-        """True when ``error`` is a missing required attribute above the target tier."""
-        element = error.elem
-        match = _MISSING_ATTRIBUTE.search(error.reason or "")
-        if element is None or match is None:
-            return False
-        if not isinstance(error.validator, XsdAttributeGroup):
-            return False
-        attribute = match.group(1)
-        declaration = error.validator.get(attribute)
-        if declaration is None or declaration.use != "required" or attribute in element.attrib:
-            return False
-        return self.defer_attribute(element, attribute)
-
-    def is_deferred_key_field(self, error: XMLSchemaValidationError) -> bool:
-        """True for an identity-constraint complaint about an attribute already deferred."""
-        match = _MISSING_KEY_FIELD.search(error.reason or "")
-        return (
-            match is not None
-            and error.elem is not None
-            and (error.elem, match.group(1)) in self.deferred_attributes
-        )
-
-    def issue(self, error: XMLSchemaValidationError) -> ValidationIssue:
-        """Convert an xmlschema error into a :class:`ValidationIssue`."""
-        element = error.elem
-        path = self.paths[element][0] if element is not None and element in self.paths else "/"
-        reason = (error.reason or str(error.message)).replace(f"{{{NBO_NAMESPACE}}}", "")
-        match = _MISSING_ATTRIBUTE.search(reason) or _ATTRIBUTE_VALUE.search(reason)
-        return ValidationIssue(path, reason, match.group(1) if match else None)
+    def path_of(self, element: Any) -> str:
+        """The document path of ``element`` (``/`` when it is not known)."""
+        return self.paths[element][0] if element in self.paths else "/"
 
 
 def validate_nbo(
@@ -329,45 +348,108 @@ def validate_nbo(
     """
     check_tier(tier)
     try:
-        root = _as_element(document)
-    except ET.ParseError as error:
+        work = _work_copy(document)
+    except (etree.XMLSyntaxError, ET.ParseError) as error:
         return ValidationResult(tier, (ValidationIssue("/", f"not well-formed XML: {error}"),), ())
-    if root.tag != f"{{{NBO_NAMESPACE}}}OME":
-        message = f"root element must be {{{NBO_NAMESPACE}}}OME, not {root.tag}"
+    if work.tag != f"{_NAMESPACE}OME":
+        message = f"root element must be {_NAMESPACE}OME, not {work.tag}"
         return ValidationResult(tier, (ValidationIssue("/", message),), ())
-    work = copy.deepcopy(root)
-    state = _ValidationState(tier, rules or load_rules(), get_schema(), element_paths(work))
+    state = _ValidationState(tier, rules or load_rules(), xsd_index(), element_paths(work))
+    state.order = {element: number for number, element in enumerate(work.iter(etree.Element))}
+    locator = ErrorLocator(work)
     errors: list[ValidationIssue] = []
     for _ in range(MAX_PASSES):
-        errors, inserted = _run_pass(state, work)
+        errors, inserted = _run_pass(state, locator)
         if not inserted:
             break
-    unique = list(dict.fromkeys(errors))
     deferred = sorted(
         state.deferred.values(),
         key=lambda item: (item.path, item.attribute or "", item.child or ""),
     )
-    return ValidationResult(tier, tuple(unique), tuple(deferred))
+    return ValidationResult(tier, tuple(errors), tuple(deferred))
 
 
-def _run_pass(state: _ValidationState, work: ET.Element) -> tuple[list[ValidationIssue], bool]:
-    """One validation pass: returns the errors and whether placeholders were inserted."""
-    errors: list[ValidationIssue] = []
-    missing_children: list[XMLSchemaChildrenValidationError] = []
-    for error in state.schema.iter_errors(work):
-        if error.elem is not None and error.elem in state.placeholders:
+def _run_pass(state: _ValidationState, locator: ErrorLocator) -> tuple[list[ValidationIssue], bool]:
+    """One validation pass: returns the errors and whether the working copy changed."""
+    locator.number()
+    schema = xsd_schema()
+    with SCHEMA_LOCK:
+        schema.validate(locator.root.getroottree())
+        entries = list(schema.error_log)
+    problems: dict[tuple[Any, str | None], list[str]] = {}
+    content: list[tuple[Any, int, str]] = []
+    key_fields: list[tuple[Any, str]] = []
+    for entry in entries:
+        element = locator.find(entry)
+        if element is not None and element in state.placeholders:
             continue
-        if isinstance(error, XMLSchemaChildrenValidationError):
-            missing_children.append(error)
-        elif not (state.is_deferred_attribute(error) or state.is_deferred_key_field(error)):
-            errors.append(state.issue(error))
-    inserted = False
-    for error in missing_children:
-        if state.defer_child(error):
-            inserted = True
+        message = _message(entry.message)
+        missing = _MISSING_ATTRIBUTE.search(message)
+        if missing and element is not None:
+            attribute = missing.group(1)
+            if not state.defer_attribute(element, attribute):
+                problems.setdefault((element, attribute), []).append(
+                    f"missing required attribute {attribute!r}")
+        elif element is not None and _NOT_EXPECTED in message:
+            parent = element.getparent()
+            siblings = list(parent.iterchildren(etree.Element))
+            content.append((parent, siblings.index(element), message))
+        elif element is not None and _MISSING_CHILD in message:
+            content.append((element, len(element), message))
+        elif element is not None and _KEY_FIELD in message:
+            key_fields.append((element, message))
+        elif _refers_to_removed(state, message):
+            continue
         else:
-            errors.append(state.issue(error))
-    return errors, inserted
+            attribute_match = _ATTRIBUTE.search(message)
+            attribute = attribute_match.group(1) if attribute_match else None
+            problems.setdefault((element, attribute), []).append(message)
+    for element, message in key_fields:
+        if not any((element, name) in state.deferred_attributes
+                   for name in state.index.key_fields):
+            problems.setdefault((element, None), []).append(message)
+    changed = False
+    for parent, index, message in content:
+        changed = _content_problem(state, parent, index, message) or changed
+    for (element, attribute), messages in state.content_errors.items():
+        problems.setdefault((element, attribute), []).extend(messages)
+    ordered = sorted(problems.items(), key=lambda item: state.order.get(item[0][0], -1))
+    errors = [ValidationIssue(state.path_of(element), "; ".join(dict.fromkeys(messages)),
+                              attribute)
+              for (element, attribute), messages in ordered]
+    return errors, changed
+
+
+def _content_problem(state: _ValidationState, parent: Any, index: int, message: str) -> bool:
+    """Sort a content-model problem of ``parent`` at child ``index``; True if the working
+    copy changed so that the next pass sees further.
+
+    A missing child above the target tier is deferred; any other is an error. Either way a
+    placeholder stands in for it. A child out of place with nothing missing before it is an
+    error and is taken out of the working copy, so that its siblings are checked.
+    """
+    particle = state.missing_child(parent, index)
+    if particle is not None:
+        if not state.defer_child(parent, particle):
+            expected = "|".join(particle.alternatives) or "any"
+            state.content_error(parent, f"The content of element {local_name(parent.tag)!r} "
+                                        f"is not complete. Tag {expected!r} expected.")
+        return state.fill(parent, index, particle)
+    state.content_error(parent, message)
+    children = list(parent.iterchildren(etree.Element))
+    if index < len(children):
+        removed = children[index]
+        state.removed_ids.update(e.get("ID") for e in removed.iter(etree.Element) if e.get("ID"))
+        parent.remove(removed)
+        return True
+    return False
+
+
+def _refers_to_removed(state: _ValidationState, message: str) -> bool:
+    """Whether ``message`` is a dangling reference to an element taken out of the working
+    copy (it is not dangling in the document)."""
+    match = _KEY_SEQUENCE.search(message)
+    return match is not None and match.group(1) in state.removed_ids
 
 
 def _iter_elements(root: ET.Element) -> Iterator[ET.Element]:
@@ -406,64 +488,3 @@ def attribute_compliance(
         if statuses:
             report.append(ElementCompliance(path, name, statuses))
     return report
-
-
-# --- look-ups in the XSD -------------------------------------------------------------------
-
-
-@cache
-def xsd_element(name: str) -> Any:
-    """The global NBO XSD declaration of element ``name`` (None if there is none)."""
-    return get_schema().maps.elements.get(f"{{{NBO_NAMESPACE}}}{name}")
-
-
-def xsd_attribute(element: str, attribute: str) -> Any:
-    """The XSD declaration of ``element``'s ``attribute`` (None if it has no such attribute)."""
-    declaration = xsd_element(element)
-    if declaration is None:
-        return None
-    return declaration.type.attributes.get(attribute)
-
-
-def xsd_allows(element: str, item: str, *, child: bool = False) -> bool:
-    """Whether the NBO XSD lets ``element`` carry ``item`` (an attribute or a child element).
-
-    The spreadsheet lists a few items the XSD has no place for (e.g. Pixels
-    SequentialAcquisition); a valid record cannot hold them. Elements the XSD does not
-    declare globally are given the benefit of the doubt.
-    """
-    declaration = xsd_element(element)
-    if declaration is None or not declaration.type.is_complex():
-        return declaration is None
-    if not child:
-        return item in declaration.type.attributes
-    content = declaration.type.content
-    if not hasattr(content, "iter_elements"):
-        return False
-    return any(e.local_name == item for e in content.iter_elements())
-
-
-def allowed_values(element: str, attribute: str) -> tuple[str, ...]:
-    """The XSD enumeration of an attribute (empty when it is not enumerated)."""
-    declaration = xsd_attribute(element, attribute)
-    enumeration = getattr(getattr(declaration, "type", None), "enumeration", None)
-    return tuple(str(v) for v in enumeration or ())
-
-
-def value_problem(element: str, attribute: str, value: str | bool | int | float) -> str | None:
-    """Why ``value`` is not allowed for ``element@attribute`` (None when it is).
-
-    The message names the allowed values of an enumerated attribute, or the XSD type.
-    """
-    declaration = xsd_attribute(element, attribute)
-    text = attribute_text(value)
-    if declaration is None or text is None:
-        return None
-    if declaration.type.is_valid(text):
-        return None
-    choices = allowed_values(element, attribute)
-    if choices:
-        listed = ", ".join(repr(c) for c in choices)
-        return f"{value!r} is not an NBO v2.01 {element}@{attribute}; allowed: {listed}"
-    kind = getattr(declaration.type.primitive_type, "local_name", None) or "value"
-    return f"{value!r} is not a valid {kind} for NBO {element}@{attribute}"

@@ -26,17 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xmlschema
 import yaml
 
 from nbo_recorder.cli.main import main
-from nbo_recorder.nbo import NBO_NAMESPACE
-from nbo_recorder.nbo.schema import get_schema
+from nbo_recorder.nbo import NBO_NAMESPACE, XSD_PATH
 from nbo_recorder.read.reader import nbo_record, read_ome_xml
 
 REPO = Path(__file__).resolve().parents[2]
 RIGS = {"widefield": ("mm_demo.yaml", []), "spinning-disk": ("sim_spinning_disk.yaml",
                                                               ["--rig", "spinning-disk"])}
 STAND = {("Instrument", "MicroscopeStandGroup"), ("Image", "MicroscopeStandSettings")}
+
+
+@cache
+def get_schema() -> xmlschema.XMLSchema:
+    """The NBO XSD loaded by xmlschema: a reader of it independent of the recorder's own."""
+    return xmlschema.XMLSchema(str(XSD_PATH))
 
 
 @dataclass(frozen=True)
