@@ -79,6 +79,8 @@ BACKLOG_LIMIT_BYTES = 2048 * 2**20
 #: a camera circular buffer fuller than this during a hardware burst triggers a warning
 BUFFER_WARN_FRACTION = 0.5
 _STOP_ON_WRITE_ERROR = WriteErrorPolicy()
+#: seconds without a frame handed over before the finish stops waiting for the relay
+_RELAY_STALL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,8 @@ class RecordingSink:
         self._first_frames_pending: set[tuple[int, int]] | None = None
         self._compliance_thread: threading.Thread | None = None
         self._expected: int | None = None
+        self._handled = 0  # frames the relay handed to frameReady (written or not)
+        self._finish_lock = threading.Lock()
         self._software = f"nbo-recorder {software_versions(core)['nbo-recorder']}"
         self.monitor.attach()
         for signal, slot in self._connections():
@@ -316,9 +320,28 @@ class RecordingSink:
                and self._writer is not None):
             time.sleep(0.005)
 
-    def _on_finished(self, *_: object) -> None:
-        """Note, while the runner still knows it, whether the run ended in an exception."""
+    def _on_finished(self, sequence: MDASequence) -> None:
+        """Note, while the runner still knows it, whether the run ended in an exception;
+        then finish the file here, on the runner's thread, once the relay has handed over
+        every frame.
+
+        pymmcore-plus stops its relay thread from this same signal and only then queues the
+        relayed ``sequenceFinished``: a relay that finds its queue empty in between ends
+        without delivering it, and the file would never be finished. Finishing here, before
+        ``core.mda.run`` returns, does not depend on that; the relayed call then finds the
+        file finished and does nothing.
+        """
         self._engine_failed = str(self.core.mda.status.finish_reason) == "errored"
+        handled, since = self._handled, time.monotonic()
+        while self._handled < self._captured:
+            if self._handled != handled or self._hold.holding:  # a write-error pause waits
+                handled, since = self._handled, time.monotonic()
+            elif time.monotonic() - since > _RELAY_STALL_S:
+                self.errors.append(f"{self._captured - self._handled} frame(s) never reached "
+                                   f"the writer within {_RELAY_STALL_S:g} s")
+                break
+            time.sleep(0.002)
+        self.sequenceFinished(sequence)
 
     def _on_canceled(self, *_: object) -> None:
         self._canceled = True
@@ -327,6 +350,12 @@ class RecordingSink:
 
     def frameReady(self, img: NDArray[Any], event: MDAEvent, meta: FrameMetaV1) -> None:
         """Write one frame (called by pymmcore-plus's relay thread, in acquisition order)."""
+        try:
+            self._write_frame(img, event)
+        finally:
+            self._handled += 1
+
+    def _write_frame(self, img: NDArray[Any], event: MDAEvent) -> None:
         record = self._next_record()
         if record is None:
             self.errors.append(f"frame {event.index}: no state was captured for it")
@@ -448,7 +477,17 @@ class RecordingSink:
                 time.sleep(0.001)
 
     def sequenceFinished(self, sequence: MDASequence) -> None:
-        """Finalise: build the OME-XML from the documents and write it into the file."""
+        """Finalise: build the OME-XML from the documents and write it into the file.
+
+        Called from the runner's ``sequenceFinished`` (see :meth:`_on_finished`) and again by
+        pymmcore-plus's relay, if it delivers it: the first call finishes the file.
+        """
+        with self._finish_lock:
+            if self.finished.is_set():
+                return
+            self._finish()
+
+    def _finish(self) -> None:
         try:
             self._finalise()
         except Exception as exc:  # on the relay thread nobody would see it: keep it

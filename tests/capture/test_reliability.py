@@ -178,3 +178,26 @@ def load_xml(xml: str):
     from ome_types import from_xml
 
     return xml, from_xml(xml)
+
+
+def test_the_file_is_finished_when_the_relay_never_delivers_sequence_finished(
+        demo_core, tmp_path, monkeypatch):
+    """pymmcore-plus's relay thread stops on ``sequenceFinished`` before it queues the relayed
+    one; a relay that finds its queue empty in between exits without delivering it. Seen on
+    CI as a demo file with no OME-XML. Here the relay never delivers it: the file must still
+    be finished, with every frame, by the time ``core.mda.run`` returns."""
+    from pymmcore_plus.mda._thread_relay import MDARelayThread
+
+    monkeypatch.setattr(MDARelayThread, "sequenceFinished", lambda self, *args: None)
+    taken = []
+    demo_core.mda.events.frameReady.connect(lambda img, *_: taken.append(img.copy()))
+    out = tmp_path / "relay.ome.tif"
+    sink = Recorder(demo_core, DEMO_PROFILE).sink(out)
+    demo_core.mda.run(useq.MDASequence(channels=["DAPI"], time_plan=snapped(4)), output=sink)
+    assert sink.finished.is_set() and not sink.errors
+    xml, ome = load(out)  # raises if the first page has no OME-XML
+    assert len(ome.images[0].pixels.planes) == len(taken) == 4
+    import tifffile
+
+    with tifffile.TiffFile(out) as tf:
+        assert [(page.asarray() == img).all() for page, img in zip(tf.pages, taken)] == [True] * 4

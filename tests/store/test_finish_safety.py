@@ -203,7 +203,8 @@ core.setProperty("Camera", "Mode", "Noise")
 log = open({str(log)!r}, "a", buffering=1)
 core.mda.events.frameReady.connect(
     lambda img, *_: log.write(hashlib.sha1(img.tobytes()).hexdigest() + "\\n"))
-core.mda.run(useq.MDASequence(time_plan={{"interval": 0, "loops": {FRAMES}}}),
+# frames 1 ms apart are snapped, never a burst whose last frame the engine may lose
+core.mda.run(useq.MDASequence(time_plan={{"interval": 0.001, "loops": {FRAMES}}}),
              output=Recorder(core, {str(DEMO_PROFILE)!r}).sink({str(out)!r}))
 """
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
