@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nbo_recorder.capture.policy import RecordingError
     from nbo_recorder.capture.recorder import Recorder
+    from nbo_recorder.judge.reader import read
+    from nbo_recorder.judge.validate import validate_file
     from nbo_recorder.profile.load import load_profile
-    from nbo_recorder.read.reader import read
-    from nbo_recorder.read.validate import validate_file
     from nbo_recorder.rig import load_core
     from nbo_recorder.store.recovery import recover
 
@@ -37,9 +37,9 @@ _EXPORTS: dict[str, str] = {
     "RecordingError": "nbo_recorder.capture.policy",
     "load_core": "nbo_recorder.rig",
     "load_profile": "nbo_recorder.profile.load",
-    "read": "nbo_recorder.read.reader",
+    "read": "nbo_recorder.judge.reader",
     "recover": "nbo_recorder.store.recovery",
-    "validate_file": "nbo_recorder.read.validate",
+    "validate_file": "nbo_recorder.judge.validate",
 }
 
 __all__ = [

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from ome_types import OME
 
+from nbo_recorder.judge.reader import PlaneSettings, annotation_values, plane_settings, read
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.profile.model import Profile
-from nbo_recorder.read.reader import PlaneSettings, annotation_values, plane_settings, read
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"

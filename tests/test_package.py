@@ -67,6 +67,23 @@ def test_public_api_from_a_fresh_interpreter() -> None:
     assert "ok" in done.stdout, done.stderr
 
 
+def test_every_public_name_stays_itself_after_any_module_is_imported() -> None:
+    """A subpackage named like a public function would replace it once imported (Python
+    sets a subpackage as an attribute of its parent): ``read`` was shadowed this way."""
+    names = sorted(_modules())
+    code = ("import importlib, nbo_recorder\n"
+            f"for name in {names!r}:\n"
+            "    importlib.import_module(name)\n"
+            "from nbo_recorder import read, validate_file, recover, load_core, load_profile\n"
+            "import types\n"
+            "assert not any(isinstance(f, types.ModuleType) for f in "
+            "(read, validate_file, recover, load_core, load_profile)), read\n"
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd="/", timeout=120)
+    assert "ok" in done.stdout, done.stderr[-2000:]
+
+
 def test_importing_the_package_is_light() -> None:
     code = ("import sys, nbo_recorder; "
             "print([m for m in ('pymmcore_plus', 'ome_types', 'xmlschema', 'tifffile') "

@@ -12,7 +12,7 @@ from what can be known without acquiring:
   else where the stage is now), the current pixel size and frame size.
 
 The result goes through the same renderer and the same grading as a written file
-(:func:`nbo_recorder.read.validate.grade_xml`). Nothing is set on the hardware. What the
+(:func:`nbo_recorder.judge.validate.grade_xml`). Nothing is set on the hardware. What the
 prediction cannot know (a value a device only reports while acquiring, a keypad change during
 the run) may still differ; a value the devices do not answer now is unknown in the prediction
 as it would be in the file.

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
     from useq import MDASequence
 
-    from nbo_recorder.read.predicted import Preflight
+    from nbo_recorder.judge.predicted import Preflight
 
 __all__ = [
     "Recorder",
@@ -113,13 +113,13 @@ class Recorder:
 
         The run the sequence would record is predicted from the devices' current state and
         the settings each channel preset applies (nothing is moved), rendered and graded as a
-        written file is (:mod:`nbo_recorder.read.predicted`). Without ``sequence``: one frame
+        written file is (:mod:`nbo_recorder.judge.predicted`). Without ``sequence``: one frame
         in the current state. The result's ``report.failures`` and ``report.schema_errors``
         are the gaps; ``unresolved`` the live values the file will record as unknown.
         """
         from useq import MDASequence
 
-        from nbo_recorder.read.predicted import preflight
+        from nbo_recorder.judge.predicted import preflight
 
         one_frame = MDASequence(time_plan={"interval": 0, "loops": 1})
         return preflight(self.core, self.profile, sequence or one_frame, tier, source=source)

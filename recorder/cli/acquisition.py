@@ -173,7 +173,7 @@ def _record_on(
     from nbo_recorder.capture.policy import RecordingError
     from nbo_recorder.capture.preflight import check_sequence
     from nbo_recorder.capture.recorder import Recorder
-    from nbo_recorder.read.validate import format_report
+    from nbo_recorder.judge.validate import format_report
     from nbo_recorder.rig import apply_settings
 
     # before any setting is applied, file created or the MDA started: a sequence the core
@@ -287,7 +287,7 @@ def _insisting_presses(path: Path) -> Iterator[None]:
 
 def summarise(path: Path) -> str:
     """A short human summary of what a file records, read back from the file itself."""
-    from nbo_recorder.read.reader import read
+    from nbo_recorder.judge.reader import read
 
     f = read(path)
     ome = f.ome

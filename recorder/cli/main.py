@@ -193,7 +193,7 @@ def methods(
     fmt: Annotated[Literal["text", "markdown"], typer.Option(
         "--format", metavar="text|markdown", help="plain text or Markdown")] = "text",
 ) -> int:
-    from nbo_recorder.read.methods import methods_of
+    from nbo_recorder.judge.methods import methods_of
 
     print(methods_of(file).text(fmt))
     return 0
@@ -220,9 +220,9 @@ def validate(
 ) -> int:
     import json
 
+    from nbo_recorder.judge.reader import NotOmeTiffError
+    from nbo_recorder.judge.validate import format_report, validate_file
     from nbo_recorder.nbo.rules import EXTENSIONS
-    from nbo_recorder.read.reader import NotOmeTiffError
-    from nbo_recorder.read.validate import format_report, validate_file
 
     chosen = tuple(e.strip() for e in extensions.split(",") if e.strip())
     bad = [e for e in chosen if e not in EXTENSIONS]

@@ -1,6 +1,6 @@
 """Reading a recorded file back per frame: the settings and OME attributes it records.
 
-Built on the one reader (:func:`nbo_recorder.read.reader.read`): a frame's ``settings`` are
+Built on the one reader (:func:`nbo_recorder.judge.reader.read`): a frame's ``settings`` are
 its plane's annotated settings, its ``ome`` attributes come from the typed OME model.
 """
 
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from ome_types.model import Channel
 from pydantic import BaseModel
 
+from nbo_recorder.judge.reader import read
 from nbo_recorder.profile.model import Profile
-from nbo_recorder.read.reader import read
 
 if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus

@@ -20,8 +20,8 @@ from nbo_recorder import sim
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
 from nbo_recorder.drivers import mm_coolled
-from nbo_recorder.read.methods import build_methods
-from nbo_recorder.read.reader import read
+from nbo_recorder.judge.methods import build_methods
+from nbo_recorder.judge.reader import read
 from nbo_recorder.rig import load_core
 from nbo_recorder.vocabulary import NBO_NAMESPACE
 from tests.helpers import DEMO_PROFILE, planes, snapped

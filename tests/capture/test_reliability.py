@@ -8,6 +8,7 @@ import warnings
 from types import MappingProxyType
 
 import pytest
+import tifffile
 import useq
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -195,9 +196,8 @@ def test_the_file_is_finished_when_the_relay_never_delivers_sequence_finished(
     sink = Recorder(demo_core, DEMO_PROFILE).sink(out)
     demo_core.mda.run(useq.MDASequence(channels=["DAPI"], time_plan=snapped(4)), output=sink)
     assert sink.finished.is_set() and not sink.errors
-    xml, ome = load(out)  # raises if the first page has no OME-XML
+    _, ome = load(out)  # raises if the first page has no OME-XML
     assert len(ome.images[0].pixels.planes) == len(taken) == 4
-    import tifffile
-
     with tifffile.TiffFile(out) as tf:
-        assert [(page.asarray() == img).all() for page, img in zip(tf.pages, taken)] == [True] * 4
+        pages = [page.asarray() for page in tf.pages]
+    assert all((page == img).all() for page, img in zip(pages, taken, strict=True))

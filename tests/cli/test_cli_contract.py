@@ -127,8 +127,8 @@ def test_usage_error_exits_2_from_the_console_script_too():
 
 
 def test_python_warnings_are_one_line(tmp_path, capsys, monkeypatch):
-    from nbo_recorder.read import validate
-    from nbo_recorder.read.reader import NotOmeTiffError
+    from nbo_recorder.judge import validate
+    from nbo_recorder.judge.reader import NotOmeTiffError
 
     def warn_then_fail(*args, **kwargs):
         warnings.warn("camera buffer 90% full;\n  frames may be dropped", RuntimeWarning,
@@ -195,7 +195,7 @@ def test_help_loads_no_hardware_or_xml_library():
              "print(sorted(m for m in sys.modules if m.split('.')[0] in "
              "('pymmcore_plus', 'pymmcore', 'ome_types', 'xmlschema', 'useq', 'tifffile')\n"
              "       or m.startswith(('nbo_recorder.capture', 'nbo_recorder.render', "
-             "'nbo_recorder.store', 'nbo_recorder.read', 'nbo_recorder.conformance.'))))\n")
+             "'nbo_recorder.store', 'nbo_recorder.judge', 'nbo_recorder.conformance.'))))\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr

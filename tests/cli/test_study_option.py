@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from nbo_recorder.cli.main import main
-from nbo_recorder.read.reader import read
+from nbo_recorder.judge.reader import read
 from tests.helpers import REPO
 
 EXAMPLE = REPO / "hardware_profiles" / "example_study.yaml"

@@ -26,6 +26,7 @@ import xmlschema
 from xmlschema.validators import XMLSchemaChildrenValidationError
 
 from nbo_recorder.cli.main import main
+from nbo_recorder.judge.reader import nbo_record, read_ome_xml
 from nbo_recorder.nbo import NBO_NAMESPACE, XSD_PATH
 from nbo_recorder.nbo.rules import load_rules
 from nbo_recorder.nbo.schema import (
@@ -36,7 +37,6 @@ from nbo_recorder.nbo.schema import (
     xsd_allows,
     xsd_attribute,
 )
-from nbo_recorder.read.reader import nbo_record, read_ome_xml
 
 RIGS = {"widefield": [], "spinning-disk": ["--rig", "spinning-disk"],
         "spinning-disk with study": ["--rig", "spinning-disk", "--study",

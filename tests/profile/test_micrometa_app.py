@@ -318,8 +318,8 @@ def test_an_imported_laser_is_known_to_a_recording(py_core, tmp_path):
     import useq
 
     from nbo_recorder import Recorder
+    from nbo_recorder.judge.reader import read
     from nbo_recorder.profile.micrometa_import import import_micrometa
-    from nbo_recorder.read.reader import read
 
     doc = read_micrometa(EXAMPLE)
     doc["components"].append(copy.deepcopy(APP_LASER))

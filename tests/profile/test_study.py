@@ -16,6 +16,7 @@ import pytest
 import xmlschema
 import yaml
 
+from nbo_recorder.judge.reader import nbo_record, read_ome_xml
 from nbo_recorder.nbo import XSD_PATH
 from nbo_recorder.profile.errors import ProfileError
 from nbo_recorder.profile.load import load_profile
@@ -28,7 +29,6 @@ from nbo_recorder.profile.study import (
     read_table,
     study_for_run,
 )
-from nbo_recorder.read.reader import nbo_record, read_ome_xml
 from tests.helpers import DEMO_PROFILE, REPO
 
 EXAMPLE = REPO / "hardware_profiles" / "example_study.yaml"

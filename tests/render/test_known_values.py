@@ -26,8 +26,8 @@ import yaml
 
 from nbo_recorder.cli.acquisition import bundled_rig_config
 from nbo_recorder.cli.main import main
+from nbo_recorder.judge.reader import nbo_record, read_ome_xml
 from nbo_recorder.nbo import NBO_NAMESPACE
-from nbo_recorder.read.reader import nbo_record, read_ome_xml
 from nbo_recorder.rig import load_core, release_core
 
 N = {"n": NBO_NAMESPACE}

@@ -37,6 +37,7 @@ from pymmcore_plus.experimental.unicore import GenericDevice, StateDevice, pymm_
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.capture.versions import software_versions
+from nbo_recorder.judge.reader import nbo_record, nbo_text, read, read_ome_xml
 from nbo_recorder.nbo import NBO_NAMESPACE
 from nbo_recorder.nbo.schema import allowed_values, validate_nbo
 from nbo_recorder.profile.calibration import (
@@ -47,7 +48,6 @@ from nbo_recorder.profile.calibration import (
 from nbo_recorder.profile.errors import ProfileError
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.profile.model import Profile
-from nbo_recorder.read.reader import nbo_record, nbo_text, read, read_ome_xml
 from nbo_recorder.render import nbo_elements
 from nbo_recorder.render.nbo import build_nbo_xml
 from nbo_recorder.render.nbo_checks import check_nbo_profile, study_problems

@@ -30,8 +30,8 @@ import xmlschema
 import yaml
 
 from nbo_recorder.cli.main import main
+from nbo_recorder.judge.reader import nbo_record, read_ome_xml
 from nbo_recorder.nbo import NBO_NAMESPACE, XSD_PATH
-from nbo_recorder.read.reader import nbo_record, read_ome_xml
 
 REPO = Path(__file__).resolve().parents[2]
 RIGS = {"widefield": ("mm_demo.yaml", []), "spinning-disk": ("sim_spinning_disk.yaml",

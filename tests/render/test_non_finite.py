@@ -11,7 +11,7 @@ import math
 import xml.etree.ElementTree as ET
 
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot
-from nbo_recorder.read.reader import nbo_text
+from nbo_recorder.judge.reader import nbo_text
 from nbo_recorder.render.layout import NOT_FINITE
 from nbo_recorder.render.nbo import build_nbo_xml
 from nbo_recorder.render.ome import build_ome_xml

@@ -1,4 +1,4 @@
-"""The pieces of the Methods text (:mod:`nbo_recorder.read.methods`) that need more than the
+"""The pieces of the Methods text (:mod:`nbo_recorder.judge.methods`) that need more than the
 OME model: the NBO record's facts, units, articles, and the derived statements (pinhole in
 Airy units, channel mode) with the file facts they are derived from.
 

@@ -15,9 +15,9 @@ import pytest
 import tifffile
 
 from nbo_recorder.cli.main import main
-from nbo_recorder.read.methods import build_methods, methods_of
-from nbo_recorder.read.methods_parts import a
-from nbo_recorder.read.reader import read
+from nbo_recorder.judge.methods import build_methods, methods_of
+from nbo_recorder.judge.methods_parts import a
+from nbo_recorder.judge.reader import read
 
 OME = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
 #: how the text names the OME AcquisitionModes the demo rigs record

@@ -13,8 +13,8 @@ import yaml
 
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.main import main
+from nbo_recorder.judge.reader import read
 from nbo_recorder.profile.load import parse_profile
-from nbo_recorder.read.reader import read
 from nbo_recorder.vocabulary import NBO_NAMESPACE, UNKNOWN_TEXT
 from tests.helpers import DEMO_FACTS, DEMO_PROFILE, DEMO_STAND, STUDY, py_profile
 

@@ -9,8 +9,8 @@ import yaml
 
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.main import main
+from nbo_recorder.judge.methods import methods_of
 from nbo_recorder.profile.load import parse_profile
-from nbo_recorder.read.methods import methods_of
 from tests.helpers import DEMO_PROFILE, load
 
 #: a number as a whole token: not part of a longer number, word or dotted version

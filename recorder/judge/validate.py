@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nbo_recorder.judge.reader import nbo_record, read
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
     ValidationIssue,
@@ -28,7 +29,6 @@ from nbo_recorder.nbo.schema import (
     validate_nbo,
     xsd_allows,
 )
-from nbo_recorder.read.reader import nbo_record, read
 from nbo_recorder.vocabulary import (
     NBO_NAMESPACE,
     NS_CHANNEL,
@@ -140,7 +140,7 @@ def _as_nbo(ome_root: ET.Element) -> ET.Element:
 
 def validate_file(path: str | Path, tier: int = 1,
                   extensions: Sequence[Extension] = EXTENSIONS) -> ValidationReport:
-    """Grade ``path``; raises :class:`~nbo_recorder.read.reader.NotOmeTiffError` if no OME-TIFF."""
+    """Grade ``path``; raises :class:`~nbo_recorder.judge.reader.NotOmeTiffError` if no OME-TIFF."""
     _check_choice(tier, extensions)
     recorded = read(path)
     return grade(recorded.tree, recorded.nbo, str(path), tier, extensions)

@@ -19,7 +19,7 @@ from typing import Any
 
 from ome_types import OME
 
-from nbo_recorder.read.methods_parts import (
+from nbo_recorder.judge.methods_parts import (
     NboFacts,
     a,
     channel_mode_text,
@@ -31,7 +31,7 @@ from nbo_recorder.read.methods_parts import (
     specimen_text,
     to_unit,
 )
-from nbo_recorder.read.reader import annotation_values, read
+from nbo_recorder.judge.reader import annotation_values, read
 from nbo_recorder.vocabulary import NS_CHANNEL, NS_RUN
 
 #: OME AcquisitionMode -> the modality as a Methods section names it

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from nbo_recorder.capture.observed import interpret
 from nbo_recorder.capture.predict import predict_run
 from nbo_recorder.capture.versions import software_versions
+from nbo_recorder.judge.validate import ValidationReport, grade_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, Extension
-from nbo_recorder.read.validate import ValidationReport, grade_xml
 from nbo_recorder.render.ome import build_ome_xml
 
 if TYPE_CHECKING:
