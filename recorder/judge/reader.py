@@ -13,12 +13,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tifffile
-from ome_types import OME, from_xml
-from ome_types.model import Pixels
 
 from nbo_recorder.vocabulary import NBO_NAMESPACE, OME_NAMESPACE
+
+if TYPE_CHECKING:
+    from ome_types import OME
+    from ome_types.model import Pixels
 
 
 class NotOmeTiffError(ValueError):
@@ -180,12 +183,27 @@ def _plane_ifds(px: Pixels) -> dict[tuple[int, int, int], int]:
     return out
 
 
-def read(path: str | Path) -> RecordedFile:
-    """Read an OME-TIFF: its OME model, NBO record and per-plane settings.
+@dataclass(frozen=True)
+class RecordedXml:
+    """A written file's OME-XML, parsed as XML only: what grading needs (``validate``).
 
-    Any OME-TIFF can be read; ``nbo`` is then None when it carries no NBO record. Raises
-    :class:`NotOmeTiffError` when the file is no TIFF, has no OME-XML in its first
-    ImageDescription, or its OME-XML is not well-formed, not OME 2016-06 or does not parse.
+    The fields mean what they mean in :class:`RecordedFile`; building the OME model
+    (ome-types) is left out, since grading walks the XML and the model costs most of the time
+    of a read.
+    """
+
+    path: Path
+    xml: str
+    tree: ET.Element
+    pages: int
+    nbo: ET.Element | None
+
+
+def read_xml(path: str | Path) -> RecordedXml:
+    """Read an OME-TIFF's OME-XML and NBO record, without building the OME model.
+
+    Raises :class:`NotOmeTiffError` when the file is no TIFF, has no OME-XML in its first
+    ImageDescription, or its OME-XML is not well-formed or not OME 2016-06.
     """
     path = Path(path)
     xml, pages = _read_tiff(path)
@@ -196,10 +214,23 @@ def read(path: str | Path) -> RecordedFile:
     if tree.tag != f"{{{OME_NAMESPACE}}}OME":
         raise NotOmeTiffError(f"{path}: ImageDescription is not OME-XML 2016-06 "
                               f"(root element {tree.tag!r})")
+    return RecordedXml(path=path, xml=xml, tree=tree, pages=pages, nbo=nbo_record(tree))
+
+
+def read(path: str | Path) -> RecordedFile:
+    """Read an OME-TIFF: its OME model, NBO record and per-plane settings.
+
+    Any OME-TIFF can be read; ``nbo`` is then None when it carries no NBO record. Raises
+    :class:`NotOmeTiffError` when the file is no TIFF, has no OME-XML in its first
+    ImageDescription, or its OME-XML is not well-formed, not OME 2016-06 or does not parse.
+    """
+    from ome_types import from_xml  # ~0.4 s to import: only readers that need the model pay
+
+    recorded = read_xml(path)
     try:
-        ome = from_xml(xml)
+        ome = from_xml(recorded.xml)
         planes = plane_settings(ome)
     except Exception as exc:
-        raise NotOmeTiffError(f"{path}: OME-XML does not parse: {exc}") from exc
-    return RecordedFile(path=path, xml=xml, tree=tree, ome=ome, pages=pages,
-                        nbo=nbo_record(tree), planes=planes)
+        raise NotOmeTiffError(f"{recorded.path}: OME-XML does not parse: {exc}") from exc
+    return RecordedFile(path=recorded.path, xml=recorded.xml, tree=recorded.tree, ome=ome,
+                        pages=recorded.pages, nbo=recorded.nbo, planes=planes)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nbo_recorder.judge.reader import nbo_record, read
+from nbo_recorder.judge.reader import nbo_record, read_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
     ValidationIssue,
@@ -142,7 +142,7 @@ def validate_file(path: str | Path, tier: int = 1,
                   extensions: Sequence[Extension] = EXTENSIONS) -> ValidationReport:
     """Grade ``path``; raises :class:`~nbo_recorder.judge.reader.NotOmeTiffError` if no OME-TIFF."""
     _check_choice(tier, extensions)
-    recorded = read(path)
+    recorded = read_xml(path)
     return grade(recorded.tree, recorded.nbo, str(path), tier, extensions)
 
 
