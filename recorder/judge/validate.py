@@ -22,7 +22,6 @@ from typing import Any
 from nbo_recorder.judge.reader import nbo_record, read_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
-    ValidationIssue,
     attribute_compliance,
     element_paths,
     local_name,
@@ -178,22 +177,27 @@ def grade(tree: ET.Element, record: ET.Element | None, source: str, tier: int,
     elements = {p: el for el, (p, _) in element_paths(root).items()}
     # grade every extension, then keep the chosen ones: an XSD error about an attribute of
     # an extension left out is then recognised as such instead of reported as invalid
-    rows = _missing_children(root, EXTENSIONS)
+    subject = _subjects(root)
+    rows = [replace(r, subject=subject[elements[r.path]])
+            for r in _missing_children(root, EXTENSIONS)]
     for entry in attribute_compliance(root, max(TIERS), extensions=EXTENSIONS):
         element = elements[entry.path]
+        about = subject[element]
         for status in entry.attributes:
             if not xsd_allows(entry.element, status.name):
                 continue  # the spreadsheet asks for it, but no valid NBO record can hold it
             state, reason = _status(element, status.name, status.present, unknown)
             rows.append(AttributeRow(entry.element, entry.path, status.name, status.tier,
-                                     status.requirement, status.extension, state, reason))
-    subject = _subjects(root)
-    report.rows = [replace(r, subject=subject[elements[r.path]]) for r in rows
-                   if r.extension in extensions]
+                                     status.requirement, status.extension, state, reason,
+                                     about))
+    chosen = set(extensions)
+    report.rows = [r for r in rows if r.extension in chosen]
     if record is not None:
         result = validate_nbo(record, tier)
+        # a missing-attribute error the attribute table already reports for that element
+        graded = {(r.path, r.attribute) for r in rows if r.status != "present"}
         report.schema_errors = [f"{e.path}: {e.message}" for e in result.errors
-                                if not _graded_elsewhere(e, rows)]
+                                if e.attribute is None or (e.path, e.attribute) not in graded]
     for t in TIERS:
         report.verdicts[f"tier {t}"] = {
             ext: not any(r.requirement == "MUST" and r.tier <= t and r.status != "present"
@@ -247,13 +251,6 @@ def _group_members(rules: Sequence[Rule], name: str) -> set[str]:
                 found.add(rule.name)
                 pending.append(rule.name)
     return found
-
-
-def _graded_elsewhere(error: ValidationIssue, rows: Iterable[AttributeRow]) -> bool:
-    """A missing-attribute error the attribute table already reports for that element."""
-    return error.attribute is not None and any(
-        r.path == error.path and r.attribute == error.attribute and r.status != "present"
-        for r in rows)
 
 
 def _subjects(root: ET.Element) -> dict[ET.Element, str]:

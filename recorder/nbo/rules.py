@@ -137,6 +137,9 @@ class RuleTable:
             if rule.parent is not None:
                 self._by_parent[rule.parent].append(rule)
                 self._by_item[(rule.parent, rule.name, rule.kind)].append(rule)
+        # for_element answers per (element, ancestry): a file repeats the same few contexts
+        # (100,000 Planes share one), so each is resolved once
+        self._for_element: dict[tuple[object, ...], tuple[Rule, ...]] = {}
 
     @classmethod
     def load(cls, path: Path = RULES_PATH) -> RuleTable:
@@ -177,12 +180,17 @@ class RuleTable:
         extensions: Iterable[Extension] = EXTENSIONS,
     ) -> list[Rule]:
         """The governing row of each attribute/child of ``element``, sorted by kind and name."""
-        allowed = set(extensions)
-        names = sorted(
-            {(r.kind, r.name) for r in self._by_parent.get(element, ()) if kind in (None, r.kind)}
-        )
-        rules = [self.resolve(element, name, item_kind, ancestors) for item_kind, name in names]
-        return [rule for rule in rules if rule is not None and rule.extension in allowed]
+        allowed = frozenset(extensions)
+        key = (element, tuple(ancestors), kind, allowed)
+        known = self._for_element.get(key)
+        if known is None:
+            names = sorted({(r.kind, r.name) for r in self._by_parent.get(element, ())
+                            if kind in (None, r.kind)})
+            rules = [self.resolve(element, name, item_kind, ancestors)
+                     for item_kind, name in names]
+            known = self._for_element[key] = tuple(
+                rule for rule in rules if rule is not None and rule.extension in allowed)
+        return list(known)
 
     def must_attributes(
         self, tier: int, extensions: Iterable[Extension] = EXTENSIONS
