@@ -2,7 +2,7 @@
 
 Run by hand (not part of the unit suite); it prints a table and writes the same as JSON:
 
-    python benchmarks/bench_recorder.py [--quick] [--json benchmarks/results.json]
+    python benchmarks/bench_recorder.py [--quick] [--only burst] [--json benchmarks/results.json]
 
 Every comparison is a ratio measured in the same run, with the variants interleaved and
 repeated, so a shared, noisy machine affects all of them alike; medians are reported.
@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -301,14 +302,139 @@ def bench_capture(frames: int) -> dict[str, Any]:
             "device_reads_during_run": reads["n"]}
 
 
+_BURST_CHILD = """
+import json, resource, sys, tempfile, time, warnings
+sys.path.insert(0, {repo!r})
+import useq
+from nbo_recorder.rig import load_core
+
+core = load_core("demo")
+core.setProperty("Camera", "FastImage", "1")
+seq = useq.MDASequence(channels=[{{"config": "FITC", "exposure": {exposure}}}],
+                       time_plan={{"interval": 0, "loops": {frames}}})
+with tempfile.TemporaryDirectory(dir={repo!r}) as folder:
+    out = folder + "/burst.ome.tif"
+    output = None
+    if {variant!r} == "pymmcore-plus":
+        output = out
+    elif {variant!r} == "nbo-recorder":
+        from nbo_recorder.capture.recorder import Recorder
+        output = Recorder(core, {profile!r}).sink(out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        core.mda.run(seq, output=output)
+        wall = time.perf_counter() - start
+full = any("circular buffer" in str(w.message) for w in caught)
+core.unloadAllDevices()
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"wall_s": wall, "buffer_warning": full, "peak_rss_mib": rss}}))
+"""
+#: a round whose wall time exceeds the no-writer run's by more than this is "slow mode"
+SLOW_RATIO = 1.3
+
+
+def bench_burst(frames: int, rounds: int, exposure_ms: float = 0.5) -> dict[str, Any]:
+    """The issue #17 scenario: a hardware-sequenced time-lapse of ``frames`` 512² frames, one
+    channel (FITC, ``exposure_ms``), demo camera FastImage; no writer, pymmcore-plus's OME-TIFF
+    writer and nbo-recorder, each in a fresh process, alternated round by round.
+
+    Per variant: the wall time of ``core.mda.run`` divided by the same round's no-writer run
+    (median and worst round), the rounds above :data:`SLOW_RATIO`, the rounds in which the
+    camera's circular buffer filled past half (nbo-recorder's warning; its own runs only),
+    and the process's peak RSS.
+    """
+    variants = ["none", "pymmcore-plus", "nbo-recorder"]
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for _ in range(rounds):
+        for variant in variants:
+            code = _BURST_CHILD.format(repo=str(REPO), frames=frames, exposure=exposure_ms,
+                                       variant=variant, profile=str(PROFILE))
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                  text=True, timeout=600, cwd=REPO)
+            line = next((ln for ln in done.stdout.splitlines() if ln.startswith("{")), None)
+            if line is None:
+                raise RuntimeError(f"{variant}: exit {done.returncode}: {done.stderr[-500:]}")
+            runs[variant].append(json.loads(line))
+    out: dict[str, Any] = {"frames": frames, "rounds": rounds, "exposure_ms": exposure_ms,
+                           "slow_ratio": SLOW_RATIO, "variants": {}}
+    for variant in variants:
+        ratios = [r["wall_s"] / n["wall_s"] for r, n in zip(runs[variant], runs["none"],
+                                                            strict=True)]
+        out["variants"][variant] = {
+            "median_ratio": statistics.median(ratios), "worst_ratio": max(ratios),
+            "slow_rounds": sum(r > SLOW_RATIO for r in ratios),
+            "buffer_warnings": sum(r["buffer_warning"] for r in runs[variant]),
+            "median_wall_s": statistics.median(r["wall_s"] for r in runs[variant]),
+            "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs[variant]),
+            "ratios": ratios}
+    return out
+
+
+_SCALE_CHILD = """
+import sys, time
+sys.path.insert(0, {repo!r})
+start = time.perf_counter()
+{body}
+print(time.perf_counter() - start)
+"""
+
+
+def bench_scale(planes: int, rounds: int) -> dict[str, Any]:
+    """``recover`` and ``validate`` of a file of ``planes`` planes (8x8 frames, as a crash
+    leaves it: pages and journal, no OME-XML), each in a fresh process, median of rounds."""
+    from nbo_recorder.store.journal import JournalWriter, journal_path
+    from nbo_recorder.store.tiff_writer import TiffPageWriter
+
+    run, _ = synthetic_run(planes)
+    frame = np.zeros((8, 8), dtype=np.uint16)
+    times: dict[str, list[float]] = {"recover_s": [], "validate_s": []}
+    with tempfile.TemporaryDirectory(dir=REPO) as tmp:
+        for _ in range(rounds):
+            path = Path(tmp) / "big.ome.tif"
+            journal = JournalWriter(journal_path(path))
+            start = dataclasses_replace(run.start, width=8, height=8)
+            journal.start(start)
+            writer = TiffPageWriter(path, bigtiff=True, run_id=journal.run_id)
+            for record in run.frames:
+                journal.frame(dataclasses_replace(record, width=8, height=8),
+                              run.snapshots[record.snapshot])
+                writer.write(frame)
+            writer.close()
+            journal.close()
+            for key, body in (
+                    ("recover_s", f"from nbo_recorder.store.recovery import recover\n"
+                                  f"recover({str(path)!r})"),
+                    ("validate_s", f"from nbo_recorder.judge.validate import validate_file\n"
+                                   f"validate_file({str(path)!r}, 1)")):
+                done = subprocess.run(
+                    [sys.executable, "-c", _SCALE_CHILD.format(repo=str(REPO), body=body)],
+                    capture_output=True, text=True, timeout=900, cwd=REPO)
+                if done.returncode != 0:
+                    raise RuntimeError(f"{key}: {done.stderr[-500:]}")
+                times[key].append(float(done.stdout.split()[-1]))
+            path.unlink()
+    return {"planes": planes, "rounds": rounds,
+            **{k: statistics.median(v) for k, v in times.items()}, "all_s": times}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
+    parser.add_argument("--only", choices=["burst"], help="run only the issue #17 burst "
+                        "scenario, the start-up times and the 100,000-plane validate/recover")
     args = parser.parse_args(argv)
     quick = args.quick
     reps = 2 if quick else 5
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "quick": quick}
+    report["burst_600"] = bench_burst(600, 3 if quick else 7)
+    report["startup"] = bench_startup_figures(3 if quick else 5)
+    report["scale"] = bench_scale(10_000 if quick else 100_000, 1)
+    if args.only == "burst":
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(format_burst_table(report))
+        return 0
     report["mda_512"] = bench_mda(512, 100 if quick else 300, reps, None)
     report["mda_2048"] = bench_mda(2048, 50 if quick else 200, max(2, reps - 2), None)
     report["verify_512"] = bench_verify(512, 30 if quick else 100, reps)
@@ -317,8 +443,47 @@ def main(argv: list[str] | None = None) -> int:
     report["peak_rss"] = bench_rss([100, 2000] if not quick else [100, 500])
     report["capture"] = bench_capture(300 if quick else 1000)
     Path(args.json).write_text(json.dumps(report, indent=2))
+    print(format_burst_table(report))
+    print()
     print(format_table(report))
     return 0
+
+
+def bench_startup_figures(rounds: int) -> dict[str, Any]:
+    """The start-up figures of ``benchmarks/bench_startup.py`` (fresh process each)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_startup
+
+    with tempfile.TemporaryDirectory() as folder:
+        found = bench_startup.measure(rounds, bench_startup.demo(Path(folder), None), None)
+    return bench_startup.summary(found)
+
+
+def format_burst_table(r: dict[str, Any]) -> str:
+    """The issue #17 figures: the burst scenario per writer, start-up, scale."""
+    b = r["burst_600"]
+    lines = [f"512² x {b['frames']} frames, FITC {b['exposure_ms']} ms, hardware-sequenced; "
+             f"{b['rounds']} alternated rounds, fresh process per run; ratio = wall time / "
+             "the same round's no-writer run", "",
+             "| writer | median ratio | worst round | rounds > "
+             f"{b['slow_ratio']}x | buffer > half full | peak RSS |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, v in b["variants"].items():
+        warned = str(v["buffer_warnings"]) if name == "nbo-recorder" else "n/a"
+        lines.append(f"| {name} | {v['median_ratio']:.2f} | {v['worst_ratio']:.2f} | "
+                     f"{v['slow_rounds']} | {warned} | {v['peak_rss_mib']:.0f} MiB |")
+    lines += ["", "| start-up (fresh process) | median | worst |", "|---|---:|---:|"]
+    labels = {"help_s": "`nbo-recorder --help`", "recorder_s": "`Recorder(core, profile)`",
+              "validate_s": "`nbo-recorder validate` (demo file)",
+              "validate_peak_rss_mib": "validate peak RSS (MiB)"}
+    for name, figures in r["startup"].items():
+        lines.append(f"| {labels[name]} | {figures['median']:.3f} | {figures['worst']:.3f} |")
+    sc = r["scale"]
+    lines += ["", f"| {sc['planes']:,} planes (8x8 frames, fresh process) | seconds |",
+              "|---|---:|",
+              f"| `recover` (journal + pages, no OME-XML) | {sc['recover_s']:.1f} |",
+              f"| `validate --tier 1` of the recovered file | {sc['validate_s']:.1f} |"]
+    return "\n".join(lines)
 
 
 def format_table(r: dict[str, Any]) -> str:
