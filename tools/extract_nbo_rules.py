@@ -842,7 +842,47 @@ def build_rules(spec_dir: Path, xsd_path: Path) -> list[dict[str, Any]]:
         for root in sheet.roots:
             xml_parent = root.xml_parent()
             emitter.emit_tree(root, ["OME"] if xml_parent is None and root.col <= 3 else [])
-    return emitter.finish()
+    return fold_type_children(emitter.finish(), index)
+
+
+def fold_type_children(records: list[dict[str, Any]], index: SchemaIndex) -> list[dict[str, Any]]:
+    """Put the rows of a child the XSD builds into its parent's type back on the parent.
+
+    The sheet nests ``IlluminationWavelengthRange`` (with its ``IlluminationPower`` and
+    wavelengths) under ``LEDModule``; the XSD has no such child there: ``LEDModule``
+    *extends* ``IlluminationWavelengthRangeType``, so those are ``LEDModule``'s own
+    attributes. Without this, the rules table would grade a child no valid record can hold
+    and know nothing of attributes the XSD requires. A child is folded when the XSD gives
+    its parent no child of that name but has the child's type in the parent's extension
+    chain; the parent's own rows win over folded ones of the same name.
+    """
+    folds: dict[str, str] = {}
+    for record in records:
+        parent = index.globals.get(str(record["parent"]))
+        child = index.globals.get(str(record["name"]))
+        if record["kind"] != "element" or parent is None or child is None:
+            continue
+        child_type = getattr(child.type, "local_name", None)
+        if (record["name"] not in index.children(parent) and child_type
+                and child_type in index.type_chain(parent)):
+            folds[str(record["path"])] = str(record["path"]).rsplit("/", 1)[0]
+    if not folds:
+        return records
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        path = str(record["path"])
+        if path in folds:
+            continue  # the child element itself: the XSD has no place for it
+        for old, new in folds.items():
+            if path.startswith(old + "/"):
+                rest = path[len(old) + 1:]
+                record = {**record, "path": f"{new}/{rest}"}
+                if "/" not in rest.lstrip("@"):
+                    record["parent"] = new.rsplit("/", 1)[-1]
+                break
+        out.setdefault((str(record["extension"]), str(record["path"])), record)
+    order = {name: rank for rank, name in enumerate(EXTENSIONS)}
+    return [out[key] for key in sorted(out, key=lambda key: (order[key[0]], key[1]))]
 
 
 def render(records: list[dict[str, Any]]) -> str:

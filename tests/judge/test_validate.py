@@ -154,3 +154,22 @@ def test_unreadable_setting_is_reported_as_unknown_at_acquisition(py_core, tmp_p
              and "PyLaser" in r["reason"]]
     assert power and power[0]["status"] == "unknown at acquisition"
     assert "laser did not answer" in power[0]["reason"]
+
+
+def test_an_led_module_without_its_power_is_a_graded_gap_not_an_invalid_record(tmp_path,
+                                                                               capsys):
+    """The NBO sheet nests IlluminationWavelengthRange under LEDModule, where the XSD makes
+    LEDModule extend its type: the rules table must grade LEDModule's own IlluminationPower
+    (a tier-1 MUST the profile does not state for the pE-300 channels), so validate lists it
+    as missing per LED instead of calling the record invalid."""
+    out = tmp_path / "sd.ome.tif"
+    assert main(["demo", "--rig", "spinning-disk", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(out), "--tier", "1", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["schema_errors"] == []
+    modules = [row for row in report["failures"]
+               if row["element"] == "LEDModule" and row["attribute"] == "IlluminationPower"]
+    leds = read(out).nbo.findall(f".//{{{NBO_NAMESPACE}}}LEDModule")
+    assert len(modules) == len(leds) == 3
+    assert all(led.get("IlluminationPower") is None for led in leds)
