@@ -11,16 +11,22 @@ and a journal an earlier run left behind (it may be all that can recover that ru
 disk (e.g. not even one frame fits): it removes the empty TIFF and its journal, which would
 otherwise be left for a ``recover`` that can only say "not a TIFF file". It removes nothing
 that could hold a frame.
+
+An OME-Zarr output (``*.zarr``) is a folder: an existing store is replaced only with
+``overwrite`` (the writer removes it only if it is a Zarr store), and an empty one is a store
+without a single chunk file.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
 import tifffile
 
+from nbo_recorder.store.formats import is_zarr_path
 from nbo_recorder.store.journal import journal_path
 
 #: the longest file name most volumes allow, when the volume does not say
@@ -52,8 +58,9 @@ def check_output_paths(path: Path, overwrite: bool) -> None:
     them; first, as looking up a longer name fails); ``path`` is not a directory; its
     journal's path is not a directory; and no journal of an earlier run is there unless
     ``overwrite`` (such a journal is what ``nbo-recorder recover`` needs to repair that
-    run's file). Whether ``path`` itself may be replaced and its folder written is
-    :func:`nbo_recorder.store.tiff_writer.check_output_path`.
+    run's file). An OME-Zarr output may be an existing store (replaced with ``overwrite``),
+    never another non-empty folder. Whether ``path`` itself may be replaced and its folder
+    written is :func:`nbo_recorder.store.tiff_writer.check_output_path`.
     """
     journal = journal_path(path)
     parent = path.parent if str(path.parent) else Path(".")
@@ -66,7 +73,11 @@ def check_output_paths(path: Path, overwrite: bool) -> None:
                 f"{candidate}: the {what} name is {size} bytes, over the {limit} its volume "
                 f"allows (the journal adds {len(journal.name) - len(path.name)} bytes to the "
                 "output name); choose a shorter output name")
-    if path.is_dir():
+    if (is_zarr_path(path) and path.is_dir() and not (path / "zarr.json").is_file()
+            and any(path.iterdir())):
+        raise OutputPathError(errno.EEXIST, f"{path} is a folder that is not a Zarr store; "
+                                            "not replacing it: choose another output name")
+    if path.is_dir() and not is_zarr_path(path):
         raise OutputPathError(errno.EISDIR, f"{path} is a directory; the output must be a "
                                             "file name, e.g. " + str(path / "run.ome.tif"))
     if journal.is_dir():
@@ -87,6 +98,12 @@ def discard_empty_outputs(path: Path, frame_bytes: int) -> bool:
     tifffile reads it and finds no page; anything else (a page the writer did not count)
     is kept with its journal, for ``recover``.
     """
+    if is_zarr_path(path) and path.is_dir():
+        if any(p.is_file() for p in path.glob("*/*/c/**/*")):
+            return False
+        shutil.rmtree(path)
+        journal_path(path).unlink(missing_ok=True)
+        return True
     try:
         size = path.stat().st_size
     except FileNotFoundError:

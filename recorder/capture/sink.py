@@ -16,6 +16,10 @@ Timing is the whole point, so the work is split between two threads:
   as ``output=``), frames are appended to the TIFF and, at the end, the OME-XML is built from
   the documents and written. The acquisition never waits for the disk.
 
+A path ending in ``.zarr`` (``exp1.ome.zarr``) is written as an OME-Zarr 0.5 store instead
+(:mod:`nbo_recorder.store.zarr_writer`): the same journal, the same OME-XML (at
+``OME/METADATA.ome.xml``), frames streamed into chunks.
+
 When the disk refuses a frame (full, or an I/O error), the sink either stops the acquisition
 (``on_write_error="stop"``, the default) or pauses it and retries the frame until the write
 succeeds (``"pause"``); either way every frame already written stays in a valid file.
@@ -35,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import numpy as np
 
@@ -59,6 +63,7 @@ from nbo_recorder.render.layout import repeated_time_points
 from nbo_recorder.render.nbo import build_nbo_xml
 from nbo_recorder.render.nbo_checks import study_problems
 from nbo_recorder.render.ome import build_ome_xml
+from nbo_recorder.store.formats import is_zarr_path
 from nbo_recorder.store.journal import JournalWriter, journal_path
 from nbo_recorder.store.recovery import recover
 from nbo_recorder.store.tiff_writer import TiffPageWriter, WriterError, needs_bigtiff
@@ -69,6 +74,8 @@ if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
     from pymmcore_plus.metadata import FrameMetaV1, SummaryMetaV1
     from useq import MDAEvent, MDASequence
+
+    from nbo_recorder.store.zarr_writer import ZarrStoreWriter
 
 _log = logging.getLogger(__name__)
 _PRIORITY = 1000  # run before pymmcore-plus's relay enqueues the same signal
@@ -112,6 +119,11 @@ class RecordingSink:
         self.path = path
         self.stop_on_device_error = stop_on_device_error
         self.write_errors = write_errors
+        self.zarr = is_zarr_path(path)
+        if self.zarr:  # say which package is missing now, not at the first frame
+            from nbo_recorder.store.zarr_writer import require_backend
+
+            require_backend()
         self._hold = WriteErrorHold(core, write_errors, path)
         self.monitor = StateMonitor(core, profile.watched_properties(), verify,
                                     measured=profile.measured_properties())
@@ -124,7 +136,7 @@ class RecordingSink:
         #: frames the sequence planned that never arrived (reported, never hidden)
         self.dropped_frames = 0
         self.finished = threading.Event()
-        self._writer: TiffPageWriter | None = None
+        self._writer: TiffPageWriter | ZarrStoreWriter | None = None
         self._journal: JournalWriter | None = None
         self._pending: deque[FrameRecord] = deque()
         self._captured = 0
@@ -233,8 +245,16 @@ class RecordingSink:
         expected_bytes = None if self._expected is None else self._expected * frame_bytes
         self._journal = JournalWriter(journal_path(self.path))
         self._journal.start(self.run.start)
-        self._writer = TiffPageWriter(self.path, bigtiff=needs_bigtiff(expected_bytes),
-                                      run_id=self._journal.run_id)
+        if self.zarr:
+            from nbo_recorder.store.zarr_writer import ZarrStoreWriter
+
+            sizes = sequence.sizes
+            self._writer = ZarrStoreWriter(
+                self.path, run_id=self._journal.run_id, dtype=dtype, frame_shape=(height, width),
+                sizes=(sizes.get("t", 1), sizes.get("c", 1), sizes.get("z", 1)))
+        else:
+            self._writer = TiffPageWriter(self.path, bigtiff=needs_bigtiff(expected_bytes),
+                                          run_id=self._journal.run_id)
 
     def _refuse(self, error: Exception) -> NoReturn:
         """Stop the run at its start, before any file exists: record why, let go of the
@@ -408,8 +428,13 @@ class RecordingSink:
         """Journal, then append, one frame; return its page index."""
         assert self._writer is not None and self._journal is not None
         self._journal.frame(record, self.monitor.snapshots[record.snapshot])
-        page = self._writer.write(img)
-        self._journal.sync_if_due(self._writer.fileno())
+        if self.zarr:  # chunks are whole files renamed into place: no file to sync
+            page = cast("ZarrStoreWriter", self._writer).write(img, record)
+            self._journal.sync_if_due()
+        else:
+            tiff = cast(TiffPageWriter, self._writer)
+            page = tiff.write(img)
+            self._journal.sync_if_due(tiff.fileno())
         return page
 
     def _stop_writing(self, error: BaseException | str) -> None:
@@ -537,7 +562,11 @@ class RecordingSink:
         writer, self._writer = self._writer, None
         if writer is not None:
             try:
-                writer.finalise(build_ome_xml(run, self.profile, self._software))
+                if self.zarr:
+                    cast("ZarrStoreWriter", writer).finalise(run, self.profile, self._software)
+                else:
+                    cast(TiffPageWriter, writer).finalise(
+                        build_ome_xml(run, self.profile, self._software))
             except BaseException:
                 journal.close()  # kept beside the file, for recover
                 raise

@@ -4,6 +4,8 @@
 the devices it names, z limits: :mod:`~nbo_recorder.capture.preflight`) before any setting is
 applied or file created, apply ``--set`` values, optionally run the NBO pre-flight check, and
 run a useq-schema sequence into a :class:`~nbo_recorder.capture.sink.RecordingSink`
+(an OME-TIFF, or an OME-Zarr store for ``--format ome-zarr`` or an ``--out`` ending in
+``.zarr``: :func:`output_for`)
 on a worker thread, so that Ctrl-C cancels the acquisition cleanly and the file is still
 finished. While it runs, a progress bar (on a terminal) shows the frames written, the frame
 rate and the data waiting for the disk. :func:`summarise` is the short report both commands
@@ -34,6 +36,7 @@ from nbo_recorder.cli.console import (
     progress_display,
     say,
 )
+from nbo_recorder.store.formats import FORMAT_SUFFIXES, OutputFormat, format_of
 
 if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
@@ -118,6 +121,20 @@ def load_sequence(path: Path) -> MDASequence:
     return sequence
 
 
+def output_for(out: Path, output_format: OutputFormat | None) -> Path:
+    """The output path for ``--out`` and ``--format``: ``out`` when the format is not given
+    (the suffix says it: ``*.zarr`` is OME-Zarr) or its suffix already names that format,
+    else ``out`` with the format's suffix appended. An ``out`` whose suffix names the other
+    format is refused (ValueError, exit code 2)."""
+    if output_format is None or format_of(out) == output_format:
+        return out
+    suffix = FORMAT_SUFFIXES[output_format]
+    if out.name.lower().endswith((".tif", ".tiff", ".zarr")):
+        raise ValueError(f"--out {out} names an {format_of(out)} output but --format is "
+                         f"{output_format}; use a name ending in {suffix} or leave out --format")
+    return out.with_name(out.name + suffix)
+
+
 def record(
     mm_config: str, profile: str | Path, sequence: MDASequence, out: Path, *, overwrite: bool,
     settings: Sequence[str] = (), options: RecorderOptions | None = None,
@@ -145,6 +162,10 @@ def record(
     # profile or study that cannot be recorded
     check_output_paths(out, overwrite)
     check_output_path(out, overwrite)
+    if format_of(out) == "ome-zarr":  # a missing optional package, named before the rig loads
+        from nbo_recorder.store.zarr_writer import require_backend
+
+        require_backend()
     stated = load_profile(profile)  # a malformed profile fails here, not after the rig loads
     if study is not None or (sequence.metadata or {}).get("nbo"):
         from nbo_recorder.profile.study import study_for_run

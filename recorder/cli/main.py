@@ -55,6 +55,7 @@ from nbo_recorder.cli.console import (  # noqa: E402
 )
 from nbo_recorder.cli.profile import profile_app  # noqa: E402
 from nbo_recorder.cli.recover import add_recover_command  # noqa: E402
+from nbo_recorder.store.formats import FORMAT_SUFFIXES, OutputFormat  # noqa: E402
 
 if TYPE_CHECKING:
     from nbo_recorder.capture.recorder import RecorderOptions
@@ -62,6 +63,9 @@ if TYPE_CHECKING:
 
 _MM_CONFIG_HELP = "'demo' (MMConfig_demo.cfg from mm-test-adapters) or a .cfg path"
 _EXTENSIONS = "core,basic,advconf,calib"
+_FORMAT_HELP = ("output format: " + ", ".join(f"{name} ({suffix})" for name, suffix in
+                                           FORMAT_SUFFIXES.items())
+                + "; the suffix is added to --out when it has none")
 _VERIFY_HELP = ("when the properties of silent devices (no change events: Python devices, "
                 "keypad changes) are re-read: every frame, every S seconds, or only at a new "
                 "channel, position or time point (the file says which values were assumed)")
@@ -103,6 +107,9 @@ def demo(
     out: Annotated[Path, typer.Option(
         "--out", metavar="FILE.ome.tif",
         help="output file (replaced if it exists)")] = Path("demo.ome.tif"),
+    output_format: Annotated[OutputFormat | None, typer.Option(
+        "--format", show_default="from the --out suffix",
+        help=_FORMAT_HELP)] = None,
     rig: Annotated[Literal["spinning-disk", "widefield"], typer.Option(
         "--rig", metavar="widefield|spinning-disk",
         help="simulated rig: Micro-Manager's demo widefield or the spinning-disk confocal "
@@ -116,12 +123,16 @@ def demo(
         bundled_profile,
         bundled_rig_config,
         demo_sequence,
+        output_for,
         record,
         summarise,
     )
 
     config, profile, _ = DEMO_RIGS[rig]
     checked = _verify_option(verify)
+    if output_format is not None and out == Path("demo.ome.tif"):
+        out = Path("demo")
+    out = output_for(out, output_format)
     record(bundled_rig_config(config), bundled_profile(profile), demo_sequence(rig), out,
            overwrite=True, options={"verify": checked}, study=study)
     print(summarise(out))
@@ -138,7 +149,12 @@ def acquire(
         "--profile", metavar="PROFILE.yaml", help="hardware profile YAML")],
     sequence: Annotated[Path, typer.Option(
         "--sequence", metavar="SEQUENCE.yaml", help="useq-schema MDASequence (YAML or JSON)")],
-    out: Annotated[Path, typer.Option("--out", metavar="FILE.ome.tif", help="output .ome.tif")],
+    out: Annotated[Path, typer.Option(
+        "--out", metavar="FILE.ome.tif|FILE.ome.zarr",
+        help="output .ome.tif, or .ome.zarr store")],
+    output_format: Annotated[OutputFormat | None, typer.Option(
+        "--format", show_default="from the --out suffix",
+        help=_FORMAT_HELP)] = None,
     settings: Annotated[list[str] | None, typer.Option(
         "--set", metavar="DEVICE.PROPERTY=VALUE", show_default="none",
         help="apply a device property before the sequence (repeatable)")] = None,
@@ -167,9 +183,10 @@ def acquire(
     study: Annotated[Path | None, typer.Option(
         "--study", metavar="STUDY.yaml", show_default="none", help=_STUDY_HELP)] = None,
 ) -> int:
-    from nbo_recorder.cli.acquisition import load_sequence, record, summarise
+    from nbo_recorder.cli.acquisition import load_sequence, output_for, record, summarise
 
     checked = _verify_option(verify)
+    out = output_for(out, output_format)
     planned = load_sequence(sequence)
     if strict and tier is None:
         raise ValueError("--strict needs --tier N")

@@ -4,11 +4,17 @@ Everything that judges or describes a file (``validate``, ``methods``, the confo
 the CLI summary, the tests) reads it through :func:`read`, so they all see the same thing a
 reader of the file would: the OME model (ome-types), the raw OME-XML, the embedded
 4DN-BINA-OME record and, per plane, the settings the recorder's annotations say were in force.
+
+An OME-Zarr store (``*.ome.zarr``, bioformats2raw layout) is read the same way: its OME-XML
+is ``OME/METADATA.ome.xml``; its planes have no TiffData (``ifd`` -1) and ``pages`` counts the
+planes its images' arrays hold.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import tifffile
 
+from nbo_recorder.store.formats import is_zarr_path
 from nbo_recorder.vocabulary import NBO_NAMESPACE, OME_NAMESPACE
 
 if TYPE_CHECKING:
@@ -72,8 +79,33 @@ class RecordedFile:
 
 
 def read_ome_xml(path: str | Path) -> str:
-    """The OME-XML in the first page's ImageDescription."""
-    return _read_tiff(Path(path))[0]
+    """The OME-XML in the first page's ImageDescription (an OME-Zarr store's
+    ``OME/METADATA.ome.xml``)."""
+    return _read_source(Path(path))[0]
+
+
+def _read_source(path: Path) -> tuple[str, int]:
+    """The OME-XML of a file or store and how many planes it holds."""
+    return _read_store(path) if is_zarr_path(path) or path.is_dir() else _read_tiff(path)
+
+
+def _read_store(path: Path) -> tuple[str, int]:
+    """An OME-Zarr store's ``OME/METADATA.ome.xml`` and the planes its series' arrays hold."""
+    try:
+        xml = (path / "OME" / "METADATA.ome.xml").read_text(encoding="utf-8")
+        series = json.loads((path / "OME" / "zarr.json").read_text(encoding="utf-8"))
+        names = series["attributes"]["ome"]["series"]
+        planes = 0
+        for name in names:
+            array = json.loads((path / str(name) / "0" / "zarr.json").read_text(
+                encoding="utf-8"))
+            planes += math.prod(array["shape"][:-2])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NotOmeTiffError(f"{path}: not a finished OME-Zarr store with OME/METADATA.ome.xml "
+                              f"({type(exc).__name__}: {exc})") from exc
+    if "<OME" not in xml:
+        raise NotOmeTiffError(f"{path}: OME/METADATA.ome.xml holds no OME-XML")
+    return xml, planes
 
 
 def _read_tiff(path: Path) -> tuple[str, int]:
@@ -200,13 +232,14 @@ class RecordedXml:
 
 
 def read_xml(path: str | Path) -> RecordedXml:
-    """Read an OME-TIFF's OME-XML and NBO record, without building the OME model.
+    """Read an OME-TIFF's (or OME-Zarr store's) OME-XML and NBO record, without building
+    the OME model.
 
     Raises :class:`NotOmeTiffError` when the file is no TIFF, has no OME-XML in its first
     ImageDescription, or its OME-XML is not well-formed or not OME 2016-06.
     """
     path = Path(path)
-    xml, pages = _read_tiff(path)
+    xml, pages = _read_source(path)
     try:
         tree = ET.fromstring(xml)
     except ET.ParseError as exc:
@@ -218,7 +251,7 @@ def read_xml(path: str | Path) -> RecordedXml:
 
 
 def read(path: str | Path) -> RecordedFile:
-    """Read an OME-TIFF: its OME model, NBO record and per-plane settings.
+    """Read an OME-TIFF (or OME-Zarr store): its OME model, NBO record and per-plane settings.
 
     Any OME-TIFF can be read; ``nbo`` is then None when it carries no NBO record. Raises
     :class:`NotOmeTiffError` when the file is no TIFF, has no OME-XML in its first

@@ -195,9 +195,9 @@ def grade(tree: ET.Element, record: ET.Element | None, source: str, tier: int,
     if record is not None:
         result = validate_nbo(record, tier)
         # a missing-attribute error the attribute table already reports for that element
-        graded = {(r.path, r.attribute) for r in rows if r.status != "present"}
+        in_table = {(r.path, r.attribute) for r in rows if r.status != "present"}
         report.schema_errors = [f"{e.path}: {e.message}" for e in result.errors
-                                if e.attribute is None or (e.path, e.attribute) not in graded]
+                                if e.attribute is None or (e.path, e.attribute) not in in_table]
     for t in TIERS:
         report.verdicts[f"tier {t}"] = {
             ext: not any(r.requirement == "MUST" and r.tier <= t and r.status != "present"

@@ -34,6 +34,7 @@ import tifffile
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStop
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.render.ome import build_ome_xml
+from nbo_recorder.store.formats import is_zarr_path
 from nbo_recorder.store.journal import JournalError, journal_path, load_journal
 from nbo_recorder.store.tiff_pages import (
     PageExtent,
@@ -252,6 +253,8 @@ def recover(
     trusted, the result would not read back, or there is no room for the OME-XML.
     """
     partial = Path(partial)
+    if is_zarr_path(partial):
+        return _recover_store(partial, out, reason=reason, progress=progress, dry_run=dry_run)
     jpath = journal_path(partial)
     if not partial.is_file():
         raise RecoveryError(f"{partial}: no such file")
@@ -312,6 +315,26 @@ def recover(
     if progress is not None:
         progress(len(pages), len(pages))
     return report
+
+
+def _recover_store(path: Path, out: Path | None, *, reason: str | None,
+                   progress: Callable[[int, int], None] | None,
+                   dry_run: bool) -> RecoveryReport:
+    """The OME-Zarr case (:mod:`nbo_recorder.store.zarr_recovery`), reported like a file's."""
+    from nbo_recorder.store.zarr_recovery import StoreRecoveryError, recover_store
+
+    if out is not None:
+        raise RecoveryError(f"{path}: --out is not supported for an OME-Zarr store; recover it "
+                            "in place (or copy the folder and its journal first)")
+    try:
+        done = recover_store(path, reason=reason, dry_run=dry_run)
+    except StoreRecoveryError as exc:
+        raise RecoveryError(str(exc)) from None
+    if progress is not None:
+        progress(done.frames_recovered, done.frames_recovered)
+    return RecoveryReport(path, done.frames_recovered, done.frames_journaled,
+                          done.frames_recovered, done.frames_expected,
+                          unwritten_frames=done.unwritten_frames, dry_run=dry_run)
 
 
 def _finish(path: Path, xml: str, relink: list[Patch], verify: Callable[[Path], None]) -> None:
