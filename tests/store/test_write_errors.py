@@ -147,6 +147,40 @@ def test_writer_reopens_when_even_the_first_page_failed(volume, tmp_path):
     assert [a.tolist() for a in _pixels(path)] == [f.tolist() for f in frames]
 
 
+def test_a_failed_background_flush_is_a_write_error_and_reopen_recovers(tmp_path,
+                                                                       monkeypatch):
+    """The write-behind thread syncs what was written; a sync the disk refuses (an I/O
+    error, space found missing on allocation) must not pass silently: the next write fails
+    naming the file, and after reopen() the frames already written are still there."""
+    from nbo_recorder.store import write_behind
+
+    frames = _frames(4)
+    path = tmp_path / "flush.ome.tif"
+    refused = threading.Event()
+    real_sync = write_behind._datasync
+
+    def failing_sync(fd: int) -> None:
+        refused.set()
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(write_behind, "_datasync", failing_sync)
+    w = TiffPageWriter(path, bigtiff=False)
+    w.write(frames[0])
+    assert refused.wait(5), "the thread syncs what was written without being asked"
+    time.sleep(0.05)
+    with pytest.raises(WriterError) as err:
+        w.write(frames[1])
+    assert err.value.errno == errno.EIO
+    assert f"flushing {path} to disk failed" in str(err.value)
+    monkeypatch.setattr(write_behind, "_datasync", real_sync)
+    w.reopen()
+    assert w.pages == 1
+    for f in frames[1:]:
+        w.write(f)
+    w.finalise("<OME/>")
+    assert [a.tolist() for a in _pixels(path)] == [f.tolist() for f in frames]
+
+
 def test_a_journal_line_the_disk_cut_short_is_taken_back(tmp_path, monkeypatch):
     """A short write then ENOSPC must not leave half a line inside the journal."""
     from nbo_recorder.capture.documents import FrameRecord, RunStart, StateSnapshot
