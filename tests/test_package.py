@@ -62,8 +62,7 @@ def test_public_api_from_a_fresh_interpreter() -> None:
             "assert sorted(nbo_recorder.__all__) == sorted(['Recorder', 'RecordingError', "
             "'load_core', 'load_profile', 'read', 'validate_file', 'recover']); "
             "assert callable(load_core) and isinstance(Recorder, type); print('ok')")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd="/", timeout=120)
+    done = _fresh_python(code)
     assert "ok" in done.stdout, done.stderr
 
 
@@ -79,8 +78,7 @@ def test_every_public_name_stays_itself_after_any_module_is_imported() -> None:
             "assert not any(isinstance(f, types.ModuleType) for f in "
             "(read, validate_file, recover, load_core, load_profile)), read\n"
             "print('ok')")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd="/", timeout=120)
+    done = _fresh_python(code)
     assert "ok" in done.stdout, done.stderr[-2000:]
 
 
@@ -88,9 +86,15 @@ def test_importing_the_package_is_light() -> None:
     code = ("import sys, nbo_recorder; "
             "print([m for m in ('pymmcore_plus', 'ome_types', 'xmlschema', 'tifffile') "
             "if m in sys.modules])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd="/", timeout=120, check=True)
+    done = _fresh_python(code)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter, outside the repository (the installed package)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd="/", timeout=120)
 
 
 def _modules() -> dict[str, Path]:

@@ -264,6 +264,17 @@ def _kind(doc: Any) -> str:
     return "journal"
 
 
+def recovered_status(previous: RunStop | None, given: str | None = None) -> str:
+    """How a run finished by ``recover`` ended, as its status says: ``given`` if the user gave
+    a reason, else the journal's own stop reason (or "interrupted" when the journal has none
+    or says it completed), marked as recovered. Shared by the TIFF and the Zarr recovery."""
+    if given:
+        return given
+    if previous is None or previous.reason == "completed":
+        return "interrupted: recovered from the journal by nbo-recorder recover"
+    return f"{previous.reason}; recovered from the journal"
+
+
 def read_journal(path: Path) -> Run:
     """Rebuild the run's documents from a journal (see :func:`load_journal`)."""
     return load_journal(path).run

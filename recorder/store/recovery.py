@@ -35,7 +35,12 @@ from nbo_recorder.capture.documents import FrameRecord, Run, RunStop
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.render.ome import build_ome_xml
 from nbo_recorder.store.formats import is_zarr_path
-from nbo_recorder.store.journal import JournalError, journal_path, load_journal
+from nbo_recorder.store.journal import (
+    JournalError,
+    journal_path,
+    load_journal,
+    recovered_status,
+)
 from nbo_recorder.store.tiff_pages import (
     PageExtent,
     PageGeometry,
@@ -197,13 +202,7 @@ def _plan(partial: Path, run: Run, pages: list[PageExtent],
 
 def _reason(run: Run, plan: _Plan, given: str | None) -> str:
     """The acquisition status recovery writes: how the run ended and what recovery changed."""
-    previous = run.stop
-    if given:
-        ended = given
-    elif previous is None or previous.reason == "completed":
-        ended = "interrupted: recovered from the journal by nbo-recorder recover"
-    else:
-        ended = f"{previous.reason}; recovered from the journal"
+    ended = recovered_status(run.stop, given)
     if plan.undescribed:
         ended += (f"; {len(plan.undescribed)} intact pages (IFD "
                   f"{_ranges(tuple(plan.undescribed))}) have no usable journal line and are "

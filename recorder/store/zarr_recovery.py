@@ -16,7 +16,12 @@ from pathlib import Path
 
 from nbo_recorder.capture.documents import RunStop
 from nbo_recorder.profile.load import parse_profile
-from nbo_recorder.store.journal import JournalError, journal_path, load_journal
+from nbo_recorder.store.journal import (
+    JournalError,
+    journal_path,
+    load_journal,
+    recovered_status,
+)
 from nbo_recorder.store.zarr_layout import ATTRIBUTE_KEY, LEVEL, place_run, stream_name
 from nbo_recorder.store.zarr_writer import finish_store, read_attributes
 
@@ -71,12 +76,7 @@ def recover_store(path: Path, *, reason: str | None = None,
     if dry_run:
         return result
     previous = run.stop
-    if reason:
-        ended = reason
-    elif previous is None or previous.reason == "completed":
-        ended = "interrupted: recovered from the journal by nbo-recorder recover"
-    else:
-        ended = f"{previous.reason}; recovered from the journal"
+    ended = recovered_status(previous, reason)
     if unwritten:
         ended += f"; {len(unwritten)} journaled frames never reached the store"
     run.frames = kept
