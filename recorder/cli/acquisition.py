@@ -299,11 +299,14 @@ def _insisting_presses(path: Path) -> Iterator[None]:
             pass  # a reader that went away: nothing more to tell it
         os._exit(EXIT_INTERRUPTED)
 
-    previous = signal.signal(signal.SIGINT, pressed)
+    signal.signal(signal.SIGINT, pressed)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # the file is finished and the process is on its way out with exit code 130: a late
+        # press has nothing left to interrupt, and one that lands while the interpreter shuts
+        # down would end it by the signal itself instead
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def summarise(path: Path) -> str:

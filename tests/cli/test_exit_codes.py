@@ -101,12 +101,27 @@ def test_every_bad_input_exits_2_every_time(tmp_path, full_volume):
         assert not out.exists() and not journal_path(out).exists(), f"{name}: left {out}"
 
 
-def _long_acquisition(tmp_path: Path, out: Path) -> subprocess.Popen[str]:
+#: the CLI with finishing a file made to take 1 s: a press meant to land while the file is
+#: being finished then does, however fast finishing has become
+_SLOW_FINISH = [sys.executable, "-c", (
+    "import sys, time\n"
+    "from nbo_recorder.store import tiff_writer\n"
+    "real = tiff_writer.TiffPageWriter.finalise\n"
+    "def slow(self, xml):\n"
+    "    time.sleep(1.0)\n"
+    "    real(self, xml)\n"
+    "tiff_writer.TiffPageWriter.finalise = slow\n"
+    "from nbo_recorder.cli.main import main\n"
+    "sys.exit(main(sys.argv[1:]))\n")]
+
+
+def _long_acquisition(tmp_path: Path, out: Path, *, slow_finish: bool = False,
+                      ) -> subprocess.Popen[str]:
     seq = _write(tmp_path / "long.yaml", yaml.safe_dump(
         {"time_plan": {"interval": 0.1, "loops": 600}}))
     return subprocess.Popen(
-        [*CLI, "acquire", "--mm-config", "demo", "--profile", str(DEMO_PROFILE),
-         "--sequence", str(seq), "--out", str(out)],
+        [*(_SLOW_FINISH if slow_finish else CLI), "acquire", "--mm-config", "demo",
+         "--profile", str(DEMO_PROFILE), "--sequence", str(seq), "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
@@ -121,11 +136,11 @@ def _wait_for_frames(proc: subprocess.Popen[str], out: Path) -> None:
 @pytest.mark.slow
 def test_a_second_ctrl_c_still_finishes_the_file(tmp_path, ome_schema):
     out = tmp_path / "twice.ome.tif"
-    proc = _long_acquisition(tmp_path, out)
+    proc = _long_acquisition(tmp_path, out, slow_finish=True)
     try:
         _wait_for_frames(proc, out)
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.05)  # the first press is being handled: cancel, then finish
+        time.sleep(0.3)  # the first press is being handled: cancel, then finish (1 s)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
