@@ -55,7 +55,7 @@ from nbo_recorder.capture.policy import (
 )
 from nbo_recorder.capture.preflight import SequenceError, sequence_problems
 from nbo_recorder.capture.state import StateMonitor
-from nbo_recorder.capture.versions import now_iso, software_versions
+from nbo_recorder.capture.versions import metadata_writer, now_iso, software_versions
 from nbo_recorder.profile.calibration import stale_calibrations
 from nbo_recorder.profile.model import Profile
 from nbo_recorder.render.compliance import compliance_of_view
@@ -154,7 +154,7 @@ class RecordingSink:
         self._expected: int | None = None
         self._handled = 0  # frames the relay handed to frameReady (written or not)
         self._finish_lock = threading.Lock()
-        self._software = f"nbo-recorder {software_versions(core)['nbo-recorder']}"
+        self._software = metadata_writer()
         self.monitor.attach()
         for signal, slot in self._connections():
             signal.connect(slot, priority=_PRIORITY)

@@ -35,6 +35,11 @@ def software_versions(core: CMMCorePlus) -> dict[str, str]:
     return versions
 
 
+def metadata_writer() -> str:
+    """How a file names the software that wrote its metadata: ``nbo-recorder <version>``."""
+    return f"nbo-recorder {dict(_distribution_versions())['nbo-recorder']}"
+
+
 def now_iso() -> str:
     """The current UTC time, to the millisecond, as written into a run's documents."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from nbo_recorder.capture.observed import interpret
 from nbo_recorder.capture.predict import predict_run
-from nbo_recorder.capture.versions import software_versions
+from nbo_recorder.capture.versions import metadata_writer
 from nbo_recorder.judge.validate import ValidationReport, grade_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, Extension
 from nbo_recorder.render.ome import build_ome_xml
@@ -53,8 +53,7 @@ def preflight(
 ) -> Preflight:
     """The pre-flight of ``sequence`` on ``core`` now (nothing is moved; see the module)."""
     run = predict_run(core, profile, sequence)
-    software = f"nbo-recorder {software_versions(core)['nbo-recorder']}"
-    report = grade_xml(build_ome_xml(run, profile, software), source, tier, extensions)
+    report = grade_xml(build_ome_xml(run, profile, metadata_writer()), source, tier, extensions)
     channels = {f.snapshot: f.channel for f in run.frames}
     unresolved: dict[str, None] = {}
     for uid, channel in channels.items():
