@@ -31,6 +31,28 @@ def ome_schema() -> Any:
     return xmlschema.XMLSchema(Path(ome_types.__file__).parent / "ome-2016-06.xsd")
 
 
+@pytest.fixture(scope="session")
+def demo_nbo_record(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """The NBO record (an ElementTree root) of the file ``nbo-recorder demo OPTIONS`` writes,
+    recorded once per set of options in a session; copy it before changing it."""
+    from nbo_recorder.cli.main import main
+    from nbo_recorder.judge.reader import nbo_record, read_ome_xml
+
+    folder = tmp_path_factory.mktemp("demo-files")
+    made: dict[tuple[str, ...], Any] = {}
+
+    def record(*options: str) -> Any:
+        if options not in made:
+            out = folder / f"demo-{len(made)}.ome.tif"
+            assert main(["demo", "--out", str(out), *options]) == 0
+            root = nbo_record(read_ome_xml(out))
+            assert root is not None
+            made[options] = root
+        return made[options]
+
+    return record
+
+
 @pytest.fixture
 def py_core(demo_core):
     """Demo rig plus two Python devices and a config group that moves them silently."""

@@ -17,7 +17,7 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -25,8 +25,6 @@ import pytest
 import xmlschema
 from xmlschema.validators import XMLSchemaChildrenValidationError
 
-from nbo_recorder.cli.main import main
-from nbo_recorder.judge.reader import nbo_record, read_ome_xml
 from nbo_recorder.nbo import NBO_NAMESPACE, XSD_PATH
 from nbo_recorder.nbo.rules import load_rules
 from nbo_recorder.nbo.schema import (
@@ -121,17 +119,9 @@ def check_tiers(root: ET.Element, expected: Expected) -> None:
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ET.Element]]:
+def records(demo_nbo_record: Callable[..., ET.Element]) -> dict[str, ET.Element]:
     """The NBO record of each shipped rig's demo file, as ``nbo-recorder demo`` writes it."""
-    folder = tmp_path_factory.mktemp("demo-files")
-    found = {}
-    for rig, options in RIGS.items():
-        out = folder / f"{rig.replace(' ', '-')}.ome.tif"
-        assert main(["demo", "--out", str(out), *options]) == 0
-        root = nbo_record(read_ome_xml(out))
-        assert root is not None
-        found[rig] = root
-    yield found
+    return {rig: demo_nbo_record(*options) for rig, options in RIGS.items()}
 
 
 @pytest.mark.parametrize("rig", list(RIGS))

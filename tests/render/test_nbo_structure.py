@@ -19,7 +19,7 @@ import copy
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,8 +29,6 @@ import pytest
 import xmlschema
 import yaml
 
-from nbo_recorder.cli.main import main
-from nbo_recorder.judge.reader import nbo_record, read_ome_xml
 from nbo_recorder.nbo import NBO_NAMESPACE, XSD_PATH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,17 +108,9 @@ def classify(root: ET.Element) -> list[Problem]:
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ET.Element]]:
-    """The NBO record of each shipped rig's demo file, as written by ``nbo-recorder demo``."""
-    folder = tmp_path_factory.mktemp("demo-files")
-    found = {}
-    for rig, (_, options) in RIGS.items():
-        out = folder / f"{rig}.ome.tif"
-        assert main(["demo", "--out", str(out), *options]) == 0
-        root = nbo_record(read_ome_xml(out))
-        assert root is not None
-        found[rig] = root
-    yield found
+def records(demo_nbo_record: Callable[..., ET.Element]) -> dict[str, ET.Element]:
+    """The NBO record of each shipped rig's demo file, as ``nbo-recorder demo`` writes it."""
+    return {rig: demo_nbo_record(*options) for rig, (_, options) in RIGS.items()}
 
 
 def stand_stated(rig: str) -> bool:
