@@ -129,6 +129,12 @@ class RecordingSink:
                                     measured=profile.measured_properties())
         #: when the current event's snap ended (time.perf_counter), None before it or in bursts
         self._snapped_at: float | None = None
+        #: the current event's frame key, from its start to its snap (None outside events)
+        self._event_key: tuple[int, int, int, str | None] | None = None
+        #: why the state was re-read when the current event's snap ended (None: not re-read)
+        self._read_at_snap: str | None = None
+        #: pixel size (µm) and exposure (ms) read when the current event's snap ended
+        self._optics_at_snap: tuple[float, float] | None = None
         self._waited = False  # the runner waited for the coming event (awaitingEvent)
         self._event_started_at: float | None = None
         self.run: Run | None = None
@@ -194,11 +200,14 @@ class RecordingSink:
 
     def _on_event_started(self, event: MDAEvent) -> None:
         self._snapped_at = None
+        self._read_at_snap = None
+        self._optics_at_snap = None
+        self._event_key = None
         if self.run is not None:
             last, idx = self._last, event.index
             channel = event.channel.config if event.channel is not None else None
-            if (self.monitor.stale or last is None
-                    or (idx.get("p", 0), idx.get("c", 0), idx.get("t", 0), channel) != last):
+            self._event_key = (idx.get("p", 0), idx.get("c", 0), idx.get("t", 0), channel)
+            if self.monitor.stale or last is None or self._event_key != last:
                 # this event may move what the reads after the last exposure are reading
                 self.monitor.wait_idle()
             self.monitor.before_exposure(self._captured, waited=self._waited)
@@ -211,8 +220,34 @@ class RecordingSink:
 
     def _on_snapped(self, *_: object) -> None:
         """The exposure has just ended (``snapImage`` returned): changes after now belong
-        to the next frame."""
+        to the next frame.
+
+        A frame that needs every property re-read (the first, a new channel or position, a
+        config change) is read here, before any other handler of the snap runs: a change
+        made from another thread just after the exposure cannot be in that read, even when
+        its event arrives after it. The pixel size and exposure time are read here too.
+        """
         self._snapped_at = time.perf_counter()
+        key = self._event_key
+        if key is None or self._read_at_snap is not None:
+            return
+        # the engine reads these for the frame's metadata only after other handlers ran
+        self._optics_at_snap = (self.core.getPixelSizeUm(True), self.core.getExposure())
+        trigger = self._trigger(key, hardware=False)
+        if trigger is not None:
+            self.monitor.read_at_exposure_end(trigger, self._captured)
+            self._read_at_snap = trigger
+
+    def _trigger(self, key: tuple[int, int, int, str | None], *, hardware: bool) -> str | None:
+        """Why frame ``key`` needs every watched property re-read, or None if it does not."""
+        last = self._last
+        if last is None or self.monitor.stale:
+            return "first frame" if last is None else "stale hint"
+        if key[0] != last[0] or key[1] != last[1] or key[3] != last[3]:
+            return "channel or position change"
+        if key[2] != last[2] and not hardware:
+            return "new time point"
+        return None
 
     def _on_sequence_started(self, sequence: MDASequence, meta: SummaryMetaV1) -> None:
         if self.run is not None:
@@ -271,17 +306,18 @@ class RecordingSink:
         channel = event.channel.config if event.channel is not None else None
         hardware = bool(meta.get("hardware_triggered", False))
         key = (p, c, t, channel)
-        last = self._last
-        trigger: str | None = None
-        if last is None or self.monitor.stale:
-            trigger = "first frame" if last is None else "stale hint"
-        elif key[0] != last[0] or key[1] != last[1] or key[3] != last[3]:
-            trigger = "channel or position change"
-        elif key[2] != last[2] and not hardware:
-            trigger = "new time point"
-        snap = self.monitor.frame_state(trigger, self._captured,
-                                        None if hardware else self._snapped_at,
-                                        None if hardware else self._event_started_at)
+        read_at_snap, self._read_at_snap = self._read_at_snap, None
+        at_snap = self._optics_at_snap if key == self._event_key and not hardware else None
+        pixel_um, exposure_ms = at_snap or (float(meta.get("pixel_size_um", 0.0)),
+                                            float(meta.get("exposure_ms", 0.0)))
+        if read_at_snap is not None and key == self._event_key:
+            snap = self.monitor.frame_state(read_at_snap, self._captured, self._snapped_at,
+                                            self._event_started_at, already_read=True)
+        else:
+            snap = self.monitor.frame_state(self._trigger(key, hardware=hardware),
+                                            self._captured,
+                                            None if hardware else self._snapped_at,
+                                            None if hardware else self._event_started_at)
         if self.stop_on_device_error:
             self._stop_on_failed_reads(snap)
         self._last = key
@@ -290,9 +326,7 @@ class RecordingSink:
         record = FrameRecord(
             index=self._captured, p=p, t=t, c=c, z=z, channel=channel,
             elapsed_ms=float(meta.get("runner_time_ms", 0.0)),
-            exposure_ms=float(meta.get("exposure_ms", 0.0)),
-            x_um=x, y_um=y, z_um=zpos,
-            pixel_size_um=float(meta.get("pixel_size_um", 0.0)),
+            exposure_ms=exposure_ms, x_um=x, y_um=y, z_um=zpos, pixel_size_um=pixel_um,
             snapshot=snap.uid, hardware_triggered=hardware, g=idx.get("g", 0),
             width=int(img.shape[1]), height=int(img.shape[0]),
         )

@@ -306,13 +306,22 @@ class StateMonitor:
         if self._reader is not None:
             self._reader.wait_idle()
 
+    def read_at_exposure_end(self, trigger: str, frame: int) -> None:
+        """Re-read every watched property the moment frame ``frame``'s exposure ended
+        (``trigger`` says why); :meth:`frame_state` with ``already_read`` then uses it."""
+        self.wait_idle()
+        self._verified_at = time.perf_counter()
+        self.refresh(trigger, frame=frame)
+
     def frame_state(self, trigger: str | None, frame: int, exposure_end: float | None,
-                    exposure_start: float | None = None) -> StateSnapshot:
+                    exposure_start: float | None = None, *,
+                    already_read: bool = False) -> StateSnapshot:
         """The state in force during frame ``frame``'s exposure, from ``exposure_start`` (at
         the latest) to ``exposure_end`` (at the earliest), ``time.perf_counter()`` values;
         None when unknown (a hardware burst: the state when the frame is handed over).
 
-        ``trigger`` (a reason) re-reads every watched property first. Otherwise, with the
+        ``trigger`` (a reason) re-reads every watched property first, unless
+        ``already_read`` (by :meth:`read_at_exposure_end`). Otherwise, with the
         default ``every-frame`` policy and a known exposure, the silent properties are read
         after the exposure on the reader's thread, and the frame's silent values are settled
         by :meth:`resolve`; with other policies, or in a burst, they are re-read here as the
@@ -322,9 +331,8 @@ class StateMonitor:
         now = time.perf_counter()
         pending = False
         if trigger is not None:
-            self.wait_idle()
-            self._verified_at = now
-            self.refresh(trigger, frame=frame)
+            if not already_read:
+                self.read_at_exposure_end(trigger, frame)
         elif (self.verify.mode == "every-frame" and self.silent
               and exposure_end is not None and exposure_start is not None):
             if self._reader is None:

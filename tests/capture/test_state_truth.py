@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import useq
+from pymmcore import CMMCore
 
 from nbo_recorder import sim
 from nbo_recorder.capture.policy import VerifyPolicy
@@ -23,7 +24,7 @@ from nbo_recorder.profile.load import load_profile
 from nbo_recorder.rig import load_core
 from tests.helpers import DEMO_PROFILE, load, planes, py_profile
 
-AHEAD = 2000  # frameReady priority above the recorder's: runs before it captures
+AHEAD = 2000  # a priority above the recorder's (1000): runs before it reads or captures
 
 
 def _views(path: Any) -> list[Any]:
@@ -60,12 +61,12 @@ def test_config_change_during_a_refresh_is_not_lost(py_core, tmp_path):
 
     py_core.getProperty = get_property
 
-    def observe(*_: Any) -> None:
+    def observe(*_: Any) -> None:  # at each exposure's end, ahead of the recorder's read
         truth.append((py_core.getProperty("Objective", "Label"), py_core.getPixelSizeUm()))
         if len(truth) == 1:
             armed.set()  # fires during the recorder's read for this first frame
 
-    py_core.mda.events.frameReady.connect(observe, priority=AHEAD)
+    py_core.events.imageSnapped.connect(observe, priority=AHEAD)
     out = tmp_path / "mid.ome.tif"
     seq = useq.MDASequence(channels=["DAPI"], z_plan={"range": 3, "step": 1})
     py_core.mda.run(seq, output=Recorder(py_core, py_profile()).sink(out))
@@ -131,6 +132,40 @@ def test_gain_change_from_another_thread_after_the_snap(demo_core, tmp_path):
     assert at_exposure == [0, 1, 2, 3]
     assert [_number(v.settings["detector[cam-demo].gain"]) for v in views] == at_exposure
 
+
+
+def test_change_whose_event_arrives_after_the_read(demo_core, tmp_path):
+    """A thread sets the Gain just after the snap and its event is delivered late, after
+    the recorder has read the state for that frame: the frame keeps the Gain it was taken
+    with (the read is made the moment the exposure ends), the next frame has the new one."""
+    at_exposure: list[float] = []
+    demo_core.events.imageSnapped.connect(
+        lambda *_: at_exposure.append(float(demo_core.getProperty("Camera", "Gain"))))
+    sink = Recorder(demo_core, DEMO_PROFILE).sink(tmp_path / "late.ome.tif")
+    timers: list[threading.Timer] = []
+
+    def set_now_tell_later(*_: Any) -> None:
+        value = str(len(at_exposure))
+        # the device changes now; the core's event comes 30 ms later, as if the setting
+        # thread lost the interpreter between the two
+        CMMCore.setProperty(demo_core, "Camera", "Gain", value)
+        timers.append(threading.Timer(
+            0.03, demo_core.events.propertyChanged.emit, args=("Camera", "Gain", value)))
+        timers[-1].start()
+
+    def settled(*_: Any) -> None:
+        if timers:
+            timers[-1].join()
+
+    demo_core.events.imageSnapped.connect(set_now_tell_later)
+    demo_core.mda.events.eventStarted.connect(settled)
+    demo_core.mda.run(useq.MDASequence(channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1}),
+                      output=sink)
+    for timer in timers:
+        timer.join()
+    views = _views(sink.path)
+    assert at_exposure == [0, 1, 2, 3, 4, 5]
+    assert [_number(v.settings["detector[cam-demo].gain"]) for v in views] == at_exposure
 
 # --- case 6: silent changes are caught (default) or declared ----------------------------------
 
