@@ -43,7 +43,8 @@ def test_slow_csuw1_never_records_another_commands_answer(tmp_path: Path) -> Non
             timers.append(threading.Timer(FAULT_S, unit.set_fault, args=(None,)))
             timers[0].start()
 
-    core.events.imageSnapped.connect(observe)  # ahead of the recorder's own handlers
+    # ahead of the recorder, which reads the state in its own imageSnapped handler
+    core.events.imageSnapped.connect(observe, priority=2000)
     out = tmp_path / "late.ome.tif"
     seq = useq.MDASequence(
         channels=["488-GFP", "561-mCherry"], time_plan=snapped(4)
