@@ -313,11 +313,11 @@ core.setProperty("Camera", "FastImage", "1")
 seq = useq.MDASequence(channels=[{{"config": "FITC", "exposure": {exposure}}}],
                        time_plan={{"interval": 0, "loops": {frames}}})
 with tempfile.TemporaryDirectory(dir={repo!r}) as folder:
-    out = folder + "/burst.ome.tif"
+    out = folder + "/burst" + {suffix!r}
     output = None
-    if {variant!r} == "pymmcore-plus":
+    if {writer!r} == "pymmcore-plus":
         output = out
-    elif {variant!r} == "nbo-recorder":
+    elif {writer!r} == "nbo-recorder":
         from nbo_recorder.capture.recorder import Recorder
         output = Recorder(core, {profile!r}).sink(out)
     with warnings.catch_warnings(record=True) as caught:
@@ -334,22 +334,30 @@ print(json.dumps({{"wall_s": wall, "buffer_warning": full, "peak_rss_mib": rss}}
 SLOW_RATIO = 1.3
 
 
-def bench_burst(frames: int, rounds: int, exposure_ms: float = 0.5) -> dict[str, Any]:
+def bench_burst(frames: int, rounds: int, exposure_ms: float = 0.5, *,
+                zarr: bool = True) -> dict[str, Any]:
     """The issue #17 scenario: a hardware-sequenced time-lapse of ``frames`` 512² frames, one
-    channel (FITC, ``exposure_ms``), demo camera FastImage; no writer, pymmcore-plus's OME-TIFF
-    writer and nbo-recorder, each in a fresh process, alternated round by round.
+    channel (FITC, ``exposure_ms``), demo camera FastImage; no writer, pymmcore-plus's
+    OME-TIFF writer and nbo-recorder, and with ``zarr`` both writing OME-Zarr (issue #18;
+    pymmcore-plus through ome-writers), each in a fresh process, alternated round by round.
 
     Per variant: the wall time of ``core.mda.run`` divided by the same round's no-writer run
     (median and worst round), the rounds above :data:`SLOW_RATIO`, the rounds in which the
     camera's circular buffer filled past half (nbo-recorder's warning; its own runs only),
     and the process's peak RSS.
     """
-    variants = ["none", "pymmcore-plus", "nbo-recorder"]
+    variants = {"none": ("none", ".ome.tif"),
+                "pymmcore-plus": ("pymmcore-plus", ".ome.tif"),
+                "nbo-recorder": ("nbo-recorder", ".ome.tif"),
+                "pymmcore-plus ome-zarr": ("pymmcore-plus", ".ome.zarr"),
+                "nbo-recorder ome-zarr": ("nbo-recorder", ".ome.zarr")}
+    if not zarr:
+        variants = {k: v for k, v in variants.items() if v[1] != ".ome.zarr"}
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for _ in range(rounds):
-        for variant in variants:
+        for variant, (writer, suffix) in variants.items():
             code = _BURST_CHILD.format(repo=str(REPO), frames=frames, exposure=exposure_ms,
-                                       variant=variant, profile=str(PROFILE))
+                                       writer=writer, suffix=suffix, profile=str(PROFILE))
             done = subprocess.run([sys.executable, "-c", code], capture_output=True,
                                   text=True, timeout=600, cwd=REPO)
             line = next((ln for ln in done.stdout.splitlines() if ln.startswith("{")), None)
@@ -469,7 +477,7 @@ def format_burst_table(r: dict[str, Any]) -> str:
              f"{b['slow_ratio']}x | buffer > half full | peak RSS |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, v in b["variants"].items():
-        warned = str(v["buffer_warnings"]) if name == "nbo-recorder" else "n/a"
+        warned = str(v["buffer_warnings"]) if name.startswith("nbo-recorder") else "n/a"
         lines.append(f"| {name} | {v['median_ratio']:.2f} | {v['worst_ratio']:.2f} | "
                      f"{v['slow_rounds']} | {warned} | {v['peak_rss_mib']:.0f} MiB |")
     lines += ["", "| start-up (fresh process) | median | worst |", "|---|---:|---:|"]

@@ -17,6 +17,7 @@ import typer
 
 from nbo_recorder.cli.console import EXIT_BAD_INPUT, PROG, progress_display, say
 from nbo_recorder.rig import RigError
+from nbo_recorder.store.formats import FORMAT_SUFFIXES, OutputFormat
 
 if TYPE_CHECKING:
     from nbo_recorder.conformance.results import CheckResult, ConformanceReport
@@ -57,6 +58,10 @@ def conformance(
                                "min_um/max_um)")] = False,
     verbose: Annotated[bool, typer.Option(
         "-v", "--verbose", help="print every check as it completes (to stderr)")] = False,
+    output_format: Annotated[OutputFormat, typer.Option(
+        "--format", help="what each check records to and reads back: "
+                         + ", ".join(f"{n} ({s})" for n, s in FORMAT_SUFFIXES.items()))
+    ] = "ome-tiff",
 ) -> int:
     """Run the suite; the exit code (0 all passed, 1 a check failed, 2 unusable input)."""
     from nbo_recorder.conformance.suite import run_conformance
@@ -77,7 +82,7 @@ def conformance(
 
         try:
             report = run_conformance(mm_config, profile, tier=tier, allow_unsafe=allow_unsafe,
-                                     progress=progress)
+                                     output_format=output_format, progress=progress)
         except (RigError, ValueError) as exc:
             say(f"error: {exc}", prefix=_PREFIX)
             return EXIT_BAD_INPUT

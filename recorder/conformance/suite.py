@@ -47,6 +47,7 @@ shutter stays closed. Everything the suite moved is put back when it finishes; w
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 import time
@@ -76,6 +77,7 @@ from nbo_recorder.conformance.results import (
 )
 from nbo_recorder.profile.model import SETTINGS, Binding, Profile
 from nbo_recorder.render.nbo_checks import load_checked_profile
+from nbo_recorder.store.formats import FORMAT_SUFFIXES, OutputFormat
 from nbo_recorder.units import CANONICAL, to_canonical
 
 if TYPE_CHECKING:
@@ -94,12 +96,14 @@ class ConformanceSuite:
 
     def __init__(
         self, core: CMMCorePlus, profile: Profile, *, allow_unsafe: bool = False,
-        tier: int | None = None,
+        tier: int | None = None, output_format: OutputFormat = "ome-tiff",
     ) -> None:
         self.core = core
         self.profile = profile
         self.allow_unsafe = allow_unsafe
         self.tier = tier
+        #: what each check records to: the check holds for that writer's output
+        self.output_format: OutputFormat = output_format
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._checks: list[PlannedCheck] | None = None
         self.devices = DeviceControl(core)
@@ -302,11 +306,14 @@ class ConformanceSuite:
     def _acquire(self, check: PlannedCheck, sub: Binding | None) -> RecordedFrame:
         """One frame recorded with only ``sub`` bound (none for stages), read back."""
         assert self._tmp is not None  # run_check started the session
-        path = Path(self._tmp.name) / f"check-{check.index:04d}.ome.tif"
+        suffix = FORMAT_SUFFIXES[self.output_format]
+        path = Path(self._tmp.name) / f"check-{check.index:04d}{suffix}"
         profile = self.profile.model_copy(update={"bindings": () if sub is None else (sub,)})
         try:
             back = acquire(self.core, profile, path)
         finally:
+            if path.is_dir():  # an OME-Zarr store
+                shutil.rmtree(path, ignore_errors=True)
             path.unlink(missing_ok=True)
         if not back.frames:
             raise RuntimeError(f"{path}: the file holds no frame")
@@ -436,24 +443,29 @@ class ConformanceSuite:
 
 def run_conformance(
     mm_config: str | Path, profile_path: str | Path, *, tier: int | None = None,
-    allow_unsafe: bool = False,
+    allow_unsafe: bool = False, output_format: OutputFormat = "ome-tiff",
     progress: Callable[[CheckResult, int], None] | None = None,
 ) -> ConformanceReport:
     """Load the rig and profile, run the whole suite, unload; the report.
 
     Raises :class:`~nbo_recorder.profile.errors.ProfileError` or
-    :class:`~nbo_recorder.rig.RigError` (and
-    ``ValueError`` for a tier other than 1–3) before anything moves.
+    :class:`~nbo_recorder.rig.RigError` (and ``ValueError`` for a tier other than 1–3 or
+    an OME-Zarr output whose package is missing) before anything moves.
     """
     from nbo_recorder.nbo.rules import check_tier
     from nbo_recorder.rig import load_core, release_core
 
     if tier is not None:
         check_tier(tier)
+    if output_format == "ome-zarr":  # say which package is missing before anything moves
+        from nbo_recorder.store.zarr_writer import require_backend
+
+        require_backend()
     profile = load_checked_profile(profile_path)
     core = load_core(mm_config)
     try:
-        suite = ConformanceSuite(core, profile, allow_unsafe=allow_unsafe, tier=tier)
+        suite = ConformanceSuite(core, profile, allow_unsafe=allow_unsafe, tier=tier,
+                                 output_format=output_format)
         results = suite.run(progress)
         return ConformanceReport(rig=str(mm_config), profile=str(profile_path),
                                  allow_unsafe=allow_unsafe, results=results,

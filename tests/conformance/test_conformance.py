@@ -319,6 +319,34 @@ def test_cli_report_junit_and_exit_codes(tmp_path, capsys):
     assert "Missing option '--mm-config'" in capsys.readouterr().err
 
 
+
+def test_conformance_through_ome_zarr_holds_as_through_ome_tiff(tmp_path, capsys):
+    """``--format ome-zarr``: every check records to a store and reads it back; the same
+    label checks pass (the objective the turret was put on) and the same one fails."""
+    pytest.importorskip("tensorstore")
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(yaml.safe_dump({
+        "name": "tiny",
+        "components": [{"kind": "objective", "id": "obj-10x"},
+                       {"kind": "objective", "id": "obj-20x"}],
+        "bindings": [{"device": "Objective", "role": "objective",
+                      "labels": {"Nikon 10X S Fluor": "obj-10x", "Nikon 20X": "obj-20x"}}],
+    }), encoding="utf-8")
+    verdicts = {}
+    for fmt in ("ome-tiff", "ome-zarr"):
+        junit = tmp_path / f"{fmt}.xml"
+        assert _cli("--mm-config", "demo", "--profile", str(profile), "--junit", str(junit),
+                    "--format", fmt) == 1
+        capsys.readouterr()
+        suite = ET.parse(junit).getroot().find("testsuite")
+        assert suite is not None
+        verdicts[fmt] = {c.get("name"): c.find("failure") is None for c in suite.iter("testcase")}
+    assert verdicts["ome-zarr"] == verdicts["ome-tiff"]
+    assert verdicts["ome-zarr"]["Label=Nikon 10X S Fluor [direct]"] is True
+    assert verdicts["ome-zarr"]["Label=Nikon 20X [direct]"] is False
+    assert _cli("--mm-config", "demo", "--profile", str(profile), "--format", "hdf5") == 2
+    assert "ome-tiff" in capsys.readouterr().err
+
 def test_read_back_matches_the_recorder_view(demo_core, tmp_path):
     demo_core.setStateLabel("Emission", "Chroma-HQ700")
     back = acquire(demo_core, load_profile(DEMO_PROFILE), tmp_path / "f.ome.tif", frames=2)

@@ -160,18 +160,24 @@ def test_metadata_xml_is_ome_and_carries_the_tiff_outputs_record(
     assert zarr_ome.instruments == tiff_ome.instruments
 
 
-def test_validate_gives_the_same_verdicts_for_both_outputs(
+def test_validate_and_methods_say_the_same_of_both_outputs(
         demo_core: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    verdicts = {}
+    verdicts, methods = {}, {}
     for name in ("exp.ome.tif", "exp.ome.zarr"):
         _record(demo_core, tmp_path / name)
         capsys.readouterr()
-        code = main(["validate", str(tmp_path / name), "--tier", "1", "--json"])
-        report = json.loads(capsys.readouterr().out)
-        verdicts[name] = (code, report["verdicts"],
-                          sorted((f["path"], f["attribute"], f["status"])
-                                 for f in report["failures"]))
-    assert verdicts["exp.ome.tif"] == verdicts["exp.ome.zarr"]
+        for tier in (1, 2):
+            code = main(["validate", str(tmp_path / name), "--tier", str(tier), "--json"])
+            report = json.loads(capsys.readouterr().out)
+            verdicts[name, tier] = (code, report["verdicts"],
+                                    sorted((f["path"], f["attribute"], f["status"])
+                                           for f in report["failures"]))
+        assert main(["methods", str(tmp_path / name)]) == 0
+        methods[name] = capsys.readouterr().out
+    for tier in (1, 2):
+        assert verdicts["exp.ome.tif", tier] == verdicts["exp.ome.zarr", tier]
+    assert "objective" in methods["exp.ome.tif"].lower()
+    assert methods["exp.ome.zarr"] == methods["exp.ome.tif"]
 
 
 def test_existing_store_is_refused_without_overwrite(demo_core: Any, store: tuple[Path, Frames]
