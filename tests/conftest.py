@@ -32,20 +32,16 @@ def ome_schema() -> Any:
 
 
 @pytest.fixture(scope="session")
-def demo_nbo_record(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
-    """The NBO record (an ElementTree root) of the file ``nbo-recorder demo OPTIONS`` writes,
-    recorded once per set of options in a session; copy it before changing it."""
-    from nbo_recorder.cli.main import main
+def demo_nbo_record(demo_file: Callable[..., Path]) -> Callable[..., Any]:
+    """The NBO record (an ElementTree root) of the file ``nbo-recorder demo OPTIONS`` writes
+    (the session's :func:`demo_file`); copy it before changing it."""
     from nbo_recorder.judge.reader import nbo_record, read_ome_xml
 
-    folder = tmp_path_factory.mktemp("demo-files")
     made: dict[tuple[str, ...], Any] = {}
 
     def record(*options: str) -> Any:
         if options not in made:
-            out = folder / f"demo-{len(made)}.ome.tif"
-            assert main(["demo", "--out", str(out), *options]) == 0
-            root = nbo_record(read_ome_xml(out))
+            root = nbo_record(read_ome_xml(demo_file(*options)))
             assert root is not None
             made[options] = root
         return made[options]
@@ -90,3 +86,24 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     finally:
         for mnt in mounted:
             subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture(scope="session")
+def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """The file ``nbo-recorder demo OPTIONS`` writes (its path), recorded once per set of
+    options in a session; read it, never change it."""
+    from nbo_recorder.cli.main import main
+
+    folder = tmp_path_factory.mktemp("demo-paths")
+    made: dict[tuple[str, ...], Path] = {}
+
+    def record(*options: str) -> Path:
+        if options not in made:
+            suffix = ".ome.zarr" if "ome-zarr" in options else ".ome.tif"
+            out = folder / f"demo-{len(made)}{suffix}"
+            assert main(["demo", "--out", str(out), *options]) == 0
+            made[options] = out
+        return made[options]
+
+    return record
+

@@ -1,4 +1,5 @@
-"""``nbo-recorder`` command line: demo, acquire, recover, validate, methods, profile, conformance.
+"""``nbo-recorder`` command line: demo, acquire, recover, validate, methods, report, profile,
+conformance, deposit, catalog.
 
 Built with typer: the help comes from the option declarations, and rich draws the progress
 bars (:mod:`nbo_recorder.cli.console`). The commands, option names, defaults and exit codes
@@ -53,8 +54,10 @@ from nbo_recorder.cli.console import (  # noqa: E402
     one_line,
     say,
 )
+from nbo_recorder.cli.deposit import add_deposit_commands  # noqa: E402
 from nbo_recorder.cli.profile import profile_app  # noqa: E402
 from nbo_recorder.cli.recover import add_recover_command  # noqa: E402
+from nbo_recorder.cli.report import add_report_command  # noqa: E402
 from nbo_recorder.store.formats import FORMAT_SUFFIXES, OutputFormat  # noqa: E402
 
 if TYPE_CHECKING:
@@ -94,9 +97,6 @@ class _Commands(TyperGroup):
 #: the ``nbo-recorder`` command group
 app = command_group("Record live Micro-Manager state as NBO/OME metadata in OME-TIFF files.",
                     cls=_Commands)
-app.add_typer(profile_app, name="profile")
-add_conformance_command(app)
-add_recover_command(app)
 
 
 @app.command(
@@ -259,6 +259,14 @@ def validate(
         print(format_report(report, all_rows=all_rows))
     return 0 if report.passed else 1
 
+
+
+# the rest of the commands, listed by --help after these in the order of a file's life
+add_recover_command(app)
+add_report_command(app)
+app.add_typer(profile_app, name="profile")
+add_conformance_command(app)
+add_deposit_commands(app)
 
 def parse_args(argv: Sequence[str]) -> SimpleNamespace:
     """The parameters a command line would run its command with, without running it.

@@ -36,6 +36,10 @@ from nbo_recorder.profile.errors import ProfileError
 from nbo_recorder.profile.load import deep_merge
 from nbo_recorder.profile.model import Profile
 
+#: Study-file keys an acquisition does not record: the format's version, and the ``rembi:``
+#: block that ``nbo-recorder deposit`` reads (and checks) from the same file.
+NOT_RECORDED = frozenset({"schema_version", "rembi"})
+
 #: The shipped fluorophore table (peaks in nm, each row with its published source).
 TABLE_PATH = Path(__file__).with_name("fluorophores.yaml")
 
@@ -162,7 +166,7 @@ def study_problems(study: object, source: str) -> list[str]:
                 f"got {type(study).__name__}"]
     problems: list[str] = []
     for key, node in study.items():
-        if key == "schema_version":
+        if key in NOT_RECORDED:
             continue
         if key not in ELEMENTS:
             problems.append(f"{key}: unknown key; allowed: {', '.join(ELEMENTS)}")
@@ -200,7 +204,7 @@ def load_study(path: str | Path) -> dict[str, Any]:
     if data is None:
         data = {}
     check_study(data, str(file))
-    return {k: v for k, v in data.items() if k != "schema_version"}
+    return {k: v for k, v in data.items() if k not in NOT_RECORDED}
 
 
 # --- fluorophores ----------------------------------------------------------------------------

@@ -58,7 +58,8 @@ def test_the_public_commands_are_all_there():
     assert set(COMMANDS) == {
         ("demo",), ("acquire",), ("recover",), ("methods",), ("validate",), ("conformance",),
         ("profile", "init"), ("profile", "check"), ("profile", "import-micrometa"),
-        ("profile", "export-micrometa")}
+        ("profile", "export-micrometa"), ("report",), ("deposit",), ("catalog", "scan"),
+        ("catalog", "query")}
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS), ids=" ".join)

@@ -180,3 +180,19 @@ def test_recorded_file_carries_the_study_and_table_peaks(recorded_with_study):
     assert float(fluor.get("ExcitationWavelength")) == mcherry["excitation_nm"]
     assert float(fluor.get("EmissionWavelength")) == mcherry["emission_nm"]
     assert fluor.get("Type") == mcherry["type"]
+
+
+def test_one_study_file_serves_acquire_and_deposit(tmp_path: Path) -> None:
+    """The ``rembi:`` block ``deposit`` reads is left alone by an acquisition's study check,
+    and nothing of it reaches what the acquisition records; an unknown key still fails."""
+    source = yaml.safe_load((REPO / "hardware_profiles" / "example_study.yaml").read_text())
+    source["rembi"] = {"title": "Mitochondria in fixed HeLa cells", "keywords": ["HeLa"]}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(source), encoding="utf-8")
+    loaded = load_study(path)
+    assert "rembi" not in loaded
+    assert loaded["Sample"] == source["Sample"]
+    source["Rembi"] = {"title": "a typo"}
+    path.write_text(yaml.safe_dump(source), encoding="utf-8")
+    with pytest.raises(ProfileError, match="Rembi: unknown key"):
+        load_study(path)
