@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,17 @@ def test_overwrite_never_removes_a_folder_that_is_not_a_store(demo_core: Any,
         Recorder(demo_core, DEMO_PROFILE).sink(out, overwrite=True)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_an_unknown_format_or_a_missing_backend_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "exp"
+    assert main(["demo", "--format", "hdf5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'--format'" in err and "ome-tiff" in err and "ome-zarr" in err
+    monkeypatch.setitem(sys.modules, "tensorstore", None)  # as if it were not installed
+    assert main(["demo", "--format", "ome-zarr", "--out", str(out)]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "'tensorstore'" in lines[0] and "pip install" in lines[0]
+    assert not list(tmp_path.iterdir()), "nothing written"
