@@ -174,19 +174,29 @@ def grade(tree: ET.Element, record: ET.Element | None, source: str, tier: int,
         graded = "the OME part (the file has no NBO record)"
     report = ValidationReport(source, tier, tuple(extensions), graded)
     unknown = _unknown_reasons(root)
-    elements = {p: el for el, (p, _) in element_paths(root).items()}
+    paths = element_paths(root)
+    elements = {p: el for el, (p, _) in paths.items()}
     # grade every extension, then keep the chosen ones: an XSD error about an attribute of
     # an extension left out is then recognised as such instead of reported as invalid
     subject = _subjects(root)
     rows = [replace(r, subject=subject[elements[r.path]])
-            for r in _missing_children(root, EXTENSIONS)]
+            for r in _missing_children(paths, EXTENSIONS)]
+    # asked once per (element, attribute): a file repeats the same few for every Plane
+    allows: dict[tuple[str, str], bool] = {}
     for entry in attribute_compliance(root, max(TIERS), extensions=EXTENSIONS):
         element = elements[entry.path]
         about = subject[element]
         for status in entry.attributes:
-            if not xsd_allows(entry.element, status.name):
+            asked = (entry.element, status.name)
+            allowed = allows.get(asked)
+            if allowed is None:
+                allowed = allows[asked] = xsd_allows(entry.element, status.name)
+            if not allowed:
                 continue  # the spreadsheet asks for it, but no valid NBO record can hold it
-            state, reason = _status(element, status.name, status.present, unknown)
+            if status.present and element.get(status.name) != UNKNOWN_TEXT:
+                state, reason = "present", ""  # _status's answer, without the call
+            else:
+                state, reason = _status(element, status.name, status.present, unknown)
             rows.append(AttributeRow(entry.element, entry.path, status.name, status.tier,
                                      status.requirement, status.extension, state, reason,
                                      about))
@@ -198,46 +208,70 @@ def grade(tree: ET.Element, record: ET.Element | None, source: str, tier: int,
         in_table = {(r.path, r.attribute) for r in rows if r.status != "present"}
         report.schema_errors = [f"{e.path}: {e.message}" for e in result.errors
                                 if e.attribute is None or (e.path, e.attribute) not in in_table]
+    # one pass over the rows: the (tier, extension) pairs with a MUST row not present
+    failing = {(r.tier, r.extension) for r in report.rows
+               if r.requirement == "MUST" and r.status != "present"}
     for t in TIERS:
         report.verdicts[f"tier {t}"] = {
-            ext: not any(r.requirement == "MUST" and r.tier <= t and r.status != "present"
-                         and r.extension == ext for r in report.rows)
+            ext: not any(at <= t and where == ext for at, where in failing)
             for ext in extensions}
     return report
 
 
-def _missing_children(root: ET.Element, extensions: Sequence[Extension]) -> list[AttributeRow]:
-    """MUST child elements (or substitution groups) absent under the elements present.
+def _missing_children(paths: dict[ET.Element, tuple[str, tuple[str, ...]]],
+                      extensions: Sequence[Extension]) -> list[AttributeRow]:
+    """MUST child elements (or substitution groups) absent under the elements present
+    (``paths``: each element's path and ancestry, as :func:`element_paths` gives them).
 
     A group such as the Instrument's DetectorGroup is satisfied by any member, members of
     nested groups included (CCD -> CameraGroup -> DetectorGroup).
     """
-    table = load_rules()
     rows: list[AttributeRow] = []
-    for element, (path, ancestors) in element_paths(root).items():
-        present = {local_name(child.tag) for child in element if isinstance(child.tag, str)}
+    # what is missing depends on the element's name, ancestry and children's names only:
+    # worked out once per such combination (100,000 Planes share a handful)
+    known: dict[tuple[str, tuple[str, ...], frozenset[str]], list[_Missing]] = {}
+    for element, (path, ancestors) in paths.items():
+        present = frozenset(local_name(child.tag) for child in element
+                            if isinstance(child.tag, str))
         name = local_name(element.tag)
-        rules = table.for_element(name, ancestors, kind="element", extensions=EXTENSIONS)
-        reported: set[str] = set()
-        for rule in rules:
-            if not rule.is_must or rule.extension not in extensions:
-                continue
-            if rule.group_mode == "one" and rule.group and rule.group.endswith(":choice"):
-                # "choose only one" alternatives (TiffData | BinData | MetadataOnly | ...)
-                if rule.group in reported:
-                    continue
-                reported.add(rule.group)
-                members = {r.name for r in rules if r.group == rule.group}
-            else:
-                members = _group_members(rules, rule.name)
-            if not any(xsd_allows(name, m, child=True) for m in members):
-                continue  # the spreadsheet asks for it, but no valid NBO record can hold it
-            if not members & present:
-                rows.append(AttributeRow(name, path, f"<{rule.name}>", rule.tier,
-                                         rule.requirement, rule.extension, "missing",
-                                         "no " + " / ".join(sorted(members))
-                                         if len(members) > 1 else ""))
+        key = (name, ancestors, present)
+        missing = known.get(key)
+        if missing is None:
+            missing = known[key] = _missing_of(name, ancestors, present, extensions)
+        rows.extend(AttributeRow(name, path, *m) for m in missing)
     return rows
+
+
+#: a missing child's row but for its element and path: attribute, tier, requirement,
+#: extension, status, reason
+_Missing = tuple[str, int, str, str, str, str]
+
+
+def _missing_of(name: str, ancestors: tuple[str, ...], present: frozenset[str],
+                extensions: Sequence[Extension]) -> list[_Missing]:
+    """The MUST children an element ``name`` at ``ancestors`` with children ``present``
+    lacks (see :func:`_missing_children`)."""
+    rules = load_rules().for_element(name, ancestors, kind="element", extensions=EXTENSIONS)
+    found: list[_Missing] = []
+    reported: set[str] = set()
+    for rule in rules:
+        if not rule.is_must or rule.extension not in extensions:
+            continue
+        if rule.group_mode == "one" and rule.group and rule.group.endswith(":choice"):
+            # "choose only one" alternatives (TiffData | BinData | MetadataOnly | ...)
+            if rule.group in reported:
+                continue
+            reported.add(rule.group)
+            members = {r.name for r in rules if r.group == rule.group}
+        else:
+            members = _group_members(rules, rule.name)
+        if not any(xsd_allows(name, m, child=True) for m in members):
+            continue  # the spreadsheet asks for it, but no valid NBO record can hold it
+        if not members & present:
+            found.append((f"<{rule.name}>", rule.tier, rule.requirement, rule.extension,
+                          "missing", "no " + " / ".join(sorted(members))
+                          if len(members) > 1 else ""))
+    return found
 
 
 def _group_members(rules: Sequence[Rule], name: str) -> set[str]:

@@ -180,6 +180,11 @@ class RuleTable:
         extensions: Iterable[Extension] = EXTENSIONS,
     ) -> list[Rule]:
         """The governing row of each attribute/child of ``element``, sorted by kind and name."""
+        if isinstance(ancestors, tuple) and isinstance(extensions, tuple):
+            # the callers' usual arguments: looked up as given, without building a key
+            hit = self._for_element.get((element, ancestors, kind, extensions))
+            if hit is not None:
+                return list(hit)
         allowed = frozenset(extensions)
         key = (element, tuple(ancestors), kind, allowed)
         known = self._for_element.get(key)
@@ -190,6 +195,8 @@ class RuleTable:
                      for item_kind, name in names]
             known = self._for_element[key] = tuple(
                 rule for rule in rules if rule is not None and rule.extension in allowed)
+        if isinstance(ancestors, tuple) and isinstance(extensions, tuple):
+            self._for_element[(element, ancestors, kind, extensions)] = known
         return list(known)
 
     def must_attributes(
