@@ -164,6 +164,11 @@ class ZarrStoreWriter:
         self._shapes: dict[int, list[int]] = {}
         self._windows: dict[tuple[int, int], tuple[float, float]] = {}
         self._flight: deque[tuple[FrameRecord, Any]] = deque()
+        # Imported now, as the run starts, not at the first frame: the import takes 0.3-0.5 s
+        # holding the interpreter, long enough for a fast camera's buffer to overflow while
+        # the acquisition thread waits (measured: 600 frames at 512², FastImage).
+        import tensorstore  # noqa: F401
+
         try:
             remove_store(path)
             write_group(path, root_attributes(run_id, finished=False))
