@@ -76,14 +76,23 @@ class MissingBackendError(ValueError):
 
 
 def require_backend() -> None:
-    """Raise :class:`MissingBackendError` naming the package when OME-Zarr output cannot work."""
-    import importlib.util
+    """Import the packages OME-Zarr output needs, or raise :class:`MissingBackendError`
+    naming the one that is not installed.
+
+    The sink calls this when it is made, before the run: imported at the first frame,
+    tensorstore took 0.3-0.5 s holding the interpreter, long enough for a fast camera's
+    buffer to overflow while the acquisition thread waited (measured: 600 frames at 512²,
+    FastImage), and inside the run the import is acquisition time.
+    """
+    import importlib
 
     for name in BACKEND_PACKAGES:
-        if importlib.util.find_spec(name) is None:
+        try:
+            importlib.import_module(name)
+        except ImportError:
             raise MissingBackendError(
                 f"OME-Zarr output needs the package '{name}', which is not installed: "
-                "pip install 'nbo-recorder[zarr]'")
+                "pip install 'nbo-recorder[zarr]'") from None
 
 
 def write_group(path: Path, attributes: Mapping[str, Any]) -> None:
@@ -164,11 +173,6 @@ class ZarrStoreWriter:
         self._shapes: dict[int, list[int]] = {}
         self._windows: dict[tuple[int, int], tuple[float, float]] = {}
         self._flight: deque[tuple[FrameRecord, Any]] = deque()
-        # Imported now, as the run starts, not at the first frame: the import takes 0.3-0.5 s
-        # holding the interpreter, long enough for a fast camera's buffer to overflow while
-        # the acquisition thread waits (measured: 600 frames at 512², FastImage).
-        import tensorstore  # noqa: F401
-
         try:
             remove_store(path)
             write_group(path, root_attributes(run_id, finished=False))
