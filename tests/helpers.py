@@ -225,3 +225,38 @@ def bioformats_read_all(jar: Path, files: list[tuple[Path, int]],
                 entry["sizes"].append({})
             entry["sizes"][-1][match[1]] = int(match[2])
     return results
+
+
+RO_CRATE_CONTEXT = "https://w3id.org/ro/crate/1.1/context"
+
+
+def ro_crate_context() -> dict[str, Any]:
+    """The RO-Crate JSON-LD context as the rocrate package ships it (no network)."""
+    import json
+
+    import rocrate
+
+    shipped = Path(rocrate.__file__).parent / "data" / "ro-crate.jsonld"
+    return {"@context": json.loads(shipped.read_text(encoding="utf-8"))["@context"]}
+
+
+def crate_graph(metadata: dict[str, Any]) -> Any:
+    """An RO-Crate's metadata expanded by pyld (offline loader: the shipped context only)
+    and parsed by rdflib."""
+    import json
+
+    import rdflib
+    from pyld import jsonld
+
+    document = ro_crate_context()
+
+    def loader(url: str, options: object = None) -> dict[str, Any]:
+        if url.rstrip("/") != RO_CRATE_CONTEXT:
+            raise jsonld.JsonLdError(f"offline: {url}", "jsonld.LoadDocumentError",
+                                     code="loading document failed")
+        return {"contextUrl": None, "documentUrl": url, "document": document}
+
+    expanded = jsonld.expand(metadata, {"documentLoader": loader,
+                                        "base": "file:///crate/ro-crate-metadata.json"})
+    assert expanded, "pyld expanded nothing"
+    return rdflib.Graph().parse(data=json.dumps(expanded), format="json-ld")

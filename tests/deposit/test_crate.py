@@ -21,8 +21,8 @@ import pytest
 import tifffile
 
 from nbo_recorder.cli.main import main
+from tests.helpers import RO_CRATE_CONTEXT, crate_graph, ro_crate_context
 
-RO_CRATE_CONTEXT = "https://w3id.org/ro/crate/1.1/context"
 NBO = "http://www.NamespaceTest.org/Schemas/NBO/2020-11"
 
 STUDY = """\
@@ -39,14 +39,6 @@ rembi:
   release_date: "2026-01-01"
   component_description: simulated rigs
 """
-
-
-def _context_document() -> dict[str, Any]:
-    """The RO-Crate JSON-LD context as the rocrate package ships it (offline)."""
-    import rocrate
-
-    shipped = Path(rocrate.__file__).parent / "data" / "ro-crate.jsonld"
-    return {"@context": json.loads(shipped.read_text(encoding="utf-8"))["@context"]}
 
 
 @pytest.fixture(scope="module")
@@ -75,21 +67,7 @@ def metadata(crate: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def graph(metadata: dict[str, Any]) -> Any:
     """The crate expanded by pyld (offline loader) and parsed by rdflib."""
-    import rdflib
-    from pyld import jsonld
-
-    document = _context_document()
-
-    def loader(url: str, options: object = None) -> dict[str, Any]:
-        if url.rstrip("/") != RO_CRATE_CONTEXT:
-            raise jsonld.JsonLdError(f"offline: {url}", "jsonld.LoadDocumentError",
-                                     code="loading document failed")
-        return {"contextUrl": None, "documentUrl": url, "document": document}
-
-    expanded = jsonld.expand(metadata, {"documentLoader": loader,
-                                        "base": "file:///crate/ro-crate-metadata.json"})
-    assert expanded, "pyld expanded nothing"
-    return rdflib.Graph().parse(data=json.dumps(expanded), format="json-ld")
+    return crate_graph(metadata)
 
 
 def test_crate_passes_roc_validator_at_required_level(crate: Path, tmp_path: Path) -> None:
@@ -101,7 +79,7 @@ def test_crate_passes_roc_validator_at_required_level(crate: Path, tmp_path: Pat
     from rocrate_validator.models import Severity, ValidationSettings
     from urllib3.response import HTTPResponse
 
-    body = json.dumps(_context_document()).encode()
+    body = json.dumps(ro_crate_context()).encode()
 
     class Shipped(BaseAdapter):
         """Answers every request with the shipped RO-Crate context."""
