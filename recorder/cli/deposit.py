@@ -101,6 +101,8 @@ def scan(
     from nbo_recorder.deposit.catalog import scan as scan_folder
     from nbo_recorder.deposit.catalog import write_parquet
 
+    if not out.parent.is_dir():  # before the scan, not after it
+        raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist")
     found = scan_folder(folder, workers=workers, regrade=regrade)
     for name, reason in found.skipped:
         say(f"warning: skipped {name}: {reason}")

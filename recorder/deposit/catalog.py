@@ -262,10 +262,16 @@ def _channel_parts(channel: ET.Element, instrument: dict[str, ET.Element],
 
 
 def write_parquet(rows: Sequence[dict[str, Any]], out: str | Path) -> Path:
-    """Write ``rows`` (:data:`COLUMNS`) to the Parquet file ``out`` with DuckDB."""
+    """Write ``rows`` (:data:`COLUMNS`) to the Parquet file ``out`` with DuckDB.
+
+    Raises FileNotFoundError when ``out``'s folder does not exist and OSError when DuckDB
+    cannot write it (both name the file).
+    """
     import duckdb
 
     target = Path(out)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"{target}: folder {target.parent} does not exist")
     with tempfile.TemporaryDirectory() as tmp:
         lines = Path(tmp) / "rows.jsonl"
         with lines.open("w", encoding="utf-8") as handle:
@@ -273,9 +279,12 @@ def write_parquet(rows: Sequence[dict[str, Any]], out: str | Path) -> Path:
                 handle.write(json.dumps({k: row.get(k) for k in COLUMNS}) + "\n")
         columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items()) + "}"
         with duckdb.connect() as con:
-            con.execute(f"COPY (SELECT * FROM read_json(?, format='newline_delimited', "
-                        f"columns={columns})) TO '{_sql_text(target)}' (FORMAT parquet)",
-                        [str(lines)])
+            try:
+                con.execute(f"COPY (SELECT * FROM read_json(?, format='newline_delimited', "
+                            f"columns={columns})) TO '{_sql_text(target)}' (FORMAT parquet)",
+                            [str(lines)])
+            except duckdb.IOException as exc:
+                raise OSError(f"{target}: cannot write the catalog: {exc}") from None
     return target
 
 

@@ -147,6 +147,8 @@ def deposit(files: Iterable[str | Path], study: DepositStudy, out: str | Path) -
     folder = Path(out)
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(f"{folder}: the crate folder exists and is not empty")
+    if not folder.parent.is_dir():  # a mistyped path makes no folders
+        raise FileNotFoundError(f"--out {folder}: folder {folder.parent} does not exist")
     crate = ROCrate(version=RO_CRATE_VERSION)
     crate.metadata.extra_terms = dict(linked.shipped_context())
     block = study.rembi
@@ -177,7 +179,7 @@ def deposit(files: Iterable[str | Path], study: DepositStudy, out: str | Path) -
     for source in sources:
         missing += _add_source(crate, source, block, study_node, recorder)
         names.append(source.name)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
     with warnings.catch_warnings():
         # the files inside an OME-Zarr store are listed without a source of their own: they
         # are copied with the store, which rocrate would otherwise warn about, file by file

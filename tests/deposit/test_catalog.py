@@ -178,3 +178,16 @@ def test_query_with_bad_sql_is_bad_input(catalog: Path,
     assert main(["catalog", "query", str(catalog), "SELECT nope FROM catalog"]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and "Traceback" not in err
+
+
+def test_output_into_a_missing_folder_is_bad_input_before_any_work(
+        facility: tuple[Path, list[Made]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folder, made = facility
+    missing = tmp_path / "no" / "such"
+    capsys.readouterr()
+    assert main(["catalog", str(tmp_path), "--out", str(missing / "c.parquet")]) == 2
+    assert main(["deposit", str(folder / made[0].name), "--out", str(missing / "crate")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("does not exist") == 2 and "Traceback" not in err
+    assert not (tmp_path / "no").exists()
