@@ -50,6 +50,7 @@ from nbo_recorder.nbo.rules import (
     EXTENSIONS,
     Extension,
     Requirement,
+    Rule,
     RuleTable,
     check_tier,
     load_rules,
@@ -229,7 +230,14 @@ def element_paths(root: ET.Element) -> dict[ET.Element, tuple[str, tuple[str, ..
 
 def _work_copy(document: Document) -> Any:
     """A working copy of ``document`` as an lxml tree, without comments and processing
-    instructions (libxml2 validates an lxml tree; placeholders are inserted into the copy)."""
+    instructions (libxml2 validates an lxml tree; placeholders are inserted into the copy).
+
+    An lxml element (e.g. the record inside a file's OME-XML, parsed by lxml) is copied by
+    libxml2's own serialiser and parser, which takes a tenth of the time ElementTree takes
+    to serialise the same element (seconds for a record of 100,000 Planes).
+    """
+    if etree.iselement(document):
+        return etree.fromstring(etree.tostring(document, with_tail=False), _PARSER)
     if isinstance(document, str):
         try:
             return etree.fromstring(document, _PARSER)
@@ -341,10 +349,10 @@ def validate_nbo(
 ) -> ValidationResult:
     """Validate an NBO document at ``tier`` (1-3).
 
-    ``document`` is XML text (str or bytes), an element or an ElementTree whose root is
-    ``OME`` in the NBO namespace; it is not modified. Text that is not well-formed XML
-    yields an error rather than an exception. See the module docstring for what is
-    deferred.
+    ``document`` is XML text (str or bytes), an element (ElementTree's or lxml's) or an
+    ElementTree whose root is ``OME`` in the NBO namespace; it is not modified. Text that
+    is not well-formed XML yields an error rather than an exception. See the module
+    docstring for what is deferred.
     """
     check_tier(tier)
     try:
@@ -475,16 +483,30 @@ def attribute_compliance(
     root = _as_element(document)
     paths = element_paths(root)
     report: list[ElementCompliance] = []
+    # an element's rules depend on its name and ancestry, its statuses on those and which
+    # of the rules' attributes it has: both are worked out once per such kind (a file of
+    # 100,000 Planes has a handful of kinds), and elements of a kind share the statuses
+    applicable: dict[tuple[str, tuple[str, ...]], tuple[Rule, ...]] = {}
+    graded: dict[tuple[object, ...], tuple[AttributeStatus, ...]] = {}
     for element in _iter_elements(root):
         path, ancestors = paths[element]
         name = local_name(element.tag)
-        statuses = tuple(
-            AttributeStatus(
-                rule.name, rule.requirement, rule.tier, rule.name in element.attrib, rule.extension
-            )
-            for rule in table.for_element(name, ancestors, kind="attribute", extensions=allowed)
-            if rule.tier <= tier
-        )
-        if statuses:
-            report.append(ElementCompliance(path, name, statuses))
+        kind = (name, ancestors)
+        rules_here = applicable.get(kind)
+        if rules_here is None:
+            rules_here = applicable[kind] = tuple(
+                rule for rule in table.for_element(name, ancestors, kind="attribute",
+                                                   extensions=allowed)
+                if rule.tier <= tier)
+        if not rules_here:
+            continue
+        attrib = element.attrib
+        flags = [rule.name in attrib for rule in rules_here]
+        present = (kind, *flags)
+        statuses = graded.get(present)
+        if statuses is None:
+            statuses = graded[present] = tuple(
+                AttributeStatus(rule.name, rule.requirement, rule.tier, there, rule.extension)
+                for rule, there in zip(rules_here, flags, strict=True))
+        report.append(ElementCompliance(path, name, statuses))
     return report

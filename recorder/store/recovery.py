@@ -36,6 +36,7 @@ import numpy as np
 import tifffile
 
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStop
+from nbo_recorder.collector import collector_paused
 from nbo_recorder.profile.load import parse_profile
 from nbo_recorder.render.ome import build_ome_xml
 from nbo_recorder.store.formats import is_zarr_path
@@ -368,6 +369,7 @@ def _verifier(run: Run, plan: _Plan, pages: list[PageExtent]) -> Callable[[Path]
     return verify
 
 
+@collector_paused()
 def recover(
     partial: Path, out: Path | None = None, *, reason: str | None = None,
     progress: Callable[[int, int], None] | None = None, dry_run: bool = False,

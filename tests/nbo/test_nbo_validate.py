@@ -129,6 +129,24 @@ def test_accepts_elements_and_trees_without_modifying_them() -> None:
     assert ET.tostring(root) == before
 
 
+def test_an_lxml_record_inside_a_larger_document_is_graded_as_its_text() -> None:
+    # validate reads the record out of the file's OME-XML with lxml: nested under another
+    # element, with its namespace declared there, it is graded as the record on its own is
+    from lxml import etree  # type: ignore[import-untyped]
+
+    document = edit(' ImageDistance="180"', "")
+    body = document[document.index("<OME"):].replace(f' xmlns="{NBO_NAMESPACE}"', "", 1)
+    wrapped = f'<Outer xmlns="{NBO_NAMESPACE}"><Value>{body}tail</Value></Outer>'
+    outer = etree.fromstring(wrapped.encode())
+    record = outer[0][0]
+    before = etree.tostring(outer)
+    result = validate_nbo(record, 1)
+    assert result.ok, result.errors
+    assert [(d.path, d.attribute) for d in result.deferred] == [(OBJECTIVE, "ImageDistance")]
+    assert error_attributes(validate_nbo(record, 3)) == {(OBJECTIVE, "ImageDistance")}
+    assert etree.tostring(outer) == before
+
+
 def test_missing_tier3_attribute_is_deferred_at_tier1() -> None:
     # ImageDistance: Objective, Tier 3, "R" in the workbook; required by the XSD.
     document = edit(' ImageDistance="180"', "")
