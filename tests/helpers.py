@@ -228,6 +228,7 @@ def bioformats_read_all(jar: Path, files: list[tuple[Path, int]],
 
 
 RO_CRATE_CONTEXT = "https://w3id.org/ro/crate/1.1/context"
+NBO_NS = "http://www.NamespaceTest.org/Schemas/NBO/2020-11"
 
 
 def ro_crate_context() -> dict[str, Any]:
@@ -260,3 +261,16 @@ def crate_graph(metadata: dict[str, Any]) -> Any:
                                         "base": "file:///crate/ro-crate-metadata.json"})
     assert expanded, "pyld expanded nothing"
     return rdflib.Graph().parse(data=json.dumps(expanded), format="json-ld")
+
+
+#: SPARQL over a deposit's graph: the names of the files whose images used the objective
+#: whose NBO Model is bound to ``?wanted``
+OBJECTIVE_QUERY = f"""
+PREFIX nbo: <{NBO_NS}#>
+PREFIX schema: <http://schema.org/>
+SELECT DISTINCT ?name WHERE {{
+  ?file nbo:Image/nbo:ObjectiveSettings/nbo:ID/nbo:Model ?model ;
+        schema:name ?name .
+  FILTER (?model = ?wanted)
+}}
+"""

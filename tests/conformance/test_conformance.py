@@ -291,7 +291,8 @@ def _cli(*argv: str) -> int:
     return main(["conformance", *argv])
 
 
-def test_cli_report_junit_and_exit_codes(tmp_path, capsys):
+def _tiny_profile(tmp_path: Path) -> Path:
+    """Two objectives bound to the turret, one under a label the turret does not have."""
     profile = tmp_path / "tiny.yaml"
     profile.write_text(yaml.safe_dump({
         "name": "tiny",
@@ -300,6 +301,11 @@ def test_cli_report_junit_and_exit_codes(tmp_path, capsys):
         "bindings": [{"device": "Objective", "role": "objective",
                       "labels": {"Nikon 10X S Fluor": "obj-10x", "Nikon 20X": "obj-20x"}}],
     }), encoding="utf-8")
+    return profile
+
+
+def test_cli_report_junit_and_exit_codes(tmp_path, capsys):
+    profile = _tiny_profile(tmp_path)
     junit = tmp_path / "out.xml"
     assert _cli("--mm-config", "demo", "--profile", str(profile), "--junit", str(junit)) == 1
     out = capsys.readouterr().out
@@ -324,14 +330,7 @@ def test_conformance_through_ome_zarr_holds_as_through_ome_tiff(tmp_path, capsys
     """``--format ome-zarr``: every check records to a store and reads it back; the same
     label checks pass (the objective the turret was put on) and the same one fails."""
     pytest.importorskip("tensorstore")
-    profile = tmp_path / "tiny.yaml"
-    profile.write_text(yaml.safe_dump({
-        "name": "tiny",
-        "components": [{"kind": "objective", "id": "obj-10x"},
-                       {"kind": "objective", "id": "obj-20x"}],
-        "bindings": [{"device": "Objective", "role": "objective",
-                      "labels": {"Nikon 10X S Fluor": "obj-10x", "Nikon 20X": "obj-20x"}}],
-    }), encoding="utf-8")
+    profile = _tiny_profile(tmp_path)
     verdicts = {}
     for fmt in ("ome-tiff", "ome-zarr"):
         junit = tmp_path / f"{fmt}.xml"

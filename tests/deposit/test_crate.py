@@ -21,7 +21,7 @@ import pytest
 import tifffile
 
 from nbo_recorder.cli.main import main
-from tests.helpers import RO_CRATE_CONTEXT, crate_graph, ro_crate_context
+from tests.helpers import OBJECTIVE_QUERY, RO_CRATE_CONTEXT, crate_graph, ro_crate_context
 
 NBO = "http://www.NamespaceTest.org/Schemas/NBO/2020-11"
 
@@ -114,15 +114,6 @@ def _objective_models(path: Path) -> set[str]:
             if img.objective_settings is not None}
 
 
-OBJECTIVE_QUERY = f"""
-PREFIX nbo: <{NBO}#>
-PREFIX schema: <http://schema.org/>
-SELECT DISTINCT ?name WHERE {{
-  ?file nbo:Image/nbo:ObjectiveSettings/nbo:ID/nbo:Model ?model ;
-        schema:name ?name .
-  FILTER (?model = ?wanted)
-}}
-"""
 
 
 def test_sparql_finds_the_files_that_used_each_objective(demos: dict[str, Path],

@@ -16,11 +16,9 @@ import rdflib
 from ome_types import from_xml
 
 from nbo_recorder.cli.main import main
-from tests.helpers import crate_graph
+from tests.helpers import OBJECTIVE_QUERY, crate_graph
 
 pytest.importorskip("tensorstore")
-
-NBO = "http://www.NamespaceTest.org/Schemas/NBO/2020-11"
 
 
 def _ome(path: Path) -> Any:
@@ -63,16 +61,9 @@ def test_a_store_is_deposited_whole_and_found_by_its_objective(
     metadata = json.loads((out / "ro-crate-metadata.json").read_text(encoding="utf-8"))
     graph = crate_graph(metadata)
     used = {path.name: _objectives(path) for path in inputs.values()}
-    query = f"""
-        PREFIX nbo: <{NBO}#>
-        PREFIX schema: <http://schema.org/>
-        SELECT DISTINCT ?name WHERE {{
-          ?file nbo:Image/nbo:ObjectiveSettings/nbo:ID/nbo:Model ?wanted ;
-                schema:name ?name .
-        }}"""
     for model in set().union(*used.values()):
         answer = {str(row[0]) for row in graph.query(
-            query, initBindings={"wanted": rdflib.Literal(model)})}
+            OBJECTIVE_QUERY, initBindings={"wanted": rdflib.Literal(model)})}
         assert answer == {name for name, own in used.items() if model in own}
 
 
