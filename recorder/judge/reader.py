@@ -18,9 +18,8 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import tifffile
 
@@ -251,19 +250,6 @@ def read_xml(path: str | Path) -> RecordedXml:
     return RecordedXml(path=path, xml=xml, tree=tree, pages=pages, nbo=nbo_record(tree))
 
 
-@cache
-def _model_context() -> Any:
-    """One xsdata binding context for every parse: it caches how each OME class binds, which
-    ome-types otherwise works out again for each document (a demo file parses 2.5x faster).
-
-    ``xsdata_pydantic_basemodel`` ships inside the ome-types distribution; its context is the
-    one ome-types' own parser makes.
-    """
-    from xsdata_pydantic_basemodel.bindings import XmlContext
-
-    return XmlContext()
-
-
 def read(path: str | Path) -> RecordedFile:
     """Read an OME-TIFF (or OME-Zarr store): its OME model, NBO record and per-plane settings.
 
@@ -273,9 +259,11 @@ def read(path: str | Path) -> RecordedFile:
     """
     from ome_types import from_xml  # ~0.4 s to import: only readers that need the model pay
 
+    from nbo_recorder.render.bindings import ome_context
+
     recorded = read_xml(path)
     try:
-        ome = from_xml(recorded.xml, parser_kwargs={"context": _model_context()})
+        ome = from_xml(recorded.xml, parser_kwargs={"context": ome_context()})
         planes = plane_settings(ome)
     except Exception as exc:
         raise NotOmeTiffError(f"{recorded.path}: OME-XML does not parse: {exc}") from exc

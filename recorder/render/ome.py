@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from ome_types import model as m
@@ -56,6 +55,7 @@ from nbo_recorder.profile.model import (
     Profile,
 )
 from nbo_recorder.render.annotations import AnnotationRegistry
+from nbo_recorder.render.bindings import ome_to_xml
 from nbo_recorder.render.compliance import compliance_of_view
 from nbo_recorder.render.layout import (
     ChannelLayout,
@@ -74,7 +74,6 @@ from nbo_recorder.vocabulary import (
     NS_NBO_COMPLIANCE,
     NS_PLANE,
     NS_RUN,
-    OME_NAMESPACE,
     PIXEL_TYPES,
     Unknown,
     clean_text,
@@ -246,30 +245,6 @@ def _plane_xml(plane: PlaneLayout, ann_ref: str | None) -> str:
     if ann_ref is None:
         return f"<Plane {attrs}/>"
     return f'<Plane {attrs}><AnnotationRef ID="{ann_ref}"/></Plane>'
-
-
-@cache
-def _serializer() -> Any:
-    """ome-types' serializer, configured as its ``to_xml`` defaults configure it, made once.
-
-    ``ome_types.to_xml`` makes a new serializer, whose binding context works out every OME
-    class's XML binding again, for each document: 27 ms of the ~90 ms that finishing a
-    600-frame file takes. One serializer keeps those bindings (``xsdata_pydantic_basemodel``
-    ships inside the ome-types distribution; ``tests/render`` checks the output is
-    ``to_xml``'s, byte for byte).
-    """
-    from xsdata_pydantic_basemodel.bindings import SerializerConfig, XmlSerializer
-
-    config = SerializerConfig(indent="  ", xml_declaration=False,
-                              ignore_default_attributes=False, ignore_unset_attributes=True)
-    config.schema_location = f"{OME_NAMESPACE} {OME_NAMESPACE}/ome.xsd"
-    return XmlSerializer(config=config)
-
-
-def ome_to_xml(ome: m.OME) -> str:
-    """``ome_types.to_xml(ome)`` with its defaults, through one serializer for every call."""
-    ome._update_set_fields()  # as to_xml does: fields set after construction are written
-    return str(_serializer().render(ome, ns_map={None: OME_NAMESPACE}))
 
 
 def build_ome_xml(run: Run, profile: Profile, software: str) -> str:

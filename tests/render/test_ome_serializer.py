@@ -9,7 +9,7 @@ import pytest
 from ome_types import to_xml
 
 from nbo_recorder.judge.reader import read
-from nbo_recorder.render.ome import ome_to_xml
+from nbo_recorder.render.bindings import ome_to_xml
 
 
 @pytest.mark.parametrize("options", [(), ("--rig", "spinning-disk", "--study",
