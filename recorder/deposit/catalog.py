@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbo_recorder.judge.reader import NotOmeTiffError, read_xml
+from nbo_recorder.judge.reader import NotOmeTiffError, map_annotations, read_xml
 from nbo_recorder.judge.validate import grade
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS
 from nbo_recorder.vocabulary import (
@@ -128,16 +128,6 @@ def _scan_one(job: tuple[str, str, bool]) -> tuple[list[dict[str, Any]], str | N
         return [], f"{path}: {type(exc).__name__}: {exc}"
 
 
-def _maps(tree: ET.Element, namespace: str) -> dict[str, dict[str, str]]:
-    """Per MapAnnotation ID in ``namespace`` (anywhere in ``tree``), its key -> value pairs."""
-    out: dict[str, dict[str, str]] = {}
-    for ann in tree.iter():
-        if ann.tag.endswith("}MapAnnotation") and ann.get("Namespace") == namespace:
-            out[ann.get("ID", "")] = {m.get("K", ""): (m.text or "")
-                                      for m in ann.iter() if m.tag.endswith("}M")}
-    return out
-
-
 def _number(text: str | None) -> float | None:
     try:
         return float(text) if text not in (None, "") else None
@@ -149,7 +139,7 @@ def _verdicts(tree: ET.Element, nbo: ET.Element | None, name: str,
               regrade: bool) -> tuple[int, dict[int, bool], str]:
     """(tier reached, tier -> passed, 'recorded' or 'graded') for one file."""
     if nbo is not None and not regrade:
-        for summary in _maps(tree, NS_NBO_COMPLIANCE).values():
+        for summary in map_annotations(tree, NS_NBO_COMPLIANCE).values():
             reached = summary.get("tier reached")
             if reached is not None:
                 level = int(reached) if reached.isdigit() else 0
@@ -170,9 +160,9 @@ def file_rows(tree: ET.Element, nbo: ET.Element | None, name: str, *,
     rig = (nbo_instrument.get("Name") if nbo_instrument is not None else None) or (
         " ".join(filter(None, (microscope.get("Manufacturer"), microscope.get("Model"))))
         if microscope is not None else None)
-    channel_maps = _maps(tree, NS_CHANNEL)
-    calibrations = list(_maps(nbo, NS_CALIBRATION).values()) if nbo is not None else []
-    run = next(iter(_maps(tree, NS_RUN).values()), {})
+    channel_maps = map_annotations(tree, NS_CHANNEL)
+    calibrations = list(map_annotations(nbo, NS_CALIBRATION).values()) if nbo is not None else []
+    run = next(iter(map_annotations(tree, NS_RUN).values()), {})
     level, passed, source = _verdicts(tree, nbo, name, regrade)
     common = {
         "file": name, "format": "OME-Zarr" if name.endswith(ZARR_SUFFIX) else "OME-TIFF",

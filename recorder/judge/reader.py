@@ -159,6 +159,23 @@ def annotation_values(ome: OME, namespace: str | None = None) -> dict[str, dict[
     return out
 
 
+def map_annotations(tree: ET.Element, namespace: str | None = None,
+                    ) -> dict[str, dict[str, str]]:
+    """Per MapAnnotation ID anywhere in ``tree``, its key -> value pairs (only those in
+    ``namespace`` if given): :func:`annotation_values` for readers that skip the OME model.
+
+    ``tree`` is OME-XML or an NBO record as ElementTree parsed it; its annotations are in its
+    root's XML namespace.
+    """
+    prefix = tree.tag.partition("}")[0] + "}" if tree.tag.startswith("{") else ""
+    out: dict[str, dict[str, str]] = {}
+    for ann in tree.iter(f"{prefix}MapAnnotation"):
+        if namespace is None or ann.get("Namespace") == namespace:
+            out[ann.get("ID", "")] = {m.get("K", ""): m.text or ""
+                                      for m in ann.iter(f"{prefix}M")}
+    return out
+
+
 def plane_settings(ome: OME) -> tuple[PlaneSettings, ...]:
     """Per plane of every image: where it is stored and the settings in force for it."""
     anns = annotation_values(ome)

@@ -22,7 +22,7 @@ from typing import Any
 from lxml import etree  # type: ignore[import-untyped]
 
 from nbo_recorder.collector import collector_paused
-from nbo_recorder.judge.reader import nbo_record, read_xml
+from nbo_recorder.judge.reader import map_annotations, nbo_record, read_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
     attribute_compliance,
@@ -102,12 +102,9 @@ class ValidationReport:
 def _unknown_reasons(root: ET.Element) -> dict[str, dict[str, str]]:
     """Per LightPath element id: the channel-settings entries recorded as unknown."""
     ns = {"n": root.tag.partition("}")[0].lstrip("{")}
-    annotations: dict[str, dict[str, str]] = {}
-    for ann in root.iterfind(".//n:MapAnnotation", ns):
-        if ann.get("Namespace") == NS_CHANNEL:
-            annotations[ann.get("ID", "")] = {
-                m.get("K", ""): why for m in ann.iterfind(".//n:M", ns)
-                if (why := unknown_reason(m.text or "")) is not None}
+    annotations = {ident: {k: why for k, v in values.items()
+                           if (why := unknown_reason(v)) is not None}
+                   for ident, values in map_annotations(root, NS_CHANNEL).items()}
     out: dict[str, dict[str, str]] = {}
     for path in root.iterfind(".//n:LightPath", ns):
         reasons: dict[str, str] = {}

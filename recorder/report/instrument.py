@@ -14,6 +14,7 @@ from typing import Any
 from ome_types import OME
 
 from nbo_recorder.judge.methods_parts import to_unit
+from nbo_recorder.judge.reader import map_annotations
 from nbo_recorder.nbo.schema import local_name
 from nbo_recorder.report.views import InstrumentRow
 from nbo_recorder.vocabulary import NS_COMPONENT, unknown_reason
@@ -54,12 +55,7 @@ class NboComponents:
         self._annotations: dict[str, dict[str, str]] = {}
         if record is None:
             return
-        for element in record.iter():
-            if local_name(element.tag) == "MapAnnotation" and element.get("ID"):
-                if element.get("Namespace") == NS_COMPONENT:
-                    self._annotations[element.get("ID", "")] = {
-                        m.get("K", ""): m.text or "" for m in element.iter()
-                        if local_name(m.tag) == "M"}
+        self._annotations = map_annotations(record, NS_COMPONENT)
         for instrument in (e for e in record if local_name(e.tag) == "Instrument"):
             for child in instrument:
                 if child.get("ID"):
