@@ -26,7 +26,7 @@ from pathlib import Path
 
 import tifffile
 
-from nbo_recorder.store.formats import is_zarr_path
+from nbo_recorder.store.formats import is_foreign_folder, is_zarr_path
 from nbo_recorder.store.journal import journal_path
 
 #: the longest file name most volumes allow, when the volume does not say
@@ -73,8 +73,7 @@ def check_output_paths(path: Path, overwrite: bool) -> None:
                 f"{candidate}: the {what} name is {size} bytes, over the {limit} its volume "
                 f"allows (the journal adds {len(journal.name) - len(path.name)} bytes to the "
                 "output name); choose a shorter output name")
-    if (is_zarr_path(path) and path.is_dir() and not (path / "zarr.json").is_file()
-            and any(path.iterdir())):
+    if is_zarr_path(path) and is_foreign_folder(path):
         raise OutputPathError(errno.EEXIST, f"{path} is a folder that is not a Zarr store; "
                                             "not replacing it: choose another output name")
     if path.is_dir() and not is_zarr_path(path):

@@ -23,3 +23,9 @@ def format_of(path: str | Path) -> OutputFormat:
     """The format a recording at ``path`` is written in: OME-Zarr for ``*.zarr``, else
     OME-TIFF."""
     return "ome-zarr" if is_zarr_path(path) else "ome-tiff"
+
+
+def is_foreign_folder(path: Path) -> bool:
+    """True when ``path`` is a non-empty folder that is not a Zarr store (no ``zarr.json``):
+    never replaced by an OME-Zarr output, whatever ``overwrite`` says."""
+    return path.is_dir() and not (path / "zarr.json").is_file() and any(path.iterdir())

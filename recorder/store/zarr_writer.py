@@ -41,6 +41,7 @@ import numpy as np
 from nbo_recorder.capture.documents import FrameRecord, Run
 from nbo_recorder.render.layout import RunLayout, layout_run
 from nbo_recorder.render.ome import build_ome_xml
+from nbo_recorder.store.formats import is_foreign_folder
 from nbo_recorder.store.tiff_writer import WriterError, free_bytes
 from nbo_recorder.store.zarr_layout import (
     LEVEL,
@@ -144,7 +145,7 @@ def remove_store(path: Path) -> None:
     """Remove what is at ``path`` (for ``overwrite``); a directory only if it is a Zarr store
     or empty, so a mistyped path never deletes an unrelated folder."""
     if path.is_dir():
-        if not (path / "zarr.json").is_file() and any(path.iterdir()):
+        if is_foreign_folder(path):
             raise WriterError(errno.EEXIST, f"{path} is a folder that is not a Zarr store; "
                                             "not replacing it")
         shutil.rmtree(path)
