@@ -306,11 +306,12 @@ class RecordingSink:
         channel = event.channel.config if event.channel is not None else None
         hardware = bool(meta.get("hardware_triggered", False))
         key = (p, c, t, channel)
+        snapped = key == self._event_key and not hardware  # the snap _on_snapped saw
         read_at_snap, self._read_at_snap = self._read_at_snap, None
-        at_snap = self._optics_at_snap if key == self._event_key and not hardware else None
+        at_snap = self._optics_at_snap if snapped else None
         pixel_um, exposure_ms = at_snap or (float(meta.get("pixel_size_um", 0.0)),
                                             float(meta.get("exposure_ms", 0.0)))
-        if read_at_snap is not None and key == self._event_key:
+        if read_at_snap is not None and snapped:
             snap = self.monitor.frame_state(read_at_snap, self._captured, self._snapped_at,
                                             self._event_started_at, already_read=True)
         else:
