@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nbo_recorder.cli.console import EXIT_BAD_INPUT, PROG, progress_display, say
+from nbo_recorder.cli.console import (
+    EXIT_BAD_INPUT,
+    PROG,
+    aligned_rows,
+    progress_display,
+    say,
+)
 from nbo_recorder.rig import RigError
 from nbo_recorder.store.formats import FORMAT_SUFFIXES, OutputFormat
 
@@ -124,10 +130,7 @@ def format_report(report: ConformanceReport, elapsed_s: float | None = None) -> 
         latency = f"{s.latency_ms:.3f}" if s.latency_ms is not None else "-"
         rows.append((s.device, s.prop, _cell(s.values) or "-", recorded, s.events_direct,
                      s.events_config, latency))
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-                     .rstrip())
+    lines += aligned_rows(header, rows)
     silent = report.silent()
     lines.append("")
     if silent:

@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
@@ -94,6 +94,21 @@ def one_line(text: str) -> str:
             gap = "" if not joined else " " if joined.endswith((";", ":", ",", ".")) else "; "
             joined += gap + part
     return joined
+
+
+def aligned_rows(header: Sequence[str], rows: Sequence[Sequence[str]], *,
+                 rule: bool = False) -> list[str]:
+    """``header`` and ``rows`` as lines of left-aligned columns two spaces apart (trailing
+    spaces cut); with ``rule``, a dashed line under the header."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [line(header)]
+    if rule:
+        out.append("  ".join("-" * w for w in widths))
+    return out + [line(row) for row in rows]
 
 
 def _show_warning(

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nbo_recorder.cli.console import command_group, say
+from nbo_recorder.cli.console import aligned_rows, command_group, say
 
 EXIT_FINDINGS = 1
 
@@ -139,11 +139,6 @@ def _cell(value: object) -> str:
 
 def format_table(names: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Columns aligned under a header, one line per row, and the row count."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
-    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-              for row in cells]
+    lines = aligned_rows(names, [[_cell(v) for v in row] for row in rows], rule=True)
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines)
