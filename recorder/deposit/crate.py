@@ -31,11 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nbo_recorder.deposit import linked, rembi
 from nbo_recorder.judge.reader import NotOmeTiffError, read_xml
-from nbo_recorder.profile.study import study_problems
+from nbo_recorder.profile.study import NOT_RECORDED, check_study, read_study_file
 from nbo_recorder.store.formats import is_zarr_path
 from nbo_recorder.vocabulary import OME_NAMESPACE
 
@@ -65,26 +63,20 @@ class Deposit:
 def load_deposit_study(path: str | Path | None) -> DepositStudy:
     """Read a study file: the format ``--study`` takes for acquisitions, plus ``rembi:``.
 
-    The NBO keys are checked as for an acquisition and the ``rembi:`` block against
-    :data:`~nbo_recorder.deposit.rembi.STUDY_KEYS`; a problem raises ValueError naming the
-    file and the key.
+    The NBO keys are checked as for an acquisition (one reading of the file:
+    :func:`~nbo_recorder.profile.study.read_study_file`) and the ``rembi:`` block against
+    :data:`~nbo_recorder.deposit.rembi.STUDY_KEYS`; a problem raises ValueError (a
+    :class:`~nbo_recorder.profile.study.StudyError` for the NBO keys) naming the file and
+    the key.
     """
     if path is None:
         return DepositStudy({}, {})
-    file = Path(path)
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ValueError(f"{file}: cannot read study file: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{file}: not a valid YAML text file: {exc}") from None
+    data = read_study_file(path)
     if not isinstance(data, dict):
-        raise ValueError(f"{file}: expected a mapping, got {type(data).__name__}")
-    block = rembi.check_study_block(data.pop("rembi", None), str(file))
-    problems = study_problems(data, str(file))
-    if problems:
-        raise ValueError("study values NBO v2.01 does not allow:\n  " + "\n  ".join(problems))
-    return DepositStudy({k: v for k, v in data.items() if k != "schema_version"}, block)
+        raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")
+    block = rembi.check_study_block(data.get("rembi"), str(path))
+    check_study(data, str(path))
+    return DepositStudy({k: v for k, v in data.items() if k not in NOT_RECORDED}, block)
 
 
 @dataclass(frozen=True)

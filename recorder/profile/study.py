@@ -192,8 +192,9 @@ def check_study(study: object, source: str) -> None:
         raise StudyError("study values NBO v2.01 does not allow:\n  " + "\n  ".join(problems))
 
 
-def load_study(path: str | Path) -> dict[str, Any]:
-    """Read and check a study YAML file; its mapping has the shape of ``metadata.nbo``."""
+def read_study_file(path: str | Path) -> Any:
+    """The YAML of a study file as it is (``{}`` when empty), unchecked; :class:`StudyError`
+    naming the file when it cannot be read or is no YAML text."""
     file = Path(path)
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
@@ -201,9 +202,13 @@ def load_study(path: str | Path) -> dict[str, Any]:
         raise StudyError(f"{file}: cannot read study file: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise StudyError(f"{file}: not a valid YAML text file: {exc}") from None
-    if data is None:
-        data = {}
-    check_study(data, str(file))
+    return {} if data is None else data
+
+
+def load_study(path: str | Path) -> dict[str, Any]:
+    """Read and check a study YAML file; its mapping has the shape of ``metadata.nbo``."""
+    data = read_study_file(path)
+    check_study(data, str(path))
     return {k: v for k, v in data.items() if k not in NOT_RECORDED}
 
 
