@@ -201,17 +201,11 @@ def grade(tree: ET.Element, record: ET.Element | None, source: str, tier: int,
     subject = _subjects(root)
     rows = [replace(r, subject=subject[elements[r.path]])
             for r in _missing_children(paths, EXTENSIONS)]
-    # asked once per (element, attribute): a file repeats the same few for every Plane
-    allows: dict[tuple[str, str], bool] = {}
     for entry in attribute_compliance(root, max(TIERS), extensions=EXTENSIONS):
         element = elements[entry.path]
         about = subject[element]
         for status in entry.attributes:
-            asked = (entry.element, status.name)
-            allowed = allows.get(asked)
-            if allowed is None:
-                allowed = allows[asked] = xsd_allows(entry.element, status.name)
-            if not allowed:
+            if not xsd_allows(entry.element, status.name):  # answered once per question
                 continue  # the spreadsheet asks for it, but no valid NBO record can hold it
             if status.present and element.get(status.name) != UNKNOWN_TEXT:
                 state, reason = "present", ""  # _status's answer, without the call
