@@ -82,11 +82,31 @@ def test_config_change_during_a_refresh_is_not_lost(py_core, tmp_path):
 
 # --- case 5: a change just after the exposure belongs to the next frame -----------------------
 
+def _gain_at_each_exposure(core: Any) -> list[float]:
+    """Ground truth: the camera's Gain read as each exposure ends, by a snap handler
+    connected before the test's own (which change the Gain only after it has read)."""
+    seen: list[float] = []
+    core.events.imageSnapped.connect(
+        lambda *_: seen.append(float(core.getProperty("Camera", "Gain"))))
+    return seen
+
+
+def _joined_before_each_event(core: Any) -> list[threading.Timer]:
+    """A list for the timers a test starts after a snap: the latest is joined before the
+    next frame is set up, so its change lands between the two frames."""
+    timers: list[threading.Timer] = []
+
+    def settled(*_: Any) -> None:
+        if timers:
+            timers[-1].join()
+
+    core.mda.events.eventStarted.connect(settled)
+    return timers
+
+
 @pytest.mark.parametrize("delay_s", [0.00005, 0.001, 0.005])
 def test_gain_change_just_after_the_snap_is_the_next_frames(demo_core, tmp_path, delay_s):
-    at_exposure: list[float] = []
-    demo_core.events.imageSnapped.connect(
-        lambda *_: at_exposure.append(float(demo_core.getProperty("Camera", "Gain"))))
+    at_exposure = _gain_at_each_exposure(demo_core)
     sink = Recorder(demo_core, DEMO_PROFILE).sink(tmp_path / "gain.ome.tif")
     gains = iter(["1", "2", "3", "4", "5"])
 
@@ -105,11 +125,9 @@ def test_gain_change_just_after_the_snap_is_the_next_frames(demo_core, tmp_path,
 
 
 def test_gain_change_from_another_thread_after_the_snap(demo_core, tmp_path):
-    at_exposure: list[float] = []
-    demo_core.events.imageSnapped.connect(
-        lambda *_: at_exposure.append(float(demo_core.getProperty("Camera", "Gain"))))
+    at_exposure = _gain_at_each_exposure(demo_core)
     sink = Recorder(demo_core, DEMO_PROFILE).sink(tmp_path / "gain.ome.tif")
-    timers: list[threading.Timer] = []
+    timers = _joined_before_each_event(demo_core)
 
     def later(*_: Any) -> None:
         value = str(len(at_exposure))
@@ -117,12 +135,7 @@ def test_gain_change_from_another_thread_after_the_snap(demo_core, tmp_path):
             0.001, demo_core.setProperty, args=("Camera", "Gain", value)))
         timers[-1].start()
 
-    def settled(*_: Any) -> None:  # the change lands before the next frame is set up
-        if timers:
-            timers[-1].join()
-
     demo_core.events.imageSnapped.connect(later)
-    demo_core.mda.events.eventStarted.connect(settled)
     demo_core.setExposure(20)
     demo_core.mda.run(useq.MDASequence(channels=["DAPI"], z_plan={"range": 3, "step": 1}),
                       output=sink)
@@ -133,16 +146,13 @@ def test_gain_change_from_another_thread_after_the_snap(demo_core, tmp_path):
     assert [_number(v.settings["detector[cam-demo].gain"]) for v in views] == at_exposure
 
 
-
 def test_change_whose_event_arrives_after_the_read(demo_core, tmp_path):
     """A thread sets the Gain just after the snap and its event is delivered late, after
     the recorder has read the state for that frame: the frame keeps the Gain it was taken
     with (the read is made the moment the exposure ends), the next frame has the new one."""
-    at_exposure: list[float] = []
-    demo_core.events.imageSnapped.connect(
-        lambda *_: at_exposure.append(float(demo_core.getProperty("Camera", "Gain"))))
+    at_exposure = _gain_at_each_exposure(demo_core)
     sink = Recorder(demo_core, DEMO_PROFILE).sink(tmp_path / "late.ome.tif")
-    timers: list[threading.Timer] = []
+    timers = _joined_before_each_event(demo_core)
 
     def set_now_tell_later(*_: Any) -> None:
         value = str(len(at_exposure))
@@ -153,12 +163,7 @@ def test_change_whose_event_arrives_after_the_read(demo_core, tmp_path):
             0.03, demo_core.events.propertyChanged.emit, args=("Camera", "Gain", value)))
         timers[-1].start()
 
-    def settled(*_: Any) -> None:
-        if timers:
-            timers[-1].join()
-
     demo_core.events.imageSnapped.connect(set_now_tell_later)
-    demo_core.mda.events.eventStarted.connect(settled)
     demo_core.mda.run(useq.MDASequence(channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1}),
                       output=sink)
     for timer in timers:
@@ -166,6 +171,7 @@ def test_change_whose_event_arrives_after_the_read(demo_core, tmp_path):
     views = _views(sink.path)
     assert at_exposure == [0, 1, 2, 3, 4, 5]
     assert [_number(v.settings["detector[cam-demo].gain"]) for v in views] == at_exposure
+
 
 # --- case 6: silent changes are caught (default) or declared ----------------------------------
 
