@@ -11,9 +11,8 @@ never loses a page it cannot account for. Before anything is written it checks:
   chain (its bytes stay in the file); a readable page the journal has no line for (a journal
   cut short), or whose IFD disagrees with its line, is kept as it is, without plane metadata,
   and the file's acquisition status says so: its pixels stay readable as a TIFF page.
-  tifffile reads one page of each distinct IFD (:func:`_same_ifds`): the pages of a run
-  differ only in where their strips and tag values lie, and reading 100,000 alike IFDs one
-  by one cost most of a large file's recovery.
+  tifffile reads one page of each distinct IFD
+  (:func:`~nbo_recorder.store.tiff_pages.read_page_geometry`).
 
 Pixel data are never rewritten and nothing is truncated: the new OME-XML is appended and
 switched in by :func:`~nbo_recorder.store.tiff_writer.finish_description`, which undoes its
@@ -27,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,9 +60,6 @@ from nbo_recorder.store.tiff_writer import (
     free_bytes,
     placeholder_run_id,
 )
-
-#: the TIFF tag of a page's strip offsets
-_STRIP_OFFSETS = 273
 
 
 class RecoveryError(RuntimeError):
@@ -188,7 +183,8 @@ def _plan(partial: Path, run: Run, pages: list[PageExtent],
     by_index = {f.index: f for f in run.frames}
     keep: list[int] = []
     plan = _Plan(keep=keep, relink=[], frames=[])
-    # pages share their geometry objects (_same_ifds): each pairing is judged once
+    # alike pages share one geometry object (read_page_geometry): each pairing is
+    # judged once
     fits: dict[tuple[int, int, int], bool] = {}
     for k, geometry in enumerate(geometries):
         frame = by_index.get(k)
@@ -216,103 +212,6 @@ def _plan(partial: Path, run: Run, pages: list[PageExtent],
             plan.relink.append(next_pointer_patch(partial, pages[a], target))
             plan.seams.append(new)
     return plan
-
-
-def _same_ifds(path: Path, pages: list[PageExtent]) -> list[int]:
-    """For each page, the first page whose IFD tifffile reads the same way.
-
-    Two IFDs read the same when they hold the same entries and values, except where their
-    image strips lie (:func:`~nbo_recorder.store.tiff_pages.intact_pages` has checked that
-    each page's strips are inside the file) and where out-of-line values are stored (the
-    values themselves are compared). A page whose IFD cannot be taken apart here is its
-    own representative, so tifffile judges it alone; page 0 (which carries the description)
-    is always its own.
-    """
-    firsts: list[int] = []
-    with path.open("rb") as fh:
-        head = fh.read(4)
-        order = "<" if head[:2] == b"II" else ">"
-        big = struct.unpack(order + "H", head[2:4])[0] == 43
-        fd, size = fh.fileno(), os.fstat(fh.fileno()).st_size
-        layouts: dict[tuple[bytes, tuple[bytes, ...]], int] = {}
-        last: _IfdLayout | None = None
-        for k, page in enumerate(pages):
-            raw = os.pread(fd, page.next_pointer_offset - page.ifd_offset, page.ifd_offset)
-            if last is None or not last.matches(raw):
-                last = _IfdLayout.parse(raw, order, big) if k else None
-            values = None if last is None else last.values(fd, raw, size)
-            if last is None or values is None:
-                firsts.append(k)
-                continue
-            firsts.append(layouts.setdefault((last.template, tuple(values)), k))
-    return firsts
-
-
-@dataclass(frozen=True)
-class _IfdLayout:
-    """Where an IFD's bytes vary from page to page of one run: the value fields of its
-    strip offsets and of its out-of-line values (``pointers``: each one's position in the
-    IFD and the size of what it points at). ``template`` is the IFD without them."""
-
-    length: int
-    spans: tuple[tuple[int, int], ...]
-    pointers: tuple[tuple[int, int], ...]
-    pointer_format: str
-    template: bytes
-
-    @classmethod
-    def parse(cls, raw: bytes, order: str, big: bool) -> _IfdLayout | None:
-        """The layout of one IFD's bytes (entry count and entries), or None if its entries
-        use a type tifffile does not know (tifffile then judges the page alone)."""
-        count_size, entry_size, inline = (8, 20, 8) if big else (2, 12, 4)
-        head_format = order + ("HHQ" if big else "HHI")
-        spans: list[tuple[int, int]] = []
-        pointers: list[tuple[int, int]] = []
-        start = 0
-        for at in range(count_size, len(raw) - entry_size + 1, entry_size):
-            tag, kind, count = struct.unpack(head_format, raw[at:at + entry_size - inline])
-            item = tifffile.TIFF.DATA_FORMATS.get(kind)
-            if item is None:
-                return None
-            value_at = at + entry_size - inline
-            if tag == _STRIP_OFFSETS:
-                pass  # where the strips lie: intact_pages checked them
-            elif struct.calcsize(order + item) * count > inline:
-                pointers.append((value_at, struct.calcsize(order + item) * count))
-            else:
-                continue
-            spans.append((start, value_at))
-            start = value_at + inline
-        spans.append((start, len(raw)))
-        template = b"".join(raw[a:b] for a, b in spans)
-        return cls(len(raw), tuple(spans), tuple(pointers),
-                   order + ("Q" if big else "I"), template)
-
-    def matches(self, raw: bytes) -> bool:
-        """True if ``raw`` has this layout and the same fixed bytes."""
-        return (len(raw) == self.length
-                and b"".join(raw[a:b] for a, b in self.spans) == self.template)
-
-    def values(self, fd: int, raw: bytes, size: int) -> list[bytes] | None:
-        """The out-of-line values of ``raw`` (this layout), or None if one is not in the file."""
-        found: list[bytes] = []
-        width = struct.calcsize(self.pointer_format)
-        for at, nbytes in self.pointers:
-            offset = struct.unpack(self.pointer_format, raw[at:at + width])[0]
-            if offset + nbytes > size:
-                return None
-            found.append(os.pread(fd, nbytes, offset))
-        return found
-
-
-def _page_geometry(path: Path, pages: list[PageExtent]) -> list[PageGeometry | str]:
-    """:func:`~nbo_recorder.store.tiff_pages.read_page_geometry` of every page, asking
-    tifffile once per distinct IFD (:func:`_same_ifds`)."""
-    firsts = _same_ifds(path, pages)
-    distinct = sorted(set(firsts))
-    read = dict(zip(distinct, read_page_geometry(path, [pages[k] for k in distinct]),
-                    strict=True))
-    return [read[k] for k in firsts]
 
 
 def _reason(run: Run, plan: _Plan, given: str | None) -> str:
@@ -407,7 +306,7 @@ def recover(
         raise RecoveryError(f"{exc}; nothing was changed") from None
     if not pages:
         raise RecoveryError(f"{partial}: no frame was completely written before the crash")
-    geometries = _page_geometry(partial, pages)
+    geometries = read_page_geometry(partial, pages)
     _check_identity(partial, jpath, run, journal.run_id, geometries)
     plan = _plan(partial, run, pages, geometries)
     if not plan.frames:

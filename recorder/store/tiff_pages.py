@@ -236,7 +236,20 @@ def read_page_geometry(path: Path, pages: list[PageExtent]) -> list[PageGeometry
     Each IFD is read at its own offset, so one damaged page does not hide the ones after it.
     A page counts as readable when tifffile finds an uncompressed image whose strips lie in
     the file and hold exactly its shape's bytes, which is what reading its pixels needs.
+    ``pages`` are those :func:`intact_pages` found; tifffile reads one page of each distinct
+    IFD (:func:`_same_ifds`) and alike pages share its answer, the same object: the pages of
+    a run differ only in where their strips and tag values lie, and reading 100,000 alike
+    IFDs one by one cost most of a large file's recovery.
     """
+    firsts = _same_ifds(path, pages)
+    distinct = sorted(set(firsts))
+    read = dict(zip(distinct, _read_geometries(path, [pages[k] for k in distinct]),
+                    strict=True))
+    return [read[k] for k in firsts]
+
+
+def _read_geometries(path: Path, pages: list[PageExtent]) -> list[PageGeometry | str]:
+    """:func:`read_page_geometry` for each of ``pages``, each asked of tifffile."""
     size = path.stat().st_size
     result: list[PageGeometry | str] = []
     try:
@@ -267,6 +280,93 @@ def read_page_geometry(path: Path, pages: list[PageExtent]) -> list[PageGeometry
             else:
                 result.append(PageGeometry(shape, str(dtype), sum(counts)))
     return result
+
+
+def _same_ifds(path: Path, pages: list[PageExtent]) -> list[int]:
+    """For each page, the first page whose IFD tifffile reads the same way.
+
+    Two IFDs read the same when they hold the same entries and values, except where their
+    image strips lie (:func:`intact_pages` has checked that
+    each page's strips are inside the file) and where out-of-line values are stored (the
+    values themselves are compared). A page whose IFD cannot be taken apart here is its
+    own representative, so tifffile judges it alone; page 0 (which carries the description)
+    is always its own.
+    """
+    firsts: list[int] = []
+    with path.open("rb") as fh:
+        lay, _ = _layout(fh, path)
+        fd, size = fh.fileno(), os.fstat(fh.fileno()).st_size
+        layouts: dict[tuple[bytes, tuple[bytes, ...]], int] = {}
+        last: _IfdLayout | None = None
+        for k, page in enumerate(pages):
+            raw = os.pread(fd, page.next_pointer_offset - page.ifd_offset, page.ifd_offset)
+            if last is None or not last.matches(raw):
+                last = _IfdLayout.parse(raw, lay) if k else None
+            values = None if last is None else last.values(fd, raw, size)
+            if last is None or values is None:
+                firsts.append(k)
+                continue
+            firsts.append(layouts.setdefault((last.template, tuple(values)), k))
+    return firsts
+
+
+@dataclass(frozen=True)
+class _IfdLayout:
+    """Where an IFD's bytes vary from page to page of one run: the value fields of its
+    strip offsets and of its out-of-line values (``pointers``: each one's position in the
+    IFD and the size of what it points at). ``template`` is the IFD without them."""
+
+    length: int
+    spans: tuple[tuple[int, int], ...]
+    pointers: tuple[tuple[int, int], ...]
+    pointer_format: str
+    template: bytes
+
+    @classmethod
+    def parse(cls, raw: bytes, lay: _Layout) -> _IfdLayout | None:
+        """The layout of one IFD's bytes (entry count and entries), or None if its entries
+        use a type tifffile does not know (tifffile then judges the page alone)."""
+        order, entry_size = lay.order, lay.entry_size
+        count_size, inline = struct.calcsize(lay.count_fmt), struct.calcsize(lay.offset_fmt)
+        head_format = order + "HH" + lay.offset_fmt
+        spans: list[tuple[int, int]] = []
+        pointers: list[tuple[int, int]] = []
+        start = 0
+        for at in range(count_size, len(raw) - entry_size + 1, entry_size):
+            tag, kind, count = struct.unpack(head_format, raw[at:at + entry_size - inline])
+            item = tifffile.TIFF.DATA_FORMATS.get(kind)
+            if item is None:
+                return None
+            value_at = at + entry_size - inline
+            if tag == _STRIP_OFFSETS:
+                pass  # where the strips lie: intact_pages checked them
+            elif struct.calcsize(order + item) * count > inline:
+                pointers.append((value_at, struct.calcsize(order + item) * count))
+            else:
+                continue
+            spans.append((start, value_at))
+            start = value_at + inline
+        spans.append((start, len(raw)))
+        template = b"".join(raw[a:b] for a, b in spans)
+        return cls(len(raw), tuple(spans), tuple(pointers), order + lay.offset_fmt, template)
+
+    def matches(self, raw: bytes) -> bool:
+        """True if ``raw`` has this layout and the same fixed bytes."""
+        return (len(raw) == self.length
+                and b"".join(raw[a:b] for a, b in self.spans) == self.template)
+
+    def values(self, fd: int, raw: bytes, size: int) -> list[bytes] | None:
+        """The out-of-line values of ``raw`` (this layout), or None if one is not in the file."""
+        found: list[bytes] = []
+        width = struct.calcsize(self.pointer_format)
+        for at, nbytes in self.pointers:
+            offset = struct.unpack(self.pointer_format, raw[at:at + width])[0]
+            if offset + nbytes > size:
+                return None
+            found.append(os.pread(fd, nbytes, offset))
+        return found
+
+
 
 
 def end_chain_after(path: Path, pages: list[PageExtent], keep: int) -> None:
