@@ -81,12 +81,15 @@ class RecordedFile:
 def read_ome_xml(path: str | Path) -> str:
     """The OME-XML in the first page's ImageDescription (an OME-Zarr store's
     ``OME/METADATA.ome.xml``)."""
-    return _read_source(Path(path))[0]
+    return _read_source(Path(path), count=False)[0]
 
 
-def _read_source(path: Path) -> tuple[str, int]:
-    """The OME-XML of a file or store and how many planes it holds."""
-    return _read_store(path) if is_zarr_path(path) or path.is_dir() else _read_tiff(path)
+def _read_source(path: Path, *, count: bool = True) -> tuple[str, int]:
+    """The OME-XML of a file or store and how many planes it holds (-1 for a TIFF without
+    ``count``: walking the page chain of 100,000 pages takes half a second)."""
+    if is_zarr_path(path) or path.is_dir():
+        return _read_store(path)
+    return _read_tiff(path, count=count)
 
 
 def _read_store(path: Path) -> tuple[str, int]:
@@ -108,12 +111,13 @@ def _read_store(path: Path) -> tuple[str, int]:
     return xml, planes
 
 
-def _read_tiff(path: Path) -> tuple[str, int]:
-    """The first page's ImageDescription (checked to hold OME-XML) and the page count."""
+def _read_tiff(path: Path, *, count: bool) -> tuple[str, int]:
+    """The first page's ImageDescription (checked to hold OME-XML) and, with ``count``,
+    the page count."""
     try:
         with tifffile.TiffFile(path) as tf:
             description = str(tf.pages.first.description)
-            pages = len(tf.pages)
+            pages = len(tf.pages) if count else -1
     except (OSError, tifffile.TiffFileError, ValueError, IndexError) as exc:
         raise NotOmeTiffError(f"{path}: not a readable TIFF ({exc})") from exc
     if "<OME" not in description:

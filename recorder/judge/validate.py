@@ -14,17 +14,18 @@ from __future__ import annotations
 import copy
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]
 
 from nbo_recorder.collector import collector_paused
-from nbo_recorder.judge.reader import map_annotations, nbo_record, read_xml
+from nbo_recorder.judge.reader import map_annotations, nbo_record, read_ome_xml, read_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
+    ValidationIssue,
     attribute_compliance,
     element_paths,
     local_name,
@@ -69,27 +70,56 @@ class AttributeRow:
     subject: str = ""
 
 
+#: one attribute's grade, for every element it is the same for: element name, attribute,
+#: tier, requirement, extension, status, reason (an :class:`AttributeRow` but for its
+#: element's path and subject)
+Grade = tuple[str, str, int, str, str, str, str]
+
+#: one element's grades: its path, its subject and the grades (a tuple shared by every
+#: element graded alike: the 100,000 Planes of a long run share a few)
+GradedElement = tuple[str, str, tuple[Grade, ...]]
+
+
 @dataclass
 class ValidationReport:
-    """Everything ``nbo-recorder validate`` prints, in a JSON-friendly shape."""
+    """Everything ``nbo-recorder validate`` prints, in a JSON-friendly shape.
+
+    The grades are kept per element (``elements``), each element's pointing at a tuple its
+    kind shares; :attr:`rows` and :attr:`failures` are built from them when asked for, so
+    grading a file of 100,000 Planes does not build a million rows nobody reads.
+    """
 
     file: str
     tier: int
     extensions: tuple[str, ...]
     graded: str
-    rows: list[AttributeRow] = field(default_factory=list)
+    elements: list[GradedElement] = field(default_factory=list, repr=False)
     schema_errors: list[str] = field(default_factory=list)
     verdicts: dict[str, dict[str, bool]] = field(default_factory=dict)
 
     @property
+    def rows(self) -> list[AttributeRow]:
+        """Every applicable attribute of every element, in the order they were graded."""
+        return [AttributeRow(g[0], path, g[1], g[2], g[3], g[4], g[5], g[6], subject)
+                for path, subject, grades in self.elements for g in grades]
+
+    @property
     def failures(self) -> list[AttributeRow]:
         """MUST attributes at or below the chosen tier that the file lacks."""
-        return [r for r in self.rows
-                if r.requirement == "MUST" and r.tier <= self.tier and r.status != "present"]
+        failing: dict[int, list[Grade]] = {}
+        rows: list[AttributeRow] = []
+        for path, subject, grades in self.elements:
+            found = failing.get(id(grades))
+            if found is None:
+                found = failing[id(grades)] = [g for g in grades if _fails(g, self.tier)]
+            rows.extend(AttributeRow(g[0], path, g[1], g[2], g[3], g[4], g[5], g[6], subject)
+                        for g in found)
+        return rows
 
     @property
     def passed(self) -> bool:
-        return not self.failures and not self.schema_errors
+        return not self.schema_errors and not any(
+            _fails(g, self.tier) for g in _distinct_grades(self.elements))
 
     def as_json(self) -> dict[str, Any]:
         return {"file": self.file, "tier": self.tier, "extensions": list(self.extensions),
@@ -99,36 +129,55 @@ class ValidationReport:
                 "attributes": [asdict(r) for r in self.rows]}
 
 
-def _unknown_reasons(root: ET.Element) -> dict[str, dict[str, str]]:
-    """Per LightPath element id: the channel-settings entries recorded as unknown."""
+def _fails(grade: Grade, tier: int) -> bool:
+    """Whether ``grade`` is a MUST at or below ``tier`` that is not present."""
+    return grade[3] == "MUST" and grade[2] <= tier and grade[5] != "present"
+
+
+def _distinct_grades(elements: Iterable[GradedElement]) -> Iterator[Grade]:
+    """Each grade of ``elements`` once per shared tuple."""
+    seen: set[int] = set()
+    for _, _, grades in elements:
+        if id(grades) not in seen:
+            seen.add(id(grades))
+            yield from grades
+
+
+def _unknown_reasons(root: Any) -> dict[Any, dict[str, str]]:
+    """Per element of a LightPath: the channel-settings entries recorded as unknown.
+
+    Keyed by the element itself (lxml hands out the same element object for as long as one
+    is referenced, which the caller's element paths do).
+    """
     ns = {"n": root.tag.partition("}")[0].lstrip("{")}
     annotations = {ident: {k: why for k, v in values.items()
                            if (why := unknown_reason(v)) is not None}
                    for ident, values in map_annotations(root, NS_CHANNEL).items()}
-    out: dict[str, dict[str, str]] = {}
+    out: dict[Any, dict[str, str]] = {}
     for path in root.iterfind(".//n:LightPath", ns):
         reasons: dict[str, str] = {}
         for ref in path.iterfind("n:AnnotationRef", ns):
             reasons.update(annotations.get(ref.get("ID", ""), {}))
-        for child in path:
-            out[str(id(child))] = reasons
+        if reasons:
+            for child in path:
+                out[child] = reasons
     return out
 
 
-def _status(element: ET.Element, attribute: str, present: bool,
-            unknown: dict[str, dict[str, str]]) -> tuple[str, str]:
+def _status(element: Any, attribute: str, present: bool,
+            unknown: dict[Any, dict[str, str]]) -> tuple[str, str]:
     if present:
         if element.get(attribute) == UNKNOWN_TEXT:
             return "unknown at acquisition", "not stated to nbo-recorder"
         return "present", ""
     component = element.get("ID", "").partition(":")[2]
-    for key, reason in unknown.get(str(id(element)), {}).items():
+    for key, reason in unknown.get(element, {}).items():
         if f"[{component}]" in key and key.endswith(_OBSERVED_KEYS.get(attribute, ("\0",))):
             return "unknown at acquisition", reason
     return "missing", ""
 
 
-def _as_nbo(ome_root: ET.Element) -> ET.Element:
+def _as_nbo(ome_root: Any) -> Any:
     """Re-tag ``ome_root`` (a copy of the OME part) into the NBO namespace, to grade a file
     that has no NBO record."""
     for el in ome_root.iter():
@@ -142,23 +191,36 @@ def validate_file(path: str | Path, tier: int = 1,
     """Grade ``path``; raises :class:`~nbo_recorder.judge.reader.NotOmeTiffError` if no OME-TIFF."""
     _check_choice(tier, extensions)
     with collector_paused():
-        recorded = read_xml(path)
-        lxml_record = None if recorded.nbo is None else _lxml_record(recorded.xml)
-        return grade(recorded.tree, recorded.nbo, str(path), tier, extensions,
-                     lxml_record=lxml_record)
+        tree = _parse(Path(path))
+        record = nbo_record(tree)
+        return grade(tree, record, str(path), tier, extensions,
+                     in_place=etree.iselement(record))
 
 
-def _lxml_record(ome_xml: str) -> Any:
-    """The NBO record of ``ome_xml`` parsed by lxml (None if the text declares a DTD, whose
-    entities lxml would not expand as ElementTree does, or has no record).
+#: how ``validate`` parses a file's OME-XML: as ElementTree would (comments and processing
+#: instructions left out), without fetching or expanding anything
+_PARSER = etree.XMLParser(remove_comments=True, remove_pis=True, no_network=True,
+                          resolve_entities=False, huge_tree=True)
 
-    libxml2 validates the record as an lxml tree: parsing the text again with lxml takes a
-    fraction of the time ElementTree takes to serialise its record for it.
+
+def _parse(path: Path) -> Any:
+    """``path``'s OME-XML parsed by lxml, or by ElementTree when lxml cannot stand in.
+
+    One lxml tree serves grading and, in place, libxml2's XSD validation: a file of
+    100,000 Planes is then parsed once, not three times. Text that declares a DTD (whose
+    entities ElementTree expands and this parser does not), is not well-formed or is not
+    OME 2016-06 is read by :func:`~nbo_recorder.judge.reader.read_xml`, which parses it as
+    every other reader does and says what is wrong with it.
     """
-    if "<!DOCTYPE" in ome_xml:
-        return None
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
-    return nbo_record(etree.fromstring(ome_xml.encode(), parser))
+    xml = read_ome_xml(path)
+    if "<!DOCTYPE" not in xml:
+        try:
+            tree = etree.fromstring(xml.encode(), _PARSER)
+        except etree.XMLSyntaxError:
+            tree = None
+        if tree is not None and tree.tag == f"{{{OME_NAMESPACE}}}OME":
+            return tree
+    return read_xml(path).tree
 
 
 def grade_xml(ome_xml: str, source: str, tier: int = 1,
@@ -180,12 +242,13 @@ def _check_choice(tier: int, extensions: Sequence[Extension]) -> None:
         raise ValueError(f"unknown extension(s) {unknown_ext}; choose from {list(EXTENSIONS)}")
 
 
-def grade(tree: ET.Element, record: ET.Element | None, source: str, tier: int,
-          extensions: Sequence[Extension], *, lxml_record: Any = None) -> ValidationReport:
+def grade(tree: Any, record: Any, source: str, tier: int,
+          extensions: Sequence[Extension], *, in_place: bool = False) -> ValidationReport:
     """Grade the NBO ``record`` of an OME document (``tree``), or its OME part if it has none.
 
-    ``lxml_record`` is the same record parsed by lxml, if the caller has it: it is what the
-    XSD validation reads then, instead of a copy of ``record`` (same result, less time).
+    ``tree`` and ``record`` are ElementTree's or lxml's elements. With ``in_place``
+    (``record`` is lxml's and the caller is done with it), the XSD validation works on
+    ``record`` itself instead of a copy: it inserts placeholders for missing children there.
     """
     if record is not None:
         root, graded = record, "the embedded NBO v2.01 record"
@@ -193,38 +256,26 @@ def grade(tree: ET.Element, record: ET.Element | None, source: str, tier: int,
         root = _as_nbo(copy.deepcopy(tree))
         graded = "the OME part (the file has no NBO record)"
     report = ValidationReport(source, tier, tuple(extensions), graded)
-    unknown = _unknown_reasons(root)
-    paths = element_paths(root)
-    elements = {p: el for el, (p, _) in paths.items()}
     # grade every extension, then keep the chosen ones: an XSD error about an attribute of
     # an extension left out is then recognised as such instead of reported as invalid
+    paths = element_paths(root)
     subject = _subjects(root)
-    rows = [replace(r, subject=subject[elements[r.path]])
-            for r in _missing_children(paths, EXTENSIONS)]
-    for entry in attribute_compliance(root, max(TIERS), extensions=EXTENSIONS):
-        element = elements[entry.path]
-        about = subject[element]
-        for status in entry.attributes:
-            if not xsd_allows(entry.element, status.name):  # answered once per question
-                continue  # the spreadsheet asks for it, but no valid NBO record can hold it
-            if status.present and element.get(status.name) != UNKNOWN_TEXT:
-                state, reason = "present", ""  # _status's answer, without the call
-            else:
-                state, reason = _status(element, status.name, status.present, unknown)
-            rows.append(AttributeRow(entry.element, entry.path, status.name, status.tier,
-                                     status.requirement, status.extension, state, reason,
-                                     about))
+    everything = (_missing_children(paths, subject, EXTENSIONS)
+                  + _attribute_grades(root, paths, subject))
     chosen = set(extensions)
-    report.rows = [r for r in rows if r.extension in chosen]
+    kept: dict[int, tuple[Grade, ...]] = {}  # per shared grades tuple, alive in everything
+    for path, about, grades in everything:
+        mine = kept.get(id(grades))
+        if mine is None:
+            mine = kept[id(grades)] = tuple(g for g in grades if g[4] in chosen)
+        if mine:
+            report.elements.append((path, about, mine))
     if record is not None:
-        result = validate_nbo(record if lxml_record is None else lxml_record, tier)
-        # a missing-attribute error the attribute table already reports for that element
-        in_table = {(r.path, r.attribute) for r in rows if r.status != "present"}
-        report.schema_errors = [f"{e.path}: {e.message}" for e in result.errors
-                                if e.attribute is None or (e.path, e.attribute) not in in_table]
-    # one pass over the rows: the (tier, extension) pairs with a MUST row not present
-    failing = {(r.tier, r.extension) for r in report.rows
-               if r.requirement == "MUST" and r.status != "present"}
+        result = validate_nbo(record, tier, in_place=in_place)
+        report.schema_errors = _new_schema_errors(result.errors, everything)
+    # the (tier, extension) pairs with a MUST row not present
+    failing = {(g[2], g[4]) for g in _distinct_grades(report.elements)
+               if g[3] == "MUST" and g[5] != "present"}
     for t in TIERS:
         report.verdicts[f"tier {t}"] = {
             ext: not any(at <= t and where == ext for at, where in failing)
@@ -232,18 +283,71 @@ def grade(tree: ET.Element, record: ET.Element | None, source: str, tier: int,
     return report
 
 
-def _missing_children(paths: dict[ET.Element, tuple[str, tuple[str, ...]]],
-                      extensions: Sequence[Extension]) -> list[AttributeRow]:
+def _new_schema_errors(errors: Iterable[ValidationIssue],
+                       everything: list[GradedElement]) -> list[str]:
+    """The XSD errors to report: all but a missing attribute the attribute table already
+    reports (not present) for that element."""
+    by_path: dict[str, list[tuple[Grade, ...]]] | None = None
+    out = []
+    for e in errors:
+        if e.attribute is not None:
+            if by_path is None:
+                by_path = {}
+                for path, _, grades in everything:
+                    by_path.setdefault(path, []).append(grades)
+            if any(g[1] == e.attribute and g[5] != "present"
+                   for grades in by_path.get(e.path, ()) for g in grades):
+                continue
+        out.append(f"{e.path}: {e.message}")
+    return out
+
+
+def _attribute_grades(root: Any, paths: dict[Any, tuple[str, tuple[str, ...]]],
+                      subject: dict[Any, str]) -> list[GradedElement]:
+    """Each element's grades for the attributes the rules table applies to it.
+
+    Elements whose statuses :func:`attribute_compliance` shares, and that hold no value
+    recorded as unknown (nor a LightPath entry saying why one is missing), share one grades
+    tuple, worked out once.
+    """
+    unknown = _unknown_reasons(root)
+    elements = {p: el for el, (p, _) in paths.items()}
+    plain: dict[int, tuple[Grade, ...]] = {}  # per shared statuses tuple
+    out: list[GradedElement] = []
+    for entry in attribute_compliance(root, max(TIERS), extensions=EXTENSIONS, paths=paths):
+        element = elements[entry.path]
+        statuses = entry.attributes
+        grades: tuple[Grade, ...]
+        if element in unknown or UNKNOWN_TEXT in element.attrib.values():
+            grades = tuple((entry.element, s.name, s.tier, s.requirement, s.extension,
+                            *_status(element, s.name, s.present, unknown))
+                           for s in statuses if xsd_allows(entry.element, s.name))
+        else:
+            found = plain.get(id(statuses))
+            if found is None:
+                found = plain[id(statuses)] = tuple(
+                    (entry.element, s.name, s.tier, s.requirement, s.extension,
+                     "present" if s.present else "missing", "")
+                    for s in statuses
+                    # the spreadsheet asks for it, but no valid NBO record can hold it
+                    if xsd_allows(entry.element, s.name))
+            grades = found
+        out.append((entry.path, subject[element], grades))
+    return out
+
+
+def _missing_children(paths: dict[Any, tuple[str, tuple[str, ...]]], subject: dict[Any, str],
+                      extensions: Sequence[Extension]) -> list[GradedElement]:
     """MUST child elements (or substitution groups) absent under the elements present
     (``paths``: each element's path and ancestry, as :func:`element_paths` gives them).
 
     A group such as the Instrument's DetectorGroup is satisfied by any member, members of
     nested groups included (CCD -> CameraGroup -> DetectorGroup).
     """
-    rows: list[AttributeRow] = []
+    out: list[GradedElement] = []
     # what is missing depends on the element's name, ancestry and children's names only:
     # worked out once per such combination (100,000 Planes share a handful)
-    known: dict[tuple[str, tuple[str, ...], frozenset[str]], list[_Missing]] = {}
+    known: dict[tuple[str, tuple[str, ...], frozenset[str]], tuple[Grade, ...]] = {}
     for element, (path, ancestors) in paths.items():
         present = frozenset(local_name(child.tag) for child in element
                             if isinstance(child.tag, str))
@@ -251,9 +355,11 @@ def _missing_children(paths: dict[ET.Element, tuple[str, tuple[str, ...]]],
         key = (name, ancestors, present)
         missing = known.get(key)
         if missing is None:
-            missing = known[key] = _missing_of(name, ancestors, present, extensions)
-        rows.extend(AttributeRow(name, path, *m) for m in missing)
-    return rows
+            missing = known[key] = tuple(
+                (name, *m) for m in _missing_of(name, ancestors, present, extensions))
+        if missing:
+            out.append((path, subject[element], missing))
+    return out
 
 
 #: a missing child's row but for its element and path: attribute, tier, requirement,
@@ -401,22 +507,39 @@ def format_report(report: ValidationReport, *, all_rows: bool = False,
     for t, per_ext in report.verdicts.items():
         lines.append(f"  {t}: " + ", ".join(f"{e} {'pass' if ok else 'fail'}"
                                            for e, ok in per_ext.items()))
-    shown = (report.failures if failures_only else report.rows if all_rows
-             else [r for r in report.rows if r.tier <= report.tier])
-    if shown:
+    if failures_only:
+        def wanted(g: Grade) -> bool:
+            return _fails(g, report.tier)
+    else:
+        def wanted(g: Grade) -> bool:
+            return all_rows or g[2] <= report.tier
+    # the rows shown, by grade: (path, row number, subject) of each, worked out per shared
+    # grades tuple rather than per row
+    groups: dict[Grade, list[tuple[str, int, str]]] = {}
+    shown_of: dict[int, list[tuple[int, Grade]]] = {}
+    number = 0
+    for path, subject, grades in report.elements:
+        shown = shown_of.get(id(grades))
+        if shown is None:
+            shown = shown_of[id(grades)] = [(j, g) for j, g in enumerate(grades) if wanted(g)]
+        for j, g in shown:
+            groups.setdefault(g, []).append((path, number + j, subject))
+        number += len(grades)
+    if groups:
         lines.append("")
         lines.append(f"{'tier':>4} {'req':<6} {'ext':<8} {'status':<22} {'rows':>4}  "
                      "element attribute (which)")
-        groups: dict[tuple[str, str, int, str, str, str, str], list[AttributeRow]] = {}
-        for r in sorted(shown, key=lambda r: (r.status == "present", r.tier, r.path)):
-            key = (r.element, r.attribute, r.tier, r.requirement, r.extension, r.status,
-                   r.reason)
-            groups.setdefault(key, []).append(r)
-        for (element, attribute, tier, req, ext, status, reason), group in groups.items():
-            count = f"×{len(group)}" if len(group) > 1 else ""
+        for rows in groups.values():
+            rows.sort()  # by path; the row number breaks no tie but keeps subjects uncompared
+        # missing before present, then by tier and by the path of a grade's first row
+        order = sorted(groups, key=lambda g: (g[5] == "present", g[2], groups[g][0][:2]))
+        for grade in order:
+            element, attribute, tier, req, ext, status, reason = grade
+            rows = groups[grade]
+            count = f"×{len(rows)}" if len(rows) > 1 else ""
             why = f": {reason}" if reason else ""
             lines.append(f"{tier:>4} {req:<6} {ext:<8} {status:<22} {count:>4}  {element} "
-                         f"{attribute} ({_about(r.subject for r in group)}){why}")
+                         f"{attribute} ({_about(subject for _, _, subject in rows)}){why}")
     if report.schema_errors:
         lines.append("")
         lines.append("invalid against the NBO XSD:")
