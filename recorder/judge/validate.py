@@ -271,7 +271,7 @@ def grade(tree: Any, record: Any, source: str, tier: int,
         if mine:
             report.elements.append((path, about, mine))
     if record is not None:
-        result = validate_nbo(record, tier, in_place=in_place)
+        result = validate_nbo(record, tier, in_place=in_place, paths=paths)
         report.schema_errors = _new_schema_errors(result.errors, everything)
     # the (tier, extension) pairs with a MUST row not present
     failing = {(g[2], g[4]) for g in _distinct_grades(report.elements)
@@ -427,18 +427,18 @@ def _subjects(root: ET.Element) -> dict[ET.Element, str]:
                 continue
             name = local_name(child.tag)
             index = counts[name] = counts.get(name, -1) + 1
-            where, ident, label = context[parent], child.get("ID"), _label(child)
-            named = f" '{label}'" if label and unknown_reason(label) is None else ""
-            if name == "Image" and not in_image:
+            where = context[parent]
+            if name == "Plane" and in_image:  # most of a long run's elements: kept lean
+                where = subject[child] = f"{where}, plane {index}"
+            elif name == "Image" and not in_image:
                 where = f"Image {index}"
-                subject[child] = where + named
-            elif in_image and name in ("Channel", "Plane"):
-                where = f"{where}, {name.lower()} {index}" + (named if name == "Channel" else "")
-                subject[child] = where
-            elif in_image and ident and not ident.startswith(f"{name}:"):
+                subject[child] = where + _named(child)
+            elif in_image and name == "Channel":
+                where = subject[child] = f"{where}, channel {index}" + _named(child)
+            elif in_image and (ident := child.get("ID")) and not ident.startswith(f"{name}:"):
                 subject[child] = f"{where}, {ident}"  # settings: the component they refer to
-            elif not in_image and ident:
-                where = subject[child] = ident + named
+            elif not in_image and (ident := child.get("ID")):
+                where = subject[child] = ident + _named(child)
             else:
                 subject[child] = where
             context[child] = where
@@ -446,7 +446,13 @@ def _subjects(root: ET.Element) -> dict[ET.Element, str]:
     return subject
 
 
-def _label(element: ET.Element) -> str:
+def _named(element: Any) -> str:
+    """`` 'label'`` for an element with a human name that is not recorded as unknown."""
+    label = _label(element)
+    return f" '{label}'" if label and unknown_reason(label) is None else ""
+
+
+def _label(element: Any) -> str:
     """An element's human name: its Name, else its Manufacturer and Model ("" if none)."""
     if element.get("Name"):
         return str(element.get("Name"))

@@ -346,7 +346,7 @@ class _ValidationState:
 
 def validate_nbo(
     document: Document, tier: int = 1, *, rules: RuleTable | None = None,
-    in_place: bool = False,
+    in_place: bool = False, paths: dict[Any, tuple[str, tuple[str, ...]]] | None = None,
 ) -> ValidationResult:
     """Validate an NBO document at ``tier`` (1-3).
 
@@ -355,8 +355,9 @@ def validate_nbo(
     is an lxml element without comments or processing instructions and ``in_place`` is
     set: it is then validated as it is (placeholders for missing children are inserted into
     it and its elements' ``sourceline`` is renumbered), which spares a copy of a record of
-    100,000 Planes. Text that is not well-formed XML yields an error rather than an
-    exception. See the module docstring for what is deferred.
+    100,000 Planes; ``paths`` is then :func:`element_paths` of it, if the caller has it.
+    Text that is not well-formed XML yields an error rather than an exception. See the
+    module docstring for what is deferred.
     """
     check_tier(tier)
     try:
@@ -367,7 +368,9 @@ def validate_nbo(
     if work.tag != f"{_NAMESPACE}OME":
         message = f"root element must be {_NAMESPACE}OME, not {work.tag}"
         return ValidationResult(tier, (ValidationIssue("/", message),), ())
-    state = _ValidationState(tier, rules or load_rules(), xsd_index(), element_paths(work))
+    if paths is None or work is not document:
+        paths = element_paths(work)
+    state = _ValidationState(tier, rules or load_rules(), xsd_index(), paths)
     state.order = {element: number for number, element in enumerate(work.iter(etree.Element))}
     locator = ErrorLocator(work)
     errors: list[ValidationIssue] = []
