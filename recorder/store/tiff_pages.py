@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import tifffile
-
 #: ``(offset, bytes)``: bytes to write over the file's bytes at offset
 Patch = tuple[int, bytes]
 
@@ -298,6 +296,10 @@ def read_page_geometry(path: Path, pages: list[PageExtent]) -> list[PageGeometry
 
 def _read_geometries(path: Path, pages: list[PageExtent]) -> list[PageGeometry | str]:
     """:func:`read_page_geometry` for each of ``pages``, each asked of tifffile."""
+    # tifffile (with numpy, a tenth of a second to import) only when pages are read:
+    # reading the first page's description, as ``validate`` does, needs neither
+    import tifffile
+
     size = path.stat().st_size
     result: list[PageGeometry | str] = []
     try:
@@ -375,6 +377,8 @@ class _IfdLayout:
     def parse(cls, raw: bytes, lay: _Layout) -> _IfdLayout | None:
         """The layout of one IFD's bytes (entry count and entries), or None if its entries
         use a type tifffile does not know (tifffile then judges the page alone)."""
+        import tifffile  # imported when needed, as in _read_geometries
+
         order, entry_size = lay.order, lay.entry_size
         count_size, inline = struct.calcsize(lay.count_fmt), struct.calcsize(lay.offset_fmt)
         head_format = order + "HH" + lay.offset_fmt
