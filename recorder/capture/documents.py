@@ -26,6 +26,13 @@ from nbo_recorder.vocabulary import Unknown
 RawValue = str | Unknown
 PropertyKey = tuple[str, str]
 
+#: the pseudo device under which a snapshot says how its values are known
+PROVENANCE = "nbo-recorder provenance"
+#: its properties: the frame/time the values were read; what changed since (by an event, or
+#: found by a re-read); changes left for the next frame (their events came after this frame's
+#: exposure); silent values re-read by the verify policy; silent values assumed unchanged
+PROVENANCE_KEYS = ("read", "events", "after_exposure", "verified", "assumed")
+
 
 @dataclass(frozen=True, slots=True)
 class StateSnapshot:

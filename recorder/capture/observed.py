@@ -22,8 +22,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot
-from nbo_recorder.capture.state import PROVENANCE
+from nbo_recorder.capture.documents import PROVENANCE, PropertyKey, RawValue, StateSnapshot
 from nbo_recorder.profile.model import SETTINGS, SHUTTER_STATE, Binding, Profile
 from nbo_recorder.units import CANONICAL, to_canonical
 from nbo_recorder.vocabulary import Unknown, format_value, unknown_text

@@ -24,9 +24,10 @@ Two rules keep every frame's state the one in force during its exposure:
   frame the value before the event is kept; a value read after a later stale hint that
   differs from before is ``unknown`` for this frame (it may or may not have been in force).
 
-Each snapshot carries, under the pseudo device :data:`PROVENANCE`, how its values are known:
-the frame and time they were read, the events applied since, and which silent values were
-re-read every frame or assumed unchanged (:data:`PROVENANCE_KEYS`).
+Each snapshot carries, under the pseudo device
+:data:`~nbo_recorder.capture.documents.PROVENANCE`, how its values are known: the frame and
+time they were read, the events applied since, and which silent values were re-read every
+frame or assumed unchanged (:data:`~nbo_recorder.capture.documents.PROVENANCE_KEYS`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from pymmcore_plus import DeviceType
 
-from nbo_recorder.capture.documents import PropertyKey, RawValue, StateSnapshot
+from nbo_recorder.capture.documents import PROVENANCE, PropertyKey, RawValue, StateSnapshot
 from nbo_recorder.capture.policy import DEFAULT_VERIFY, VerifyPolicy
 from nbo_recorder.capture.silent import ChangeWindow, ChangeWindows, SilentReader
 from nbo_recorder.profile.model import SHUTTER_STATE
@@ -49,15 +50,6 @@ from nbo_recorder.vocabulary import Unknown
 
 if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
-
-#: the pseudo device under which a snapshot records how its values are known
-PROVENANCE = "nbo-recorder provenance"
-#: its properties: the frame/time the values were read; what changed since (by an event, or
-#: found by a re-read); changes left for the next frame (their events came after this frame's
-#: exposure); silent values re-read by the verify policy; silent values assumed unchanged
-PROVENANCE_KEYS = ("read", "events", "after_exposure", "verified", "assumed")
-
-
 
 #: silent properties last read longer ago than this (s) are read again before an exposure
 PRE_READ_AFTER_S = 0.05
