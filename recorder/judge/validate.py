@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,21 +100,14 @@ class ValidationReport:
     @property
     def rows(self) -> list[AttributeRow]:
         """Every applicable attribute of every element, in the order they were graded."""
-        return [AttributeRow(g[0], path, g[1], g[2], g[3], g[4], g[5], g[6], subject)
-                for path, subject, grades in self.elements for g in grades]
+        return [_row(path, subject, g) for path, subject, grades in self.elements
+                for g in grades]
 
     @property
     def failures(self) -> list[AttributeRow]:
         """MUST attributes at or below the chosen tier that the file lacks."""
-        failing: dict[int, list[Grade]] = {}
-        rows: list[AttributeRow] = []
-        for path, subject, grades in self.elements:
-            found = failing.get(id(grades))
-            if found is None:
-                found = failing[id(grades)] = [g for g in grades if _fails(g, self.tier)]
-            rows.extend(AttributeRow(g[0], path, g[1], g[2], g[3], g[4], g[5], g[6], subject)
-                        for g in found)
-        return rows
+        return [_row(path, subject, g) for path, subject, grades
+                in _only(self.elements, lambda g: _fails(g, self.tier)) for g in grades]
 
     @property
     def passed(self) -> bool:
@@ -127,6 +120,25 @@ class ValidationReport:
                 "verdicts": self.verdicts, "schema_errors": self.schema_errors,
                 "failures": [asdict(r) for r in self.failures],
                 "attributes": [asdict(r) for r in self.rows]}
+
+
+def _row(path: str, subject: str, grade: Grade) -> AttributeRow:
+    element, attribute, tier, requirement, extension, status, reason = grade
+    return AttributeRow(element, path, attribute, tier, requirement, extension, status,
+                        reason, subject)
+
+
+def _only(elements: Iterable[GradedElement],
+          keep: Callable[[Grade], bool]) -> Iterator[GradedElement]:
+    """``elements`` with just the grades ``keep`` accepts, each shared tuple filtered once;
+    an element left with none is skipped."""
+    done: dict[int, tuple[Grade, ...]] = {}  # by id: the tuples stay alive in ``elements``
+    for path, subject, grades in elements:
+        mine = done.get(id(grades))
+        if mine is None:
+            mine = done[id(grades)] = tuple(g for g in grades if keep(g))
+        if mine:
+            yield path, subject, mine
 
 
 def _fails(grade: Grade, tier: int) -> bool:
@@ -192,9 +204,7 @@ def validate_file(path: str | Path, tier: int = 1,
     _check_choice(tier, extensions)
     with collector_paused():
         tree = _parse(Path(path))
-        record = nbo_record(tree)
-        return grade(tree, record, str(path), tier, extensions,
-                     in_place=etree.iselement(record))
+        return grade(tree, nbo_record(tree), str(path), tier, extensions, in_place=True)
 
 
 #: how ``validate`` parses a file's OME-XML: as ElementTree would (comments and processing
@@ -246,9 +256,9 @@ def grade(tree: Any, record: Any, source: str, tier: int,
           extensions: Sequence[Extension], *, in_place: bool = False) -> ValidationReport:
     """Grade the NBO ``record`` of an OME document (``tree``), or its OME part if it has none.
 
-    ``tree`` and ``record`` are ElementTree's or lxml's elements. With ``in_place``
-    (``record`` is lxml's and the caller is done with it), the XSD validation works on
-    ``record`` itself instead of a copy: it inserts placeholders for missing children there.
+    ``tree`` and ``record`` are ElementTree's or lxml's elements. With ``in_place`` (the
+    caller is done with ``record``), the XSD validation works on an lxml ``record`` itself
+    instead of a copy: it inserts placeholders for missing children there.
     """
     if record is not None:
         root, graded = record, "the embedded NBO v2.01 record"
@@ -263,19 +273,13 @@ def grade(tree: Any, record: Any, source: str, tier: int,
     everything = (_missing_children(paths, subject, EXTENSIONS)
                   + _attribute_grades(root, paths, subject))
     chosen = set(extensions)
-    kept: dict[int, tuple[Grade, ...]] = {}  # per shared grades tuple, alive in everything
-    for path, about, grades in everything:
-        mine = kept.get(id(grades))
-        if mine is None:
-            mine = kept[id(grades)] = tuple(g for g in grades if g[4] in chosen)
-        if mine:
-            report.elements.append((path, about, mine))
+    report.elements = list(_only(everything, lambda g: g[4] in chosen))
     if record is not None:
         result = validate_nbo(record, tier, in_place=in_place, paths=paths)
         report.schema_errors = _new_schema_errors(result.errors, everything)
     # the (tier, extension) pairs with a MUST row not present
     failing = {(g[2], g[4]) for g in _distinct_grades(report.elements)
-               if g[3] == "MUST" and g[5] != "present"}
+               if _fails(g, max(TIERS))}
     for t in TIERS:
         report.verdicts[f"tier {t}"] = {
             ext: not any(at <= t and where == ext for at, where in failing)
@@ -519,33 +523,28 @@ def format_report(report: ValidationReport, *, all_rows: bool = False,
     else:
         def wanted(g: Grade) -> bool:
             return all_rows or g[2] <= report.tier
-    # the rows shown, by grade: (path, row number, subject) of each, worked out per shared
-    # grades tuple rather than per row
-    groups: dict[Grade, list[tuple[str, int, str]]] = {}
-    shown_of: dict[int, list[tuple[int, Grade]]] = {}
-    number = 0
-    for path, subject, grades in report.elements:
-        shown = shown_of.get(id(grades))
-        if shown is None:
-            shown = shown_of[id(grades)] = [(j, g) for j, g in enumerate(grades) if wanted(g)]
-        for j, g in shown:
-            groups.setdefault(g, []).append((path, number + j, subject))
-        number += len(grades)
+    # the rows shown, by grade: the path, place in the report (element k, its grade j) and
+    # subject of each
+    groups: dict[Grade, list[tuple[str, int, int, str]]] = {}
+    for k, (path, subject, grades) in enumerate(_only(report.elements, wanted)):
+        for j, g in enumerate(grades):
+            groups.setdefault(g, []).append((path, k, j, subject))
     if groups:
         lines.append("")
         lines.append(f"{'tier':>4} {'req':<6} {'ext':<8} {'status':<22} {'rows':>4}  "
                      "element attribute (which)")
         for rows in groups.values():
-            rows.sort()  # by path; the row number breaks no tie but keeps subjects uncompared
-        # missing before present, then by tier and by the path of a grade's first row
-        order = sorted(groups, key=lambda g: (g[5] == "present", g[2], groups[g][0][:2]))
+            rows.sort()  # by path, then place: subjects are never compared
+        # missing before present, then by tier, then by the path and place of a grade's
+        # first row (two grades of one element keep the order they were graded in)
+        order = sorted(groups, key=lambda g: (g[5] == "present", g[2], groups[g][0][:3]))
         for grade in order:
             element, attribute, tier, req, ext, status, reason = grade
             rows = groups[grade]
             count = f"×{len(rows)}" if len(rows) > 1 else ""
             why = f": {reason}" if reason else ""
             lines.append(f"{tier:>4} {req:<6} {ext:<8} {status:<22} {count:>4}  {element} "
-                         f"{attribute} ({_about(subject for _, _, subject in rows)}){why}")
+                         f"{attribute} ({_about(subject for *_, subject in rows)}){why}")
     if report.schema_errors:
         lines.append("")
         lines.append("invalid against the NBO XSD:")
