@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbo_recorder.store.formats import is_zarr_path
-from nbo_recorder.store.tiff_pages import TiffStructureError, first_description
+from nbo_recorder.store.tiff_pages import (
+    NoDescriptionError,
+    TiffStructureError,
+    first_description,
+)
 from nbo_recorder.vocabulary import NBO_NAMESPACE, OME_NAMESPACE
 
 if TYPE_CHECKING:
@@ -113,20 +117,18 @@ def _read_store(path: Path) -> tuple[str, int]:
 def _read_tiff(path: Path, *, count: bool) -> tuple[str, int]:
     """The first page's ImageDescription (checked to hold OME-XML) and, with ``count``,
     the page count."""
-    if count:
-        import tifffile
-
-        try:
-            with tifffile.TiffFile(path) as tf:
-                description = str(tf.pages.first.description)
-                pages = len(tf.pages)
-        except (OSError, tifffile.TiffFileError, ValueError, IndexError) as exc:
-            raise NotOmeTiffError(f"{path}: not a readable TIFF ({exc})") from exc
-    else:
-        description, pages = _first_description(path), -1
+    description = _first_description(path)
     if "<OME" not in description:
         raise NotOmeTiffError(f"{path}: TIFF without OME-XML in its first ImageDescription")
-    return description, pages
+    if not count:
+        return description, -1
+    import tifffile  # only to count pages: readers of the description alone skip its import
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            return description, len(tf.pages)
+    except (OSError, tifffile.TiffFileError, ValueError, IndexError) as exc:
+        raise NotOmeTiffError(f"{path}: not a readable TIFF ({exc})") from exc
 
 
 def _first_description(path: Path) -> str:
@@ -138,8 +140,11 @@ def _first_description(path: Path) -> str:
     """
     try:
         value = first_description(path).value
+    except NoDescriptionError:
+        return ""
     except (OSError, TiffStructureError) as exc:
-        raise NotOmeTiffError(f"{path}: not a readable TIFF ({exc})") from exc
+        why = str(exc).removeprefix(f"{path}: ")  # tiff_pages names the file too
+        raise NotOmeTiffError(f"{path}: not a readable TIFF ({why})") from exc
     if value is None:
         raise NotOmeTiffError(f"{path}: not a readable TIFF (its first ImageDescription lies "
                               "past the end of the file)")

@@ -41,6 +41,10 @@ class TiffStructureError(ValueError):
     """The file is not a TIFF, or its header is damaged."""
 
 
+class NoDescriptionError(TiffStructureError):
+    """The first page has no ImageDescription entry (a TIFF, but not an OME-TIFF)."""
+
+
 @dataclass(frozen=True)
 class PageExtent:
     """Where one intact page lives in the file; ``next_ifd``: the chain's next IFD offset."""
@@ -221,7 +225,8 @@ def _walk(buf: mmap.mmap, lay: _Layout, offset: int, size: int,
 
 
 def first_description(path: Path) -> DescriptionEntry:
-    """The first page's ImageDescription entry; TiffStructureError if there is none."""
+    """The first page's ImageDescription entry; :class:`NoDescriptionError` if there is
+    none, TiffStructureError if the file or its first IFD is damaged."""
     size = path.stat().st_size
     with path.open("rb") as fh:
         lay, offset = _layout(fh, path)
@@ -243,7 +248,7 @@ def first_description(path: Path) -> DescriptionEntry:
                 return DescriptionEntry(fields_offset, inline[:count])
             ptr = struct.unpack(lay.order + lay.offset_fmt, inline)[0]
             return DescriptionEntry(fields_offset, _read(fh, ptr, count, size))
-    raise TiffStructureError(f"{path}: the first page has no ImageDescription entry")
+    raise NoDescriptionError(f"{path}: the first page has no ImageDescription entry")
 
 
 def description_patch(path: Path, entry: DescriptionEntry, offset: int, value: bytes) -> Patch:

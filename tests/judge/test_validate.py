@@ -115,6 +115,28 @@ def test_unreadable_files_exit_2_with_a_clear_message(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["readable"] is False
 
 
+@pytest.mark.parametrize("command", ["validate", "methods", "report"])
+def test_each_reader_says_why_a_file_is_not_an_ome_tiff(command, tmp_path, capsys):
+    plain = tmp_path / "plain.tif"  # a TIFF with no ImageDescription at all
+    tifffile.imwrite(plain, [[1, 2], [3, 4]], metadata=None)
+    with tifffile.TiffFile(plain) as tf:
+        assert 270 not in tf.pages.first.tags
+    described = tmp_path / "described.tif"
+    tifffile.imwrite(described, [[1, 2], [3, 4]], description="a microscope image",
+                     metadata=None)
+    garbage = tmp_path / "garbage.ome.tif"
+    garbage.write_bytes(b"not a tiff at all")
+    for path, why in ((plain, "TIFF without OME-XML in its first ImageDescription"),
+                      (described, "TIFF without OME-XML in its first ImageDescription"),
+                      (garbage, "not a readable TIFF (not a TIFF file)"),
+                      (tmp_path / "missing.ome.tif", "")):
+        assert main([command, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{path}: {why}" in err and "Traceback" not in err, err
+        assert why or "no such file" in err.lower(), err
+        assert len(err.strip().splitlines()) == 1, err
+
+
 def test_truncated_recording_is_not_a_traceback(record, tmp_path, capsys):
     out = record("complete.ome.tif")
     data = out.read_bytes()
