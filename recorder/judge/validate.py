@@ -25,6 +25,7 @@ from nbo_recorder.collector import collector_paused
 from nbo_recorder.judge.reader import map_annotations, nbo_record, read_ome_xml, read_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
+    XML_PARSER,
     ValidationIssue,
     attribute_compliance,
     element_paths,
@@ -207,12 +208,6 @@ def validate_file(path: str | Path, tier: int = 1,
         return grade(tree, nbo_record(tree), str(path), tier, extensions, in_place=True)
 
 
-#: how ``validate`` parses a file's OME-XML: as ElementTree would (comments and processing
-#: instructions left out), without fetching or expanding anything
-_PARSER = etree.XMLParser(remove_comments=True, remove_pis=True, no_network=True,
-                          resolve_entities=False, huge_tree=True)
-
-
 def _parse(path: Path) -> Any:
     """``path``'s OME-XML parsed by lxml, or by ElementTree when lxml cannot stand in.
 
@@ -225,7 +220,7 @@ def _parse(path: Path) -> Any:
     xml = read_ome_xml(path)
     if "<!DOCTYPE" not in xml:
         try:
-            tree = etree.fromstring(xml.encode(), _PARSER)
+            tree = etree.fromstring(xml.encode(), XML_PARSER)
         except etree.XMLSyntaxError:
             tree = None
         if tree is not None and tree.tag == f"{{{OME_NAMESPACE}}}OME":
