@@ -21,6 +21,11 @@ placeholder in a working copy and the copy is validated again; problems inside p
 are ignored. This repeats until a pass inserts no new placeholder, which makes the remaining
 content of the element visible to the validator.
 
+A record of many Planes is validated in two parts (:class:`_PlanesAside`): the Planes
+that matter to no identity constraint of the XSD are left out while the passes run, and are
+then checked once against the XSD without its identity constraints, which libxml2 would
+otherwise follow at each of them.
+
 Problems are located by libxml2's node path (``/*/*[3]/*[4]``), resolved in the working
 copy, and reported with the document's element path (``/OME/Instrument[1]/Objective[1]``);
 a dangling reference, which libxml2 reports without a path, by its element's line.
@@ -69,6 +74,7 @@ from nbo_recorder.nbo.xsd_index import (
     xsd_element,
     xsd_index,
     xsd_schema,
+    xsd_schema_without_keys,
 )
 
 __all__ = [
@@ -82,6 +88,7 @@ __all__ = [
     "ValidationResult",
     "allowed_values",
     "attribute_compliance",
+    "compliance_by_element",
     "element_declaration",
     "element_paths",
     "get_schema",
@@ -98,6 +105,9 @@ Document = str | bytes | ET.Element | ET.ElementTree
 # Placeholders are inserted one missing child per element and pass; no real document
 # needs more passes than an element has required children.
 MAX_PASSES = 64
+#: a record with at least this many Planes that :class:`_PlanesAside` can set aside is
+#: validated in two parts (below it, the second validation would cost more than it saves)
+SET_ASIDE_MIN_PLANES = 256
 
 _MISSING_ATTRIBUTE = re.compile(r"The attribute '([^']+)' is required but missing")
 _ATTRIBUTE = re.compile(r"attribute '([^']+)'")
@@ -214,21 +224,26 @@ def element_paths(root: ET.Element) -> dict[ET.Element, tuple[str, tuple[str, ..
     found: dict[ET.Element, tuple[str, tuple[str, ...]]] = {}
     name = local_name(root.tag)
     found[root] = (f"/{name}", (name,))
+    names: dict[str, str] = {}  # tag -> local name, for the 100,000 Planes of a long run
     pending = [root]
     while pending:
         parent = pending.pop()
         parent_path, parent_names = found[parent]
         counts: dict[str, int] = {}
+        ancestry: dict[str, tuple[str, ...]] = {}  # children of one name share theirs
         for child in parent:
-            if not isinstance(child.tag, str):
+            tag = child.tag
+            if not isinstance(tag, str):
                 continue
-            child_name = local_name(child.tag)
-            counts[child_name] = counts.get(child_name, 0) + 1
-            found[child] = (
-                f"{parent_path}/{child_name}[{counts[child_name]}]",
-                (*parent_names, child_name),
-            )
-            pending.append(child)
+            child_name = names.get(tag)
+            if child_name is None:
+                child_name = names[tag] = local_name(tag)
+            count = counts[child_name] = counts.get(child_name, 0) + 1
+            if count == 1:
+                ancestry[child_name] = (*parent_names, child_name)
+            found[child] = (f"{parent_path}/{child_name}[{count}]", ancestry[child_name])
+            if len(child):
+                pending.append(child)
     return found
 
 
@@ -377,11 +392,19 @@ def validate_nbo(
     state = _ValidationState(tier, rules or load_rules(), xsd_index(), paths)
     state.order = {element: number for number, element in enumerate(work.iter(etree.Element))}
     locator = ErrorLocator(work)
-    errors: list[ValidationIssue] = []
-    for _ in range(MAX_PASSES):
-        errors, inserted = _run_pass(state, locator)
-        if not inserted:
-            break
+    aside = _PlanesAside(work)
+    problems: _Problems = {}
+    with aside:
+        for _ in range(MAX_PASSES):
+            problems, inserted = _run_pass(state, locator)
+            if not inserted:
+                break
+    if aside.planes:
+        _plane_problems(state, locator, aside.planes, problems)
+    ordered = sorted(problems.items(), key=lambda item: state.order.get(item[0][0], -1))
+    errors = [ValidationIssue(state.path_of(element), "; ".join(dict.fromkeys(messages)),
+                              attribute)
+              for (element, attribute), messages in ordered]
     deferred = sorted(
         state.deferred.values(),
         key=lambda item: (item.path, item.attribute or "", item.child or ""),
@@ -389,8 +412,88 @@ def validate_nbo(
     return ValidationResult(tier, tuple(errors), tuple(deferred))
 
 
-def _run_pass(state: _ValidationState, locator: ErrorLocator) -> tuple[list[ValidationIssue], bool]:
-    """One validation pass: returns the errors and whether the working copy changed."""
+#: each element's (and attribute's) problems found by a validation pass, in libxml2's words
+_Problems = dict[tuple[Any, str | None], list[str]]
+
+
+class _PlanesAside:
+    """The Planes of a long run, out of the working copy while the whole XSD validates it.
+
+    libxml2 follows each of the NBO XSD's identity constraints at every element, which
+    makes a record of 100,000 Planes take three times as long to validate as without them.
+    No constraint selects a Plane (a test reads the XSD to check), and the only one that
+    reaches below the Images selects ``AnnotationRef`` elements. A Plane with no children
+    that follows another Plane therefore matters to no constraint, nor to its Pixels'
+    content model (any number of Planes may follow the first). Such Planes are taken out
+    while the passes validate the rest against the whole XSD, put back in place after,
+    and then validated once as part of the whole record against the XSD without its
+    identity constraints (:func:`_plane_problems`).
+    """
+
+    def __init__(self, root: Any) -> None:
+        #: each kept element and the Planes that follow it, in order
+        self.runs: list[tuple[Any, list[Any]]] = []
+        plane = f"{_NAMESPACE}Plane"
+        for pixels in root.iter(f"{_NAMESPACE}Pixels"):
+            after_plane = False
+            for child in pixels.iterchildren(etree.Element):
+                if child.tag == plane and after_plane and len(child) == 0:
+                    self.runs[-1][1].append(child)
+                else:
+                    self.runs.append((child, []))
+                after_plane = child.tag == plane
+        self.runs = [run for run in self.runs if run[1]]
+        count = sum(len(planes) for _, planes in self.runs)
+        if count < SET_ASIDE_MIN_PLANES:
+            self.runs = []
+        self.planes: set[Any] = {p for _, planes in self.runs for p in planes}
+
+    def __enter__(self) -> None:
+        for _, planes in self.runs:
+            for element in planes:
+                element.getparent().remove(element)
+
+    def __exit__(self, *_: object) -> None:
+        for kept, planes in self.runs:
+            previous = kept
+            for element in planes:
+                previous.addnext(element)
+                previous = element
+
+
+def _plane_problems(state: _ValidationState, locator: ErrorLocator, planes: set[Any],
+                    problems: _Problems) -> None:
+    """Add to ``problems`` those of the ``planes`` set aside, from one validation of the
+    whole working copy against the XSD without its identity constraints."""
+    locator.number()
+    schema = xsd_schema_without_keys()
+    with SCHEMA_LOCK:
+        schema.validate(etree.ElementTree(locator.root))
+        entries = list(schema.error_log)
+    for entry in entries:
+        element = locator.find(entry)
+        if element in planes:
+            _attribute_problem(state, element, _message(entry.message), problems)
+
+
+def _attribute_problem(state: _ValidationState, element: Any, message: str,
+                       problems: _Problems) -> None:
+    """Keep a problem of ``element`` itself (not of its content): a missing attribute is
+    deferred when its tier allows."""
+    missing = _MISSING_ATTRIBUTE.search(message)
+    if missing:
+        attribute = missing.group(1)
+        if not state.defer_attribute(element, attribute):
+            problems.setdefault((element, attribute), []).append(
+                f"missing required attribute {attribute!r}")
+        return
+    attribute_match = _ATTRIBUTE.search(message)
+    attribute = attribute_match.group(1) if attribute_match else None
+    problems.setdefault((element, attribute), []).append(message)
+
+
+def _run_pass(state: _ValidationState, locator: ErrorLocator) -> tuple[_Problems, bool]:
+    """One validation pass: returns the problems and whether the working copy changed."""
     locator.number()
     schema = xsd_schema()
     with SCHEMA_LOCK:
@@ -398,7 +501,7 @@ def _run_pass(state: _ValidationState, locator: ErrorLocator) -> tuple[list[Vali
         # libxml2 then validates it as if it were the document's root
         schema.validate(etree.ElementTree(locator.root))
         entries = list(schema.error_log)
-    problems: dict[tuple[Any, str | None], list[str]] = {}
+    problems: _Problems = {}
     content: list[tuple[Any, int, str]] = []
     key_fields: list[tuple[Any, str]] = []
     for entry in entries:
@@ -406,12 +509,8 @@ def _run_pass(state: _ValidationState, locator: ErrorLocator) -> tuple[list[Vali
         if element is not None and element in state.placeholders:
             continue
         message = _message(entry.message)
-        missing = _MISSING_ATTRIBUTE.search(message)
-        if missing and element is not None:
-            attribute = missing.group(1)
-            if not state.defer_attribute(element, attribute):
-                problems.setdefault((element, attribute), []).append(
-                    f"missing required attribute {attribute!r}")
+        if element is not None and _MISSING_ATTRIBUTE.search(message):
+            _attribute_problem(state, element, message, problems)
         elif element is not None and _NOT_EXPECTED in message:
             parent = element.getparent()
             siblings = list(parent.iterchildren(etree.Element))
@@ -435,11 +534,7 @@ def _run_pass(state: _ValidationState, locator: ErrorLocator) -> tuple[list[Vali
         changed = _content_problem(state, parent, index, message) or changed
     for (element, attribute), messages in state.content_errors.items():
         problems.setdefault((element, attribute), []).extend(messages)
-    ordered = sorted(problems.items(), key=lambda item: state.order.get(item[0][0], -1))
-    errors = [ValidationIssue(state.path_of(element), "; ".join(dict.fromkeys(messages)),
-                              attribute)
-              for (element, attribute), messages in ordered]
-    return errors, changed
+    return problems, changed
 
 
 def _content_problem(state: _ValidationState, parent: Any, index: int, message: str) -> bool:
@@ -494,37 +589,48 @@ def attribute_compliance(
     :func:`element_paths` of ``document`` if the caller has it already. Elements graded
     alike share one tuple of statuses.
     """
+    return [entry for _, entry in compliance_by_element(
+        _as_element(document), tier, extensions=extensions, rules=rules, paths=paths)]
+
+
+def compliance_by_element(
+    root: Any,
+    tier: int,
+    *,
+    extensions: Iterable[Extension] = EXTENSIONS,
+    rules: RuleTable | None = None,
+    paths: dict[Any, tuple[str, tuple[str, ...]]] | None = None,
+) -> Iterator[tuple[Any, ElementCompliance]]:
+    """:func:`attribute_compliance` of the element ``root``, each entry with its element."""
     check_tier(tier)
     table = rules or load_rules()
     allowed = tuple(extensions)
-    root = _as_element(document)
     if paths is None:
         paths = element_paths(root)
-    report: list[ElementCompliance] = []
     # an element's rules depend on its name and ancestry, its statuses on those and which
-    # of the rules' attributes it has: both are worked out once per such kind (a file of
-    # 100,000 Planes has a handful of kinds), and elements of a kind share the statuses
-    applicable: dict[tuple[str, tuple[str, ...]], tuple[Rule, ...]] = {}
+    # attributes it has: both are worked out once per such kind (a file of 100,000 Planes
+    # has a handful of kinds), and elements of a kind share the statuses
+    applicable: dict[tuple[str, ...], tuple[Rule, ...]] = {}  # by ancestry, root first
     graded: dict[tuple[object, ...], tuple[AttributeStatus, ...]] = {}
     for element in _iter_elements(root):
-        path, ancestors = paths[element]
-        name = local_name(element.tag)
-        kind = (name, ancestors)
-        rules_here = applicable.get(kind)
+        path, ancestry = paths[element]
+        name = ancestry[-1]
+        rules_here = applicable.get(ancestry)
         if rules_here is None:
-            rules_here = applicable[kind] = tuple(
-                rule for rule in table.for_element(name, ancestors, kind="attribute",
+            rules_here = applicable[ancestry] = tuple(
+                rule for rule in table.for_element(name, ancestry, kind="attribute",
                                                    extensions=allowed)
                 if rule.tier <= tier)
         if not rules_here:
             continue
-        attrib = element.attrib
-        flags = [rule.name in attrib for rule in rules_here]
-        present = (kind, *flags)
+        # the attribute names, in the order the element has them: one C call, where
+        # asking for each rule's attribute would take one per rule and element
+        present = (ancestry, *element.keys())
         statuses = graded.get(present)
         if statuses is None:
+            attrib = element.attrib
             statuses = graded[present] = tuple(
-                AttributeStatus(rule.name, rule.requirement, rule.tier, there, rule.extension)
-                for rule, there in zip(rules_here, flags, strict=True))
-        report.append(ElementCompliance(path, name, statuses))
-    return report
+                AttributeStatus(rule.name, rule.requirement, rule.tier, rule.name in attrib,
+                                rule.extension)
+                for rule in rules_here)
+        yield element, ElementCompliance(path, name, statuses)

@@ -255,3 +255,71 @@ def test_attribute_compliance_lists_present_and_missing() -> None:
     assert "ImageDistance" not in {status.name for status in tier1[OBJECTIVE].attributes}
     basic_only = attribute_compliance(document, 1, extensions=["basic"])
     assert OBJECTIVE not in {entry.path for entry in basic_only}
+
+
+def _long_run(planes: int, odd: dict[int, str]) -> str:
+    """VALID with ``planes`` Planes (one per time point), Plane ``k`` written as ``odd[k]``
+    where given (``{k}`` there stands for its index)."""
+    rows = [odd.get(k, '<Plane ID="Plane:{k}" TheZ="0" TheT="{k}" TheC="0" Timestamp="{k}"/>')
+            .format(k=k) for k in range(planes)]
+    document = edit('<Plane ID="Plane:0" TheZ="0" TheT="0" TheC="0" Timestamp="0"/>',
+                    "".join(rows))
+    return edit('SizeT="1"', f'SizeT="{planes}"', document)
+
+
+def test_a_long_runs_planes_are_checked_as_closely_as_a_short_runs(monkeypatch) -> None:
+    # a record of many Planes is validated in two parts (the Planes against the XSD without
+    # its identity constraints): what libxml2 finds must not depend on it
+    from lxml import etree  # type: ignore[import-untyped]
+
+    from nbo_recorder.nbo import schema
+
+    document = _long_run(600, {
+        150: '<Plane ID="Plane:{k}" TheZ="-1" TheT="{k}" TheC="0"/>',  # not a count
+        200: '<Plane ID="Plane:{k}" TheZ="0" TheC="0"/>',  # no TheT
+        250: '<Plane ID="Plane:{k}" TheZ="0" TheT="{k}" TheC="0" ExposureTime="1" '
+             'ExposureTimeUnit="parsec"/>',
+        300: '<Plane ID="Plane:{k}" TheZ="0" TheT="{k}" TheC="0">'
+             '<AnnotationRef ID="Annotation:nowhere"/></Plane>',  # refers to nothing
+        310: '<Plane ID="Plane:{k}" TheZ="0" TheT="{k}" TheC="0" Colour="red"/>',
+    })
+    document = edit('<Objective ID="Objective:0"', '<Objective ID="Objective:0" Manufacturer="B" '
+                    'Model="B" CatalogNumber="B" Magnification="4" LensNA="0.1" '
+                    'Correction="Achromat" ImmersionType="Air" InfinityCorrected="true" '
+                    'ContrastModulation="None" DIC="false"/><Objective ID="Objective:0"',
+                    document)  # an ID used twice
+    at = {k: f"{PIXELS}/Plane[{k + 1}]" for k in (150, 200, 250, 300, 310)}
+    for tier in (1, 3):
+        parts = validate_nbo(document, tier)
+        monkeypatch.setattr(schema, "SET_ASIDE_MIN_PLANES", 10**9)
+        whole = validate_nbo(document, tier)
+        monkeypatch.undo()
+        assert parts == whole
+        errors = {(e.path, e.attribute): e.message for e in whole.errors}
+        assert {(at[150], "TheZ"), (at[200], "TheT"), (at[250], "ExposureTimeUnit"),
+                (at[310], "Colour")} <= set(errors), errors
+        assert any("Annotation:nowhere" in m for m in errors.values()), errors
+        assert any("Objective:0" in m and "Duplicate" in m for m in errors.values()), errors
+    # validated in place, the record keeps its Planes, in order
+    root = etree.fromstring(document.encode())
+    before = etree.tostring(root)
+    validate_nbo(root, 1, in_place=True)
+    assert etree.tostring(root) == before
+
+
+def test_no_identity_constraint_of_the_xsd_selects_a_plane() -> None:
+    # what lets a long run's childless Planes be validated without the identity
+    # constraints (schema._PlanesAside): none of them selects a Plane or reaches into one
+    # except through AnnotationRef children, and a Plane with children is never set aside
+    from lxml import etree
+
+    from nbo_recorder.nbo import XSD_PATH
+
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    selectors = [s.get("xpath") for kind in ("key", "keyref", "unique")
+                 for c in etree.parse(str(XSD_PATH)).iter(f"{xs}{kind}")
+                 for s in c.iter(f"{xs}selector")]
+    assert len(selectors) == 72
+    for xpath in selectors:
+        assert "Plane" not in xpath, xpath
+        assert "//" not in xpath or xpath == ".//OME:AnnotationRef", xpath
