@@ -27,7 +27,7 @@ from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tie
 from nbo_recorder.nbo.schema import (
     XML_PARSER,
     ValidationIssue,
-    attribute_compliance,
+    compliance_by_element,
     element_paths,
     local_name,
     validate_nbo,
@@ -204,12 +204,72 @@ def validate_file(path: str | Path, tier: int = 1,
     """Grade ``path``; raises :class:`~nbo_recorder.judge.reader.NotOmeTiffError` if no OME-TIFF."""
     _check_choice(tier, extensions)
     with collector_paused():
-        tree = _parse(Path(path))
+        xml = read_ome_xml(path)
+        record = _record_alone(xml)
+        if record is not None:
+            return grade(record, record, str(path), tier, extensions, in_place=True)
+        tree = _parse(Path(path), xml)
         return grade(tree, nbo_record(tree), str(path), tier, extensions, in_place=True)
 
 
-def _parse(path: Path) -> Any:
-    """``path``'s OME-XML parsed by lxml, or by ElementTree when lxml cannot stand in.
+#: how the recorder begins an NBO record, how an OME 2016-06 document begins (after an
+#: optional XML declaration) and how the record's XMLAnnotation ends
+_RECORD_START = f'<OME xmlns="{NBO_NAMESPACE}"'
+_DOCUMENT_START = re.compile(rf'(<\?xml[^<>]*\?>\s*)?<OME xmlns="{re.escape(OME_NAMESPACE)}"[\s/>]')
+_ANNOTATION_START = re.compile(
+    rf'<XMLAnnotation\s[^<>]*\bNamespace="{re.escape(NBO_NAMESPACE)}"[^<>]*>\s*<Value>\s*\Z')
+_ANNOTATION_END = re.compile(r"</OME>\s*</Value>\s*</XMLAnnotation>")
+
+
+class _NoTree:
+    """A parser target that keeps nothing: libxml2 then only checks that text is
+    well-formed, at a third of what building its tree costs."""
+
+    def close(self) -> None:
+        return None
+
+
+def _record_alone(xml: str) -> Any:
+    """The NBO record of ``xml`` parsed on its own by lxml, when the text is laid out as
+    the recorder writes it; None otherwise (the caller then parses the whole text).
+
+    The record is half of the OME-XML of a long run, and grading reads nothing else:
+    building the OME part's tree took a file of 100,000 Planes longer than grading it.
+    The rest of the text is still checked to be well-formed (by libxml2, building no tree).
+    The record is the text from the one start tag in the recorder's form to the first
+    ``</OME>`` after it, which is its own end tag when the text is well-formed, has no
+    comment, CDATA section, DTD or processing instruction (whose content could hold tags)
+    and no other ``<OME`` in between; it is the record :func:`nbo_record` finds when the
+    document is OME 2016-06, declares no other default namespace and has one XMLAnnotation
+    of the NBO namespace, holding it as its Value.
+    """
+    start = xml.find(_RECORD_START)
+    if (start < 0 or xml.find(_RECORD_START, start + 1) >= 0 or "<!" in xml
+            or xml.find("<?", 1) >= 0 or not _DOCUMENT_START.match(xml)
+            or xml.count('xmlns="', 0, start) != 1
+            or xml.count(f'Namespace="{NBO_NAMESPACE}"') != 1
+            or not _ANNOTATION_START.search(xml, max(0, start - 1000), start)):
+        return None
+    end = xml.find("</OME>", start)
+    if (end < 0 or xml.find("<OME", start + 1, end) >= 0
+            or not _ANNOTATION_END.match(xml, end)):
+        return None
+    end += len("</OME>")
+    scan = etree.XMLParser(target=_NoTree(), remove_comments=True, remove_pis=True,
+                           no_network=True, resolve_entities=False, huge_tree=True)
+    try:
+        record = etree.fromstring(xml[start:end].encode(), XML_PARSER)
+        # the rest, with an empty element for the record (well-formed on its own, so the
+        # whole is well-formed if and only if this is)
+        etree.fromstring(f"{xml[:start]}{_RECORD_START}/>{xml[end:]}".encode(), scan)
+    except etree.XMLSyntaxError:
+        return None
+    return record
+
+
+def _parse(path: Path, xml: str) -> Any:
+    """``xml`` (``path``'s OME-XML) parsed by lxml, or by ElementTree when lxml cannot
+    stand in.
 
     One lxml tree serves grading and, in place, libxml2's XSD validation: a file of
     100,000 Planes is then parsed once, not three times. Text that declares a DTD (whose
@@ -217,7 +277,6 @@ def _parse(path: Path) -> Any:
     OME 2016-06 is read by :func:`~nbo_recorder.judge.reader.read_xml`, which parses it as
     every other reader does and says what is wrong with it.
     """
-    xml = read_ome_xml(path)
     if "<!DOCTYPE" not in xml:
         try:
             tree = etree.fromstring(xml.encode(), XML_PARSER)
@@ -268,7 +327,8 @@ def grade(tree: Any, record: Any, source: str, tier: int,
     everything = (_missing_children(paths, subject, EXTENSIONS)
                   + _attribute_grades(root, paths, subject))
     chosen = set(extensions)
-    report.elements = list(_only(everything, lambda g: g[4] in chosen))
+    report.elements = (everything if chosen >= set(EXTENSIONS)
+                       else list(_only(everything, lambda g: g[4] in chosen)))
     if record is not None:
         result = validate_nbo(record, tier, in_place=in_place, paths=paths)
         report.schema_errors = _new_schema_errors(result.errors, everything)
@@ -286,14 +346,16 @@ def _new_schema_errors(errors: Iterable[ValidationIssue],
                        everything: list[GradedElement]) -> list[str]:
     """The XSD errors to report: all but a missing attribute the attribute table already
     reports (not present) for that element."""
-    by_path: dict[str, list[tuple[Grade, ...]]] | None = None
+    errors = list(errors)
+    wanted = {e.path for e in errors if e.attribute is not None}
+    by_path: dict[str, list[tuple[Grade, ...]]] = {}
+    if wanted:
+        for path, _, grades in everything:
+            if path in wanted:
+                by_path.setdefault(path, []).append(grades)
     out = []
     for e in errors:
         if e.attribute is not None:
-            if by_path is None:
-                by_path = {}
-                for path, _, grades in everything:
-                    by_path.setdefault(path, []).append(grades)
             if any(g[1] == e.attribute and g[5] != "present"
                    for grades in by_path.get(e.path, ()) for g in grades):
                 continue
@@ -305,19 +367,19 @@ def _attribute_grades(root: Any, paths: dict[Any, tuple[str, tuple[str, ...]]],
                       subject: dict[Any, str]) -> list[GradedElement]:
     """Each element's grades for the attributes the rules table applies to it.
 
-    Elements whose statuses :func:`attribute_compliance` shares, and that hold no value
-    recorded as unknown (nor a LightPath entry saying why one is missing), share one grades
-    tuple, worked out once.
+    Elements whose statuses :func:`~nbo_recorder.nbo.schema.attribute_compliance` shares,
+    and that hold no value recorded as unknown (nor a LightPath entry saying why one is
+    missing), share one grades tuple, worked out once. Elements with no grade are left out.
     """
     unknown = _unknown_reasons(root)
-    elements = {p: el for el, (p, _) in paths.items()}
+    stated_unknown = _with_unknown_values(root)
     plain: dict[int, tuple[Grade, ...]] = {}  # per shared statuses tuple
     out: list[GradedElement] = []
-    for entry in attribute_compliance(root, max(TIERS), extensions=EXTENSIONS, paths=paths):
-        element = elements[entry.path]
+    for element, entry in compliance_by_element(root, max(TIERS), extensions=EXTENSIONS,
+                                                paths=paths):
         statuses = entry.attributes
         grades: tuple[Grade, ...]
-        if element in unknown or UNKNOWN_TEXT in element.attrib.values():
+        if element in unknown or element in stated_unknown:
             grades = tuple((entry.element, s.name, s.tier, s.requirement, s.extension,
                             *_status(element, s.name, s.present, unknown))
                            for s in statuses if xsd_allows(entry.element, s.name))
@@ -331,8 +393,18 @@ def _attribute_grades(root: Any, paths: dict[Any, tuple[str, tuple[str, ...]]],
                     # the spreadsheet asks for it, but no valid NBO record can hold it
                     if xsd_allows(entry.element, s.name))
             grades = found
-        out.append((entry.path, subject[element], grades))
+        if grades:
+            out.append((entry.path, subject[element], grades))
     return out
+
+
+def _with_unknown_values(root: Any) -> set[Any]:
+    """The elements of ``root`` with an attribute recorded as unknown (one XPath query of
+    libxml2 for an lxml tree: reading every attribute of 100,000 Planes in Python takes
+    four times as long)."""
+    if hasattr(root, "xpath"):
+        return set(root.xpath("descendant-or-self::*[@* = $unknown]", unknown=UNKNOWN_TEXT))
+    return {element for element in root.iter() if UNKNOWN_TEXT in element.attrib.values()}
 
 
 def _missing_children(paths: dict[Any, tuple[str, tuple[str, ...]]], subject: dict[Any, str],
@@ -347,10 +419,12 @@ def _missing_children(paths: dict[Any, tuple[str, tuple[str, ...]]], subject: di
     # what is missing depends on the element's name, ancestry and children's names only:
     # worked out once per such combination (100,000 Planes share a handful)
     known: dict[tuple[str, tuple[str, ...], frozenset[str]], tuple[Grade, ...]] = {}
+    childless: frozenset[str] = frozenset()
     for element, (path, ancestors) in paths.items():
-        present = frozenset(local_name(child.tag) for child in element
-                            if isinstance(child.tag, str))
-        name = local_name(element.tag)
+        present = childless if len(element) == 0 else frozenset(
+            local_name(tag) for tag in {child.tag for child in element}
+            if isinstance(tag, str))
+        name = ancestors[-1]
         key = (name, ancestors, present)
         missing = known.get(key)
         if missing is None:
@@ -417,14 +491,18 @@ def _subjects(root: ET.Element) -> dict[ET.Element, str]:
     """
     subject = {root: local_name(root.tag)}
     context = dict(subject)  # what a child with no name of its own is about
+    names: dict[str, str] = {}  # tag -> local name, for the 100,000 Planes of a long run
     pending: list[tuple[ET.Element, bool]] = [(root, False)]
     while pending:
         parent, in_image = pending.pop()
         counts: dict[str, int] = {}
         for child in parent:
-            if not isinstance(child.tag, str):
+            tag = child.tag
+            if not isinstance(tag, str):
                 continue
-            name = local_name(child.tag)
+            name = names.get(tag)
+            if name is None:
+                name = names[tag] = local_name(tag)
             index = counts[name] = counts.get(name, -1) + 1
             where = context[parent]
             if name == "Plane" and in_image:  # most of a long run's elements: kept lean
@@ -440,8 +518,9 @@ def _subjects(root: ET.Element) -> dict[ET.Element, str]:
                 where = subject[child] = ident + _named(child)
             else:
                 subject[child] = where
-            context[child] = where
-            pending.append((child, in_image or name == "Image"))
+            if len(child):
+                context[child] = where
+                pending.append((child, in_image or name == "Image"))
     return subject
 
 

@@ -6,6 +6,7 @@ import copy
 import json
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 import tifffile
 import useq
@@ -195,3 +196,33 @@ def test_an_led_module_without_its_power_is_a_graded_gap_not_an_invalid_record(t
     leds = read(out).nbo.findall(f".//{{{NBO_NAMESPACE}}}LEDModule")
     assert len(modules) == len(leds) == 3
     assert all(led.get("IlluminationPower") is None for led in leds)
+
+
+def test_the_record_is_graded_alone_only_where_the_rest_is_well_formed(demo_file, tmp_path,
+                                                                        capsys):
+    # validate parses a recorder's NBO record on its own (a long run's OME part is half
+    # the text); the rest must still be well-formed, and a record-like text inside a
+    # comment must not be taken for the record
+    from nbo_recorder.judge.reader import read_ome_xml
+    from nbo_recorder.judge.validate import validate_file
+
+    text = read_ome_xml(demo_file())
+    record_at = text.index(f'<OME xmlns="{NBO_NAMESPACE}"')
+
+    def written(name: str, description: str):
+        out = tmp_path / name
+        tifffile.imwrite(out, np.zeros((4, 4), np.uint16), description=description.encode(),
+                         metadata=None)
+        return out
+
+    broken = text.replace("</Pixels>", "</Pixel>", 1)
+    assert broken.index("</Pixel>") < record_at
+    assert main(["validate", str(written("broken.ome.tif", broken))]) == 2
+    err = capsys.readouterr().err
+    assert "broken.ome.tif: its OME-XML is not well-formed" in err and "Traceback" not in err
+    at = text.index("<StructuredAnnotations>")
+    decoy = f'<!-- <OME xmlns="{NBO_NAMESPACE}"><Instrument ID="Instrument:9"/></OME> -->'
+    commented = validate_file(written("commented.ome.tif", text[:at] + decoy + text[at:]))
+    plain = validate_file(written("plain.ome.tif", text))
+    assert plain.graded == "the embedded NBO v2.01 record" and plain.rows
+    assert commented.rows == plain.rows and commented.schema_errors == plain.schema_errors
