@@ -16,8 +16,10 @@ serves writing, recovery and re-export.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from itertools import repeat, zip_longest
 from typing import Any
 
 from nbo_recorder.vocabulary import Unknown
@@ -72,6 +74,31 @@ class FrameRecord:
     g: int = 0
     width: int = 0
     height: int = 0
+
+
+def frame_records(columns: Sequence[Sequence[Any]]) -> list[FrameRecord]:
+    """The FrameRecords whose field values are ``columns``: one sequence per field, in the
+    fields' order, all of the same length; fields left out at the end take their defaults.
+    Each record equals ``FrameRecord(*row)`` of its row, and the values are taken as they
+    are (the caller has checked their types). ValueError for too few or too many columns.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, and a
+    long run's journal has a record per frame: setting the fields a column at a time through
+    their slots takes less than half that time. FrameRecord has no ``__post_init__`` to run.
+    """
+    required = sum(default is MISSING for _, default in _FRAME_SLOTS)
+    if not required <= len(columns) <= len(_FRAME_SLOTS):
+        raise ValueError(f"{len(columns)} columns for a FrameRecord, which has "
+                         f"{len(_FRAME_SLOTS)} fields ({required} without a default)")
+    records = list(map(FrameRecord.__new__, repeat(FrameRecord, len(columns[0]))))
+    for (setter, default), column in zip_longest(_FRAME_SLOTS, columns):
+        deque(map(setter, records, repeat(default) if column is None else column), maxlen=0)
+    return records
+
+
+#: each FrameRecord field's slot setter and default (MISSING where it has none)
+_FRAME_SLOTS: tuple[tuple[Callable[[FrameRecord, Any], None], Any], ...] = tuple(
+    (vars(FrameRecord)[f.name].__set__, f.default) for f in fields(FrameRecord))
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from nbo_recorder.capture.documents import (
     RunStart,
     RunStop,
     StateSnapshot,
+    frame_records,
 )
 from nbo_recorder.vocabulary import Unknown
 
@@ -235,41 +236,123 @@ def load_journal(path: Path) -> Journal:
     """Read and check a journal; a torn last line (the one being written at a crash) is ignored.
 
     Raises :class:`JournalError` naming the file and line of anything else that is not what
-    :class:`JournalWriter` writes.
+    :class:`JournalWriter` writes. Each stretch of frame lines is first read at once
+    (:func:`_frames_at_once`); a stretch with anything unusual in it is read line by line,
+    which is what says what is wrong and where.
     """
     try:
         lines = path.read_bytes().split(b"\n")
     except OSError as exc:
         raise JournalError(f"{path}: cannot read journal: {exc.strerror or exc}") from None
-    run: Run | None = None
-    run_id: str | None = None
-    for n, raw in enumerate(lines, start=1):
+    reader = _Reader(path, len(lines))
+    reader.read(lines)
+    if reader.run is None:
+        raise JournalError(f"{path}: empty journal (the run never started)")
+    return Journal(reader.run, reader.run_id)
+
+
+#: how every frame line :class:`JournalWriter` writes begins and ends, and where its list is
+_FRAME_HEAD, _FRAME_TAIL = b'{"f":[', b"]}"
+_FRAME_LIST = slice(len(_FRAME_HEAD) - 1, 1 - len(_FRAME_TAIL))
+_INDEX, _SNAPSHOT = _FRAME_FIELDS.index("index"), _FRAME_FIELDS.index("snapshot")
+
+
+def _is_frame_line(raw: bytes) -> bool:
+    """True if ``raw`` is shaped like a frame line as the writer writes it (compact JSON)."""
+    return raw.startswith(_FRAME_HEAD) and raw.endswith(_FRAME_TAIL)
+
+
+def _frames_at_once(raws: list[bytes], run: Run) -> list[FrameRecord] | None:
+    """The records of consecutive frame lines ``raws`` (each :func:`_is_frame_line`), parsed
+    as one JSON array; None unless each line is a list of values of its field's own type
+    that follows the frames before it as :func:`_document` requires.
+
+    The lists are joined with a newline, which no JSON string may hold, so no value spans two
+    lines; a line that is no single list of plain values would need a nested list, or would
+    change the count, to parse here, and either sends the stretch back to the line-by-line
+    reading. A long run's journal is read so in less than half the time line by line takes.
+    """
+    try:
+        docs = json.loads(b"[" + b",\n".join([raw[_FRAME_LIST] for raw in raws]) + b"]")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    lengths = set(map(len, docs))
+    if (len(docs) != len(raws) or set(map(type, docs)) != {list} or len(lengths) != 1
+            or not _REQUIRED_FRAME_FIELDS <= lengths.pop() <= len(_FRAME_FIELDS)):
+        return None
+    columns = list(zip(*docs, strict=True))
+    if not all(set(map(type, column)) <= set(types)
+               for column, types in zip(columns, _FRAME_TYPES, strict=False)):
+        return None
+    indices, snapshots = columns[_INDEX], columns[_SNAPSHOT]
+    after = run.frames[-1].index if run.frames else -1
+    if (indices[0] <= after or indices[0] < 0 or len(set(indices)) != len(indices)
+            or list(indices) != sorted(indices) or not set(snapshots) <= run.snapshots.keys()):
+        return None
+    return frame_records(columns)
+
+
+class _Reader:
+    """The documents of a journal as its lines are read, in order."""
+
+    def __init__(self, path: Path, lines: int) -> None:
+        self.path, self.lines = path, lines
+        self.run: Run | None = None
+        self.run_id: str | None = None
+
+    def read(self, lines: list[bytes]) -> None:
+        """Read the journal's ``lines``: each stretch of frame lines at once if it can be, any
+        other line (and the lines of a stretch that cannot) one by one."""
+        frame_lines = [*map(_is_frame_line, lines), False]  # False ends the last stretch
+        n = 0
+        while n < len(lines):
+            end = n if self.run is None else frame_lines.index(False, n)
+            if end - n > 1 and self.frames_at_once(lines[n:end]):
+                n = end
+                continue
+            for k in range(n, max(end, n + 1)):
+                if not self.line(k + 1, lines[k]):
+                    return
+            n = max(end, n + 1)
+
+    def frames_at_once(self, raws: list[bytes]) -> bool:
+        """Add the frames of ``raws`` if :func:`_frames_at_once` reads them; False if not."""
+        if self.run is None:
+            return False
+        records = _frames_at_once(raws, self.run)
+        if records is None:
+            return False
+        self.run.frames.extend(records)
+        return True
+
+    def line(self, n: int, raw: bytes) -> bool:
+        """Add the document of line ``n``; False at a torn last line (the reading ends)."""
+        path = self.path
         if not raw.strip():
-            continue
+            return True
         try:
             doc = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            if n >= len(lines) - 1:  # the line being written when the process died
-                break
+            if n >= self.lines - 1:  # the line being written when the process died
+                return False
             raise JournalError(f"{path}:{n}: not a journal line (not JSON)") from None
         try:
-            kind, value = _document(doc, run)
+            kind, value = _document(doc, self.run)
         except ValidationError as exc:
             raise JournalError(f"{path}:{n}: malformed {_kind(doc)} line: "
                                f"{_first_error(exc)}") from None
         except (ValueError, TypeError) as exc:
             raise JournalError(f"{path}:{n}: malformed {_kind(doc)} line: {exc}") from None
+        run = self.run
         if kind == "start":
-            run, run_id = Run(start=value[0]), value[1]
+            self.run, self.run_id = Run(start=value[0]), value[1]
         elif run is not None and kind == "snapshot":
             run.snapshots[value.uid] = value
         elif run is not None and kind == "f":
             run.frames.append(value)
         elif run is not None:
             run.stop = value
-    if run is None:
-        raise JournalError(f"{path}: empty journal (the run never started)")
-    return Journal(run, run_id)
+        return True
 
 
 def _kind(doc: Any) -> str:
