@@ -186,30 +186,32 @@ def _plan(partial: Path, run: Run, pages: list[PageExtent],
     # alike pages share one geometry object (read_page_geometry): each pairing is
     # judged once
     fits: dict[tuple[int, int, int], bool] = {}
-    for k, geometry in enumerate(geometries):
-        frame = by_index.get(k)
+    for k, (geometry, frame) in enumerate(zip(geometries, map(by_index.get, range(len(pages))),
+                                              strict=True)):
         if isinstance(geometry, str):
             plan.dropped.append(f"page {k}{' and its frame' if frame else ''}: {geometry}")
             continue
+        new = len(keep)
         keep.append(k)
-        new = len(keep) - 1
         if frame is None:
             plan.undescribed.append(new)
             continue
         pairing = (frame.height, frame.width, id(geometry))
-        if pairing not in fits:
-            fits[pairing] = _fits(run, frame, geometry)
-        if fits[pairing]:
+        fit = fits.get(pairing)
+        if fit is None:
+            fit = fits[pairing] = _fits(run, frame, geometry)
+        if fit:
             plan.frames.append(frame if frame.index == new else replace(frame, index=new))
         else:
             (h, w), dtype, _ = _expected(run, frame)
             plan.undescribed.append(new)
             plan.notes.append(f"page {k}'s IFD says {geometry.shape} {geometry.dtype}, its "
                               f"journal line {w}x{h} {dtype}")
-    for new, (a, b) in enumerate(zip(keep, [*keep[1:], None], strict=True)):
-        target = 0 if b is None else pages[b].ifd_offset
-        if pages[a].next_ifd != target:
-            plan.relink.append(next_pointer_patch(partial, pages[a], target))
+    kept = [pages[k] for k in keep]
+    targets = [page.ifd_offset for page in kept[1:]] + [0]
+    for new, (page, target) in enumerate(zip(kept, targets, strict=True)):
+        if page.next_ifd != target:
+            plan.relink.append(next_pointer_patch(partial, page, target))
             plan.seams.append(new)
     return plan
 
@@ -339,20 +341,21 @@ def recover(
     profile = parse_profile(dict(run.start.profile), f"{jpath} (profile)")
     software = f"nbo-recorder {run.start.versions.get('nbo-recorder', '?')}"
     xml = build_ome_xml(run, profile, software)
+    encoded = xml.encode()
     target = partial if out is None else Path(out)
     report = RecoveryReport(
         target, len(plan.frames), journaled, len(pages), run.start.frames_expected,
         dropped_pages=tuple(plan.dropped), undescribed_pages=tuple(plan.undescribed),
         notes=tuple(plan.notes), unwritten_frames=unwritten,
-        bytes_needed=len(xml.encode()) + 2, dry_run=dry_run)
+        bytes_needed=len(encoded) + 2, dry_run=dry_run)
     if dry_run:
         return report
     verify = _verifier(run, plan, pages, xml)
     if out is None:
-        _finish(partial, xml, plan.relink, verify)
+        _finish(partial, encoded, plan.relink, verify)
         jpath.unlink()
     else:
-        _finish_copy(partial, target, xml, plan.relink, verify)
+        _finish_copy(partial, target, encoded, plan.relink, verify)
     if progress is not None:
         progress(len(pages), len(pages))
     return report
@@ -378,7 +381,9 @@ def _recover_store(path: Path, out: Path | None, *, reason: str | None,
                           unwritten_frames=done.unwritten_frames, dry_run=dry_run)
 
 
-def _finish(path: Path, xml: str, relink: list[Patch], verify: Callable[[Path], None]) -> None:
+def _finish(path: Path, xml: bytes, relink: list[Patch],
+            verify: Callable[[Path], None]) -> None:
+    """Write the OME-XML ``xml`` (UTF-8) into ``path``; a failure as a RecoveryError."""
     try:
         finish_description(path, xml, relink=relink, verify=verify)
     except WriterError as exc:
@@ -388,7 +393,7 @@ def _finish(path: Path, xml: str, relink: list[Patch], verify: Callable[[Path], 
         raise RecoveryError(f"{exc}; the file was put back as it was") from None
 
 
-def _finish_copy(partial: Path, out: Path, xml: str, relink: list[Patch],
+def _finish_copy(partial: Path, out: Path, xml: bytes, relink: list[Patch],
                  verify: Callable[[Path], None]) -> None:
     """Finish a copy under a temporary name beside ``out``; rename it only once it reads back."""
     if out.exists():
@@ -399,7 +404,7 @@ def _finish_copy(partial: Path, out: Path, xml: str, relink: list[Patch],
             shutil.copyfile(partial, tmp)
         except OSError as exc:
             free = free_bytes(out)
-            need = partial.stat().st_size + len(xml.encode()) + 2
+            need = partial.stat().st_size + len(xml) + 2
             room = f", {free} free" if free is not None else ""
             raise RecoveryError(
                 f"cannot write {out}: {exc.strerror or exc} ({need} bytes needed{room}); "

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 #: ``(offset, bytes)``: bytes to write over the file's bytes at offset
 Patch = tuple[int, bytes]
@@ -35,6 +35,7 @@ _INT_FORMATS = {1: "B", 3: "H", 4: "I", 16: "Q"}
 
 #: :func:`intact_pages` reports progress after this many pages
 PROGRESS_EVERY = 1000
+_new_tuple = tuple.__new__
 
 
 class TiffStructureError(ValueError):
@@ -45,9 +46,11 @@ class NoDescriptionError(TiffStructureError):
     """The first page has no ImageDescription entry (a TIFF, but not an OME-TIFF)."""
 
 
-@dataclass(frozen=True)
-class PageExtent:
-    """Where one intact page lives in the file; ``next_ifd``: the chain's next IFD offset."""
+class PageExtent(NamedTuple):
+    """Where one intact page lives in the file; ``next_ifd``: the chain's next IFD offset.
+
+    A tuple: a file can have hundreds of thousands of pages.
+    """
 
     ifd_offset: int
     next_pointer_offset: int
@@ -181,12 +184,11 @@ def _walk(buf: mmap.mmap, lay: _Layout, offset: int, size: int,
     """:func:`intact_pages` of the mapped file ``buf`` whose first IFD is at ``offset``."""
     count = struct.Struct(lay.order + lay.count_fmt)
     pointer = struct.Struct(lay.order + lay.offset_fmt)
-    tag = struct.Struct(lay.order + "H")
     integers = _Integers(buf, lay, size)
     entry_size, count_size, ptr_size = lay.entry_size, count.size, pointer.size
     # per list of tags (the low and the high bytes of each entry's tag code): where in the
-    # entries the strip offsets and byte counts are (the last of each, if a tag repeats)
-    strip_entries: dict[bytes, tuple[int | None, int | None]] = {}
+    # entries the strip offsets and byte counts are (see _StripEntries)
+    strip_entries: dict[bytes, _StripEntries] = {}
     pages: list[PageExtent] = []
     seen: set[int] = set()
     while offset and offset not in seen:
@@ -203,25 +205,74 @@ def _walk(buf: mmap.mmap, lay: _Layout, offset: int, size: int,
         tags = buf[start:next_at:entry_size] + buf[start + 1:next_at:entry_size]
         found = strip_entries.get(tags)
         if found is None:
-            at = {tag.unpack_from(buf, e)[0]: e - start
-                  for e in range(start, next_at, entry_size)}
-            found = strip_entries[tags] = (at.get(_STRIP_OFFSETS), at.get(_STRIP_BYTE_COUNTS))
-        offs_at, counts_at = found
-        if offs_at is None or counts_at is None:
-            break
-        offs, counts = integers.at(start + offs_at), integers.at(start + counts_at)
-        if not offs or not counts or len(offs) != len(counts):
-            break
-        data_end = (offs[0] + counts[0] if len(offs) == 1 else
-                    max(o + c for o, c in zip(offs, counts, strict=True)))
-        if data_end > size:
+            found = strip_entries[tags] = _strip_entries(buf, lay, start, next_at)
+        data_end = None
+        if found.both is not None:
+            head_a, value_a, head_b, value_b = found.both.unpack_from(buf, start)
+            if (head_a, head_b) == found.heads:
+                data_end = value_a + value_b  # one strip: its offset plus its byte count
+        if data_end is None:
+            data_end = _data_end(integers, start, found)
+        if data_end is None or data_end > size:
             break
         next_ifd = pointer.unpack_from(buf, next_at)[0]
-        pages.append(PageExtent(offset, next_at, data_end, next_ifd))
+        # tuple.__new__ makes the tuple PageExtent(...) makes, without the Python function
+        # that is its __new__ (and a frozen dataclass cost half the walk)
+        pages.append(_new_tuple(PageExtent, (offset, next_at, data_end, next_ifd)))
         if on_page is not None and len(pages) % PROGRESS_EVERY == 0:
             on_page(len(pages))
         offset = next_ifd
     return pages
+
+
+class _StripEntries(NamedTuple):
+    """Where the entries of one list of tags hold the strip offsets and byte counts (bytes
+    from the first entry; the last of each if a tag repeats; None if there is none).
+
+    ``both`` reads the two entries at once, in the order they come: each one's type and
+    count as bytes and its value. It is made when the page the list was first seen on has
+    one strip whose offset and byte count are inline integers, and applies to a page whose
+    two type-and-count fields are ``heads``: the pages of a run, one strip each, are read
+    with one unpacking instead of four.
+    """
+
+    offsets_at: int | None
+    counts_at: int | None
+    both: struct.Struct | None = None
+    heads: tuple[bytes, bytes] = (b"", b"")
+
+
+def _strip_entries(buf: mmap.mmap, lay: _Layout, start: int, next_at: int) -> _StripEntries:
+    """The :class:`_StripEntries` of the IFD whose entries span ``start`` to ``next_at``."""
+    tag = struct.Struct(lay.order + "H")
+    at = {tag.unpack_from(buf, e)[0]: e - start for e in range(start, next_at, lay.entry_size)}
+    offsets_at, counts_at = at.get(_STRIP_OFFSETS), at.get(_STRIP_BYTE_COUNTS)
+    if offsets_at is None or counts_at is None:
+        return _StripEntries(offsets_at, counts_at)
+    head = struct.Struct(lay.order + "H" + lay.offset_fmt)  # type and count
+    inline = struct.calcsize(lay.offset_fmt)
+    fmt, end, heads = lay.order, 0, []
+    for entry in sorted((offsets_at, counts_at)):
+        kind, n = head.unpack_from(buf, start + entry + 2)
+        if n != 1 or kind not in _INT_FORMATS or _TYPE_SIZES[kind] > inline:
+            return _StripEntries(offsets_at, counts_at)
+        fmt += (f"{entry + 2 - end}x{head.size}s{_INT_FORMATS[kind]}"
+                f"{inline - _TYPE_SIZES[kind]}x")
+        end = entry + lay.entry_size
+        heads.append(buf[start + entry + 2:start + entry + 2 + head.size])
+    return _StripEntries(offsets_at, counts_at, struct.Struct(fmt), (heads[0], heads[1]))
+
+
+def _data_end(integers: _Integers, start: int, found: _StripEntries) -> int | None:
+    """Where the image data of the IFD whose entries start at ``start`` end; None if its
+    strip entries are missing, not integers, or do not pair up."""
+    if found.offsets_at is None or found.counts_at is None:
+        return None
+    offs, counts = integers.at(start + found.offsets_at), integers.at(start + found.counts_at)
+    if not offs or not counts or len(offs) != len(counts):
+        return None
+    return (offs[0] + counts[0] if len(offs) == 1 else
+            max(o + c for o, c in zip(offs, counts, strict=True)))
 
 
 def first_description(path: Path) -> DescriptionEntry:
@@ -354,7 +405,11 @@ def _same_ifds(path: Path, pages: list[PageExtent]) -> list[int]:
         layouts: dict[tuple[bytes, tuple[bytes, ...]], int] = {}
         last: _IfdLayout | None = None
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            alike = _like_the_second(path, buf, lay, pages, size)
             for k, page in enumerate(pages):
+                if alike[k]:
+                    firsts.append(firsts[1])
+                    continue
                 raw = buf[page.ifd_offset:page.next_pointer_offset]
                 if last is None or not last.matches(raw):
                     last = _IfdLayout.parse(raw, lay) if k else None
@@ -364,6 +419,52 @@ def _same_ifds(path: Path, pages: list[PageExtent]) -> list[int]:
                     continue
                 firsts.append(layouts.setdefault((last.template, tuple(values)), k))
     return firsts
+
+
+#: how many IFDs :func:`_like_the_second` compares at a time (bounds its index arrays)
+_CHUNK = 8192
+
+
+def _like_the_second(path: Path, buf: mmap.mmap, lay: _Layout, pages: list[PageExtent],
+                     size: int) -> list[bool]:
+    """For each page, True when :func:`_same_ifds` would find its IFD read like page 1's: the
+    same bytes but where its strips and out-of-line values lie, and the same values there.
+
+    The pages of a run are nearly all alike, and comparing them one by one in Python cost
+    more than walking the chain; numpy compares them all at once. Pages 0 and 1 are False
+    (page 0 is always its own representative, page 1 is the one compared with), and so is
+    any page that is not alike: :func:`_same_ifds` judges those one by one.
+    """
+    if len(pages) < 3:
+        return [False] * len(pages)
+    raw = buf[pages[1].ifd_offset:pages[1].next_pointer_offset]
+    second = _IfdLayout.parse(raw, lay)
+    values = None if second is None else second.values(buf, raw, size)
+    if second is None or values is None:
+        return [False] * len(pages)
+    import numpy as np  # as tifffile in _read_geometries: only when pages are read
+
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    starts = np.array([page.ifd_offset for page in pages], dtype=np.int64)
+    ends = np.array([page.next_pointer_offset for page in pages], dtype=np.int64)
+    candidates = np.flatnonzero(ends - starts == second.length)
+    candidates = candidates[candidates > 1]
+    fixed = np.concatenate([np.arange(a, b) for a, b in second.spans])
+    template = np.frombuffer(second.template, dtype=np.uint8)
+    pointer = np.dtype(f"{lay.order}u{struct.calcsize(lay.offset_fmt)}")
+    alike = np.zeros(len(pages), dtype=bool)
+    for chunk in range(0, len(candidates), _CHUNK):
+        rows = candidates[chunk:chunk + _CHUNK]
+        at = starts[rows][:, None]
+        same = (data[at + fixed] == template).all(axis=1)
+        for (where, nbytes), value in zip(second.pointers, values, strict=True):
+            offsets = data[at + np.arange(where, where + pointer.itemsize)].view(pointer)[:, 0]
+            inside = offsets <= size - nbytes
+            found = data[np.where(inside, offsets, 0).astype(np.int64)[:, None]
+                         + np.arange(nbytes)]
+            same &= inside & (found == np.frombuffer(value, dtype=np.uint8)).all(axis=1)
+        alike[rows] = same
+    return list(alike.tolist())
 
 
 @dataclass(frozen=True)

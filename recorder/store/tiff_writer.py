@@ -258,10 +258,13 @@ def _undo(fd: int, undo: list[Patch], size: int) -> None:
 
 
 def finish_description(
-    path: Path, ome_xml: str, *, relink: Sequence[Patch] = (),
+    path: Path, ome_xml: str | bytes, *, relink: Sequence[Patch] = (),
     verify: Callable[[Path], None] | None = None,
 ) -> None:
     """Make ``ome_xml`` the first page's description, so that no failed step strands the file.
+
+    ``ome_xml`` is the text, or the text already encoded as UTF-8 (a caller that has encoded
+    it spares a second encoding of what can be tens of megabytes).
 
     1. ``relink`` (next-IFD pointers that end or mend the page chain) is written first: a
        torn page that was linked must be unlinked before anything is appended, or the new
@@ -276,7 +279,7 @@ def finish_description(
     raised again; a failed write (a full disk) as a :class:`WriterError` naming the path,
     the bytes needed and the bytes free.
     """
-    data = ome_xml.encode("utf-8") + b"\0"
+    data = (ome_xml.encode("utf-8") if isinstance(ome_xml, str) else ome_xml) + b"\0"
     entry = first_description(path)
     fd = os.open(path, os.O_RDWR)
     try:
@@ -285,7 +288,8 @@ def finish_description(
         undo: list[Patch] = []
         try:
             _patch(fd, relink, undo)
-            _write_at(fd, b"\0" * (offset - size) + data, size)
+            _write_at(fd, b"\0" * (offset - size), size)
+            _write_at(fd, data, offset)
             os.fsync(fd)
             _patch(fd, [description_patch(path, entry, offset, data)], undo)
             os.fsync(fd)

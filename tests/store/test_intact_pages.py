@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from nbo_recorder.store.tiff_pages import PROGRESS_EVERY, intact_pages
+from nbo_recorder.store.tiff_pages import (
+    PROGRESS_EVERY,
+    PageGeometry,
+    intact_pages,
+    read_page_geometry,
+)
 
 PAGES = 2 * PROGRESS_EVERY + 500
 
@@ -41,3 +46,19 @@ def test_every_page_is_found_and_progress_is_reported(tmp_path, bigtiff, byteord
     calls.clear()
     assert [p.ifd_offset for p in intact_pages(path, calls.append)] == offsets[:-1]
     assert calls == [PROGRESS_EVERY, 2 * PROGRESS_EVERY, PAGES - 1]
+
+
+@pytest.mark.parametrize("bigtiff", [False, True], ids=["classic", "bigtiff"])
+def test_a_page_with_another_out_of_line_value_is_read_on_its_own(tmp_path, bigtiff):
+    """Alike pages share one reading (the same object); a page whose IFD differs only in an
+    out-of-line value, of the same length, is read by tifffile itself."""
+    path = tmp_path / "values.tif"
+    other = 6
+    with tifffile.TiffWriter(path, bigtiff=bigtiff) as tw:
+        for i in range(10):
+            value = "another value, 24 bytes" if i == other else "the same value, 24 bytes"
+            tw.write(np.full((4, 5), i, dtype=np.uint16), contiguous=False, metadata=None,
+                     extratags=[(65000, "s", 0, value[:23], True)])
+    geometries = read_page_geometry(path, intact_pages(path))
+    assert all(g == PageGeometry((4, 5), "uint16", 40) for g in geometries)
+    assert [k for k, g in enumerate(geometries) if g is not geometries[1]] == [0, other]
