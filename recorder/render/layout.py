@@ -40,12 +40,13 @@ known: it is left out of the Plane and listed in the plane's differences as unkn
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pydantic
-import useq
 
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStart, StateSnapshot
 from nbo_recorder.capture.observed import ObservedSettings, interpret
@@ -60,8 +61,12 @@ from nbo_recorder.render.blocks import (
 )
 from nbo_recorder.vocabulary import Unknown, unknown_text, xml_number
 
+if TYPE_CHECKING:
+    import useq
+
 #: The text a plane's differences give for a plane number that is not finite.
 NOT_FINITE = unknown_text("not a finite number")
+_new_tuple = tuple.__new__
 
 
 @dataclass
@@ -224,10 +229,13 @@ def plane_numbers(frame: FrameRecord, texts: NumberTexts) -> tuple[PlaneNumbers,
                                                                     tuple[str, ...]]:
     """The frame's numbers as text, and the :data:`UNKNOWN_KEYS` of those not finite."""
     x, y, z = frame.x_um, frame.y_um, frame.z_um
-    numbers = PlaneNumbers(xml_number(frame.elapsed_ms / 1000), texts[frame.exposure_ms],
-                           None if x is None else texts[x],
-                           None if y is None else texts[y],
-                           None if z is None else texts[z])
+    # tuple.__new__ builds the same tuple as PlaneNumbers(...), whose __new__ is a Python
+    # function: this runs once per frame, and that call cost a fifth of the layout
+    numbers = _new_tuple(PlaneNumbers, (xml_number(frame.elapsed_ms / 1000),
+                                        texts[frame.exposure_ms],
+                                        None if x is None else texts[x],
+                                        None if y is None else texts[y],
+                                        None if z is None else texts[z]))
     if None not in numbers or numbers.count(None) == (x is None) + (y is None) + (z is None):
         return numbers, ()  # every number that is there is finite
     values = (frame.elapsed_ms, frame.exposure_ms, x, y, z)
@@ -242,12 +250,21 @@ def number_attributes(numbers: PlaneNumbers, time_attribute: str) -> str:
     ``time_attribute`` is the part's name for the time since the run started (OME
     ``DeltaT``, NBO ``Timestamp``); a number that is not known is left out with its unit.
     """
+    rest = _other_attributes(numbers.exposure_ms, numbers.x_um, numbers.y_um, numbers.z_um)
+    if numbers.delta_t_s is None:
+        return rest
+    return f' {time_attribute}="{numbers.delta_t_s}" {time_attribute}Unit="s"{rest}'
+
+
+@functools.lru_cache(maxsize=1024)
+def _other_attributes(exposure_ms: str | None, x_um: str | None, y_um: str | None,
+                      z_um: str | None) -> str:
+    """:func:`number_attributes` but the time: the exposure time and stage position repeat
+    from plane to plane, so their text is made once for each (cached)."""
     attrs = ""
-    if numbers.delta_t_s is not None:
-        attrs += f' {time_attribute}="{numbers.delta_t_s}" {time_attribute}Unit="s"'
-    if numbers.exposure_ms is not None:
-        attrs += f' ExposureTime="{numbers.exposure_ms}" ExposureTimeUnit="ms"'
-    for axis, text in (("X", numbers.x_um), ("Y", numbers.y_um), ("Z", numbers.z_um)):
+    if exposure_ms is not None:
+        attrs += f' ExposureTime="{exposure_ms}" ExposureTimeUnit="ms"'
+    for axis, text in (("X", x_um), ("Y", y_um), ("Z", z_um)):
         if text is not None:
             attrs += f' Position{axis}="{text}" Position{axis}Unit="µm"'
     return attrs
@@ -273,7 +290,9 @@ def _parts(run: Run) -> dict[_Part, list[FrameRecord]]:
     """
     width, height = run.start.width, run.start.height
     runs: dict[tuple[int, int], tuple[int, set[tuple[int, int, int]]]] = {}
-    parts: dict[_Part, list[FrameRecord]] = {}
+    # keyed by plain tuples (equal to the _Part of the same values): a _Part per frame,
+    # whose __new__ is a Python function, cost as much as the rest of the loop
+    parts: dict[tuple[int, int, int, int, int, float], list[FrameRecord]] = {}
     for f in run.frames:
         where = (f.p, f.g)
         number, seen = runs.get(where) or runs.setdefault(where, (0, set()))
@@ -281,9 +300,9 @@ def _parts(run: Run) -> dict[_Part, list[FrameRecord]]:
         if tcz in seen:
             number, seen = runs[where] = (number + 1, set())
         seen.add(tcz)
-        key = _Part(f.p, f.g, number, f.width or width, f.height or height, f.pixel_size_um)
+        key = (f.p, f.g, number, f.width or width, f.height or height, f.pixel_size_um)
         parts.setdefault(key, []).append(f)
-    return parts
+    return {_Part(*key): frames for key, frames in parts.items()}
 
 
 def _plan_numbers(plans: Mapping[str, Any]) -> tuple[float | None, float | None]:
@@ -292,6 +311,10 @@ def _plan_numbers(plans: Mapping[str, Any]) -> tuple[float | None, float | None]
     None for a plan without a single step or interval (absolute positions, phases), and for
     one that does not parse (a journal from another useq version): better unstated than wrong.
     """
+    # useq (a tenth of a second to import) only for a position with its own plans: a file
+    # without them is rendered, and recovered, without it
+    import useq
+
     try:
         parsed = useq.MDASequence.model_validate(
             {k: plans[k] for k in ("z_plan", "time_plan") if k in plans})
@@ -455,12 +478,14 @@ def _image(run: Run, profile: Profile, key: _Part, block: Block, observed: Obser
            number: int, image_key: str, why: _Why) -> tuple[ImageLayout, Block]:
     """One Image of the frames of ``block`` (part of ``key``), numbering its Z, C, T from 0."""
     start, frames = run.start, block.frames
-    maps = {axis: _numbering({getattr(f, axis.lower()) for f in frames})
+    maps = {axis: _numbering(set(map(attrgetter(axis.lower()), frames)))
             for axis in ("Z", "C", "T")}
     z_of, c_of, t_of = maps["Z"], maps["C"], maps["T"]
     first_of_c: dict[int, FrameRecord] = {}
     for f in frames:
         first_of_c.setdefault(c_of[f.c], f)
+        if len(first_of_c) == len(c_of):
+            break  # every channel's first frame is found
     channels = tuple(ChannelLayout(c, fc.channel, channel_info(profile, fc.channel), fc,
                                    observed(fc.snapshot))
                      for c, fc in sorted(first_of_c.items()))
@@ -488,7 +513,9 @@ def _image(run: Run, profile: Profile, key: _Part, block: Block, observed: Obser
             for name in unknown:
                 settings[name] = with_geometry[name] = NOT_FINITE
             deviation = deviations[dkey] = Deviation(settings, with_geometry)
-        planes.append(PlaneLayout(f, numbers, deviation, z_of[f.z], c, t_of[f.t]))
+        # as in plane_numbers: the tuple that PlaneLayout(...) makes, without its __new__
+        planes.append(_new_tuple(PlaneLayout, (f, numbers, deviation, z_of[f.z], c,
+                                               t_of[f.t])))
     z_step, interval = position_plans(start, key.p)
     p = key.p
     part, description = _part_text(key, why, block, image_observed, maps)

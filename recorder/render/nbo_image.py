@@ -351,12 +351,10 @@ def _plane(p: str, plane: PlaneLayout, ref: str | None) -> str:
     A number that is not known is left out with its unit; NBO requires the Timestamp, so
     validation reports a plane without one as what it is: not known.
     """
-    attrs = (f'ID="Plane:{p}:{plane.frame.index}" TheZ="{plane.the_z}" TheT="{plane.the_t}" '
-             f'TheC="{plane.the_c}"'
-             + number_attributes(plane.numbers, "Timestamp"))
-    if ref is None:
-        return f"<Plane {attrs} />"
-    return f'<Plane {attrs}><AnnotationRef ID="{ref}" /></Plane>'
+    f, numbers, _, z, c, t = plane
+    tail = " />" if ref is None else f'><AnnotationRef ID="{ref}" /></Plane>'
+    return (f'<Plane ID="Plane:{p}:{f.index}" TheZ="{z}" TheT="{t}" TheC="{c}"'
+            f'{number_attributes(numbers, "Timestamp")}{tail}')
 
 
 def _planes_marker(number: int) -> str:
@@ -418,11 +416,14 @@ def image_element(ctx: ImageContext, run: Run, layout: ImageLayout,
     for ref in ctx.calibration_refs.values():
         xml_element("AnnotationRef", {"ID": ref}, image)
     refs: dict[int, str | None] = {}
-    planes = []
+    planes: list[str] = []
     for plane in layout.planes:
         f, key = plane.frame, id(plane.deviation)
-        if selection == "first_per_channel" and layout.channels[plane.the_c].first is not f:
-            continue
+        if selection == "first_per_channel":
+            if len(planes) == len(layout.channels):
+                break  # each channel's first plane is in: no later plane is one
+            if layout.channels[plane.the_c].first is not f:
+                continue
         if key not in refs:
             diff = plane.deviation.settings
             refs[key] = ctx.annotations.ref(NS_PLANE, diff) if diff else None

@@ -240,11 +240,9 @@ def _build_channel(
 
 def _plane_xml(plane: PlaneLayout, ann_ref: str | None) -> str:
     """One Plane as text; a number that is not known is left out (with its unit)."""
-    attrs = (f'TheZ="{plane.the_z}" TheT="{plane.the_t}" TheC="{plane.the_c}"'
-             + number_attributes(plane.numbers, "DeltaT"))
-    if ann_ref is None:
-        return f"<Plane {attrs}/>"
-    return f'<Plane {attrs}><AnnotationRef ID="{ann_ref}"/></Plane>'
+    _, numbers, _, z, c, t = plane
+    tail = "/>" if ann_ref is None else f'><AnnotationRef ID="{ann_ref}"/></Plane>'
+    return f'<Plane TheZ="{z}" TheT="{t}" TheC="{c}"{number_attributes(numbers, "DeltaT")}{tail}'
 
 
 def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
@@ -288,11 +286,14 @@ def _build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     parts = head.split("<MetadataOnly/>")
     if len(parts) != len(bodies) + 1:
         raise RuntimeError("unexpected OME-XML layout from ome-types; cannot place planes")
+    # the NBO record goes into the XMLAnnotation, which follows the last Image: embedding it
+    # there, before the parts are joined, does not copy the planes' text again
+    parts[-1] = _embed_nbo(parts[-1], nbo)
     out = [parts[0]]
     for body, rest in zip(bodies, parts[1:], strict=True):
         out.append(body)
         out.append(rest)
-    return _embed_nbo("".join(out), nbo)
+    return "".join(out)
 
 
 def _image(run: Run, profile: Profile, software: str, layout: ImageLayout,
@@ -342,13 +343,14 @@ def _image_body(layout: ImageLayout, annotations: AnnotationRegistry[m.MapAnnota
     tiffdata: list[str] = []
     refs: dict[int, str | None] = {}
     for plane in layout.planes:
-        f, key = plane.frame, id(plane.deviation)
+        f, _, deviation, z, c, t = plane
+        key = id(deviation)
         if key not in refs:
-            diff = plane.deviation.with_geometry
+            diff = deviation.with_geometry
             refs[key] = annotations.ref(NS_PLANE, diff) if diff else None
         planes.append(_plane_xml(plane, refs[key]))
-        tiffdata.append(f'<TiffData IFD="{f.index}" FirstZ="{plane.the_z}" '
-                        f'FirstT="{plane.the_t}" FirstC="{plane.the_c}" PlaneCount="1"/>')
+        tiffdata.append(f'<TiffData IFD="{f.index}" FirstZ="{z}" FirstT="{t}" FirstC="{c}" '
+                        'PlaneCount="1"/>')
     return "".join(tiffdata) + "".join(planes)
 
 
