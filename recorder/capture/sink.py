@@ -79,10 +79,15 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 _PRIORITY = 1000  # run before pymmcore-plus's relay enqueues the same signal
-#: frames waiting for the writer beyond this many bytes trigger a warning ...
+#: frames waiting for the writer (in memory and in the camera's circular buffer) beyond
+#: this many bytes trigger a warning
 BACKLOG_WARN_BYTES = 256 * 2**20
-#: ... and beyond this many, the acquisition thread waits for the writer
+#: frames wait for the writer in memory up to this many bytes; beyond it the acquisition
+#: thread waits for the writer (which delays the next snap)
 BACKLOG_LIMIT_BYTES = 2048 * 2**20
+#: ... and during a hardware-triggered burst up to this many: beyond it, frames wait in
+#: the camera's circular buffer, whose memory Micro-Manager has set aside already
+BURST_BACKLOG_LIMIT_BYTES = 16 * 2**20
 #: a camera circular buffer fuller than this during a hardware burst triggers a warning
 BUFFER_WARN_FRACTION = 0.5
 _STOP_ON_WRITE_ERROR = WriteErrorPolicy()
@@ -335,18 +340,22 @@ class RecordingSink:
         # writes, so the hot path takes no lock
         self._pending.append(record)
         self._captured += 1
-        self._check_backlog(img.nbytes, meta)
+        self._check_backlog(img.nbytes, meta, hardware)
 
-    def _check_backlog(self, frame_bytes: int, meta: FrameMetaV1) -> None:
-        """Warn early when frames pile up faster than the disk takes them.
+    def _check_backlog(self, frame_bytes: int, meta: FrameMetaV1, hardware: bool) -> None:
+        """Warn early when frames pile up faster than the disk takes them, and bound the
+        memory they wait in.
 
-        Frames waiting for the writer are already out of the camera's circular buffer, so
-        a slow disk shows up here first, long before Micro-Manager's 'Buffer overflowed'.
-        Past ``BACKLOG_LIMIT_BYTES`` the acquisition thread waits for the writer, so memory
-        stays bounded and the camera's own buffer absorbs (or reports) the rest.
+        Frames the camera handed over wait for the writer in memory, up to
+        ``BACKLOG_LIMIT_BYTES``; past it the acquisition thread waits for the writer. During
+        a hardware-triggered burst the bound is ``BURST_BACKLOG_LIMIT_BYTES``: the camera
+        goes on filling its circular buffer, which Micro-Manager has allocated already and
+        the rig's user sized for bursts, so frames wait there instead of in memory of the
+        recorder's own. Past ``BACKLOG_WARN_BYTES`` waiting in both, or the buffer half full
+        during a burst, a warning comes long before Micro-Manager's 'Buffer overflowed'.
         """
         self._frame_bytes = frame_bytes
-        remaining = meta.get("images_remaining_in_buffer")
+        remaining = int(meta.get("images_remaining_in_buffer") or 0)
         if remaining and not self._buffer_capacity:
             # the circular buffer is sized when the camera sequence starts, not before
             self._buffer_capacity = int(self.core.getBufferTotalCapacity())
@@ -360,20 +369,20 @@ class RecordingSink:
                 "the buffer, slow the camera, or reduce the frame size.",
                 RuntimeWarning, stacklevel=2,
             )
-        waiting = (self._captured - self._written) * frame_bytes
+        in_memory = self._captured - self._written
+        waiting = (in_memory + remaining) * frame_bytes
         if waiting > BACKLOG_WARN_BYTES and not self._warned_backlog:
             self._warned_backlog = True
-            remaining = meta.get("images_remaining_in_buffer")
-            in_camera = f"; {remaining} more in the camera buffer" if remaining else ""
+            in_camera = f", {remaining} of them in the camera buffer" if remaining else ""
             warnings.warn(
                 f"{self.path}: the camera is outrunning the disk: "
-                f"{self._captured - self._written} frames ({waiting / 2**20:.0f} MiB) wait "
+                f"{in_memory + remaining} frames ({waiting / 2**20:.0f} MiB) wait "
                 f"to be written{in_camera}. Slow the acquisition or write to a faster disk.",
                 RuntimeWarning, stacklevel=2,
             )
-        while ((self._captured - self._written) * frame_bytes > BACKLOG_LIMIT_BYTES
-               and self._writer is not None):
-            time.sleep(0.005)
+        limit = BURST_BACKLOG_LIMIT_BYTES if hardware else BACKLOG_LIMIT_BYTES
+        while (self._captured - self._written) * frame_bytes > limit and self._writer is not None:
+            time.sleep(0.002)
 
     def _on_finished(self, sequence: MDASequence) -> None:
         """Note, while the runner still knows it, whether the run ended in an exception;

@@ -226,6 +226,7 @@ def test_written_file_is_valid_tiff_after_every_frame(demo_core, tmp_path):
 
 
 def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path, monkeypatch):
+    import threading
     import time
 
     from nbo_recorder.capture import sink as sink_module
@@ -233,7 +234,7 @@ def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path,
 
     frame_bytes = 512 * 512 * 2
     monkeypatch.setattr(sink_module, "BACKLOG_WARN_BYTES", 3 * frame_bytes)
-    monkeypatch.setattr(sink_module, "BACKLOG_LIMIT_BYTES", 6 * frame_bytes)
+    monkeypatch.setattr(sink_module, "BURST_BACKLOG_LIMIT_BYTES", 6 * frame_bytes)
     real_write = TiffPageWriter.write
 
     def slow_write(self, img):  # a disk far slower than the camera
@@ -246,8 +247,26 @@ def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path,
     out = tmp_path / "slow.ome.tif"
     seq = useq.MDASequence(time_plan={"interval": 0, "loops": 40})
     sink = Recorder(demo_core, DEMO_PROFILE).sink(out)
-    with pytest.warns(RuntimeWarning, match="outrunning the disk"):
-        demo_core.mda.run(seq, output=sink)
+    backlog: list[int] = []
+    running = threading.Event()
+    running.set()
+
+    def watch() -> None:  # what waits in the recorder's memory, seen from another thread
+        while running.is_set():
+            backlog.append(sink.progress.backlog_bytes)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with pytest.warns(RuntimeWarning, match="outrunning the disk"):
+            demo_core.mda.run(seq, output=sink)
+    finally:
+        running.clear()
+        watcher.join()
+    # during the burst the rest waited in the camera's buffer, not in memory
+    assert max(backlog) <= 7 * frame_bytes, max(backlog) / frame_bytes
+    assert max(backlog) >= 5 * frame_bytes, "the disk was meant to fall behind"
     assert sink.dropped_frames <= 1, "the engine may miss a burst's last frame (see snapped)"
     with tifffile.TiffFile(out) as tf:
         assert len(tf.pages) == 40 - sink.dropped_frames
