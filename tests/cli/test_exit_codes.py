@@ -24,7 +24,7 @@ from nbo_recorder.cli.acquisition import bundled_profile, bundled_rig_config
 from nbo_recorder.store.journal import journal_path
 from tests.helpers import DEMO_PROFILE, annotations, load, snapped
 
-RUNS = 10
+RUNS = 5
 CLI = [sys.executable, "-m", "nbo_recorder.cli.main"]
 
 
