@@ -240,13 +240,14 @@ def _record_alone(xml: str) -> Any:
     ``</OME>`` after it, which is its own end tag when the text is well-formed, has no
     comment, CDATA section, DTD or processing instruction (whose content could hold tags)
     and no other ``<OME`` in between; it is the record :func:`nbo_record` finds when the
-    document is OME 2016-06, declares no other default namespace and has one XMLAnnotation
+    document is OME 2016-06, declares no other default namespace and has one XMLAnnotation,
     of the NBO namespace, holding it as its Value.
     """
     start = xml.find(_RECORD_START)
     if (start < 0 or xml.find(_RECORD_START, start + 1) >= 0 or "<!" in xml
             or xml.find("<?", 1) >= 0 or not _DOCUMENT_START.match(xml)
             or xml.count('xmlns="', 0, start) != 1
+            or xml.count("<XMLAnnotation") != 1
             or xml.count(f'Namespace="{NBO_NAMESPACE}"') != 1
             or not _ANNOTATION_START.search(xml, max(0, start - 1000), start)):
         return None

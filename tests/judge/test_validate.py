@@ -199,10 +199,11 @@ def test_an_led_module_without_its_power_is_a_graded_gap_not_an_invalid_record(t
 
 
 def test_the_record_is_graded_alone_only_where_the_rest_is_well_formed(demo_file, tmp_path,
-                                                                        capsys):
+                                                                        capsys, monkeypatch):
     # validate parses a recorder's NBO record on its own (a long run's OME part is half
-    # the text); the rest must still be well-formed, and a record-like text inside a
-    # comment must not be taken for the record
+    # the text); the rest must still be well-formed, and neither a record-like text inside
+    # a comment nor the recorder's record behind another one may be taken for the record
+    from nbo_recorder.judge import validate as validate_module
     from nbo_recorder.judge.reader import read_ome_xml
     from nbo_recorder.judge.validate import validate_file
 
@@ -226,3 +227,13 @@ def test_the_record_is_graded_alone_only_where_the_rest_is_well_formed(demo_file
     plain = validate_file(written("plain.ome.tif", text))
     assert plain.graded == "the embedded NBO v2.01 record" and plain.rows
     assert commented.rows == plain.rows and commented.schema_errors == plain.schema_errors
+    first = (f"<XMLAnnotation ID='Annotation:first' Namespace='{NBO_NAMESPACE}'><Value>"
+             f"<OME xmlns='{NBO_NAMESPACE}'><Experimenter ID='Experimenter:9'/></OME>"
+             "</Value></XMLAnnotation>")
+    at = text.index("<XMLAnnotation")
+    two = written("two.ome.tif", text[:at] + first + text[at:])
+    graded = validate_file(two)
+    assert graded.rows != plain.rows
+    monkeypatch.setattr(validate_module, "_record_alone", lambda xml: None)  # parse it whole
+    whole = validate_file(two)
+    assert graded.rows == whole.rows and graded.schema_errors == whole.schema_errors
