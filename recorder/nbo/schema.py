@@ -487,9 +487,13 @@ def _attribute_problem(state: _ValidationState, element: Any, message: str,
             problems.setdefault((element, attribute), []).append(
                 f"missing required attribute {attribute!r}")
         return
-    attribute_match = _ATTRIBUTE.search(message)
-    attribute = attribute_match.group(1) if attribute_match else None
-    problems.setdefault((element, attribute), []).append(message)
+    _keep(problems, element, message)
+
+
+def _keep(problems: _Problems, element: Any, message: str) -> None:
+    """Keep ``message`` as a problem of ``element`` and of the attribute it names, if any."""
+    named = _ATTRIBUTE.search(message)
+    problems.setdefault((element, named.group(1) if named else None), []).append(message)
 
 
 def _run_pass(state: _ValidationState, locator: ErrorLocator) -> tuple[_Problems, bool]:
@@ -522,9 +526,7 @@ def _run_pass(state: _ValidationState, locator: ErrorLocator) -> tuple[_Problems
         elif _refers_to_removed(state, message):
             continue
         else:
-            attribute_match = _ATTRIBUTE.search(message)
-            attribute = attribute_match.group(1) if attribute_match else None
-            problems.setdefault((element, attribute), []).append(message)
+            _keep(problems, element, message)
     for element, message in key_fields:
         if not any((element, name) in state.deferred_attributes
                    for name in state.index.key_fields):

@@ -410,13 +410,13 @@ def _compiled_schema() -> etree.XMLSchema:
 
 
 #: the XSD's identity constraints: IDs unique per kind, references that must resolve
-IDENTITY_CONSTRAINTS = tuple(f"{_XS}{kind}" for kind in ("key", "keyref", "unique"))
+_IDENTITY_CONSTRAINTS = tuple(f"{_XS}{kind}" for kind in ("key", "keyref", "unique"))
 
 
 @cache
 def _compiled_schema_without_keys() -> etree.XMLSchema:
     tree = _schema_tree()
-    for constraint in list(tree.iter(*IDENTITY_CONSTRAINTS)):
+    for constraint in list(tree.iter(*_IDENTITY_CONSTRAINTS)):
         constraint.getparent().remove(constraint)
     return etree.XMLSchema(tree)
 
