@@ -30,11 +30,26 @@ def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
     os._exit(130)
 
 
+def _start_as_the_program() -> None:
+    """What the command sets up in a process of its own, before anything is imported.
+
+    * Ctrl-C while importing exits quietly (:func:`_interrupted_while_starting`).
+    * ome-types goes without pint. Where pint is installed (bioio needs it), ome-types
+      imports it, and through it dask, for ``*_quantity`` properties nbo-recorder never
+      reads: 0.8 s and 25 MiB more for every command that reads or writes OME, on a 2-core
+      rig PC. ome-types treats pint as optional (``ome-types[pint]``); marking its units
+      module as absent makes it load as it does where pint is not installed.
+    """
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+    if "ome_types" not in sys.modules:
+        sys.modules["ome_types.units"] = None  # type: ignore[assignment]
+
+
 # Only when started as the program (console script or ``python -m``), and before the imports
 # below, which take a few tenths of a second from a cold disk: imported by other code, the
-# module leaves that code's Ctrl-C handling alone.
+# module leaves that code's Ctrl-C handling and its ome-types alone.
 if __name__ == "__main__" or os.path.basename(getattr(sys, "argv", [""])[0]) == "nbo-recorder":
-    signal.signal(signal.SIGINT, _interrupted_while_starting)
+    _start_as_the_program()
 
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
