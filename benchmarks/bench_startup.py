@@ -15,7 +15,11 @@ earlier measurement helps a later one):
   the peak resident memory of that process (``ru_maxrss`` of the child, MiB).
 
 The measurements are interleaved round by round; the table gives the median and the worst
-round. ``--file`` defaults to a demo file written once with ``nbo-recorder demo``.
+round. The commands run as ``python -m nbo_recorder.cli.main``, as the console script runs
+them. The package's sources (and ``--pythonpath``'s) are compiled to bytecode first, as
+``pip install`` does: where ``PYTHONDONTWRITEBYTECODE`` is set (this machine sets it) an
+editable install would otherwise compile every module again in every process.
+``--file`` defaults to a demo file written once with ``nbo-recorder demo``.
 ``--pythonpath DIR`` runs every measurement with ``DIR`` first on ``PYTHONPATH`` (a tree laid
 out as the installed package, e.g. an older checkout), to compare two versions on one machine.
 """
@@ -23,6 +27,7 @@ out as the installed package, e.g. an older checkout), to compare two versions o
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import statistics
@@ -36,7 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = REPO / "hardware_profiles" / "mm_demo.yaml"
 
-CLI = "import sys; from nbo_recorder.cli.main import main; sys.exit(main(sys.argv[1:]))"
+CLI = ["-m", "nbo_recorder.cli.main"]
 RECORDER = (
     "import time\n"
     "from nbo_recorder.capture.recorder import Recorder\n"
@@ -70,6 +75,13 @@ def _child(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, out
 
 
+def compile_sources(pythonpath: str | None) -> None:
+    """Write the bytecode of the package's modules (and of ``pythonpath``'s), as pip does."""
+    for folder in (REPO / "recorder", REPO / "drivers", REPO / "mocks",
+                   *([Path(pythonpath)] if pythonpath else [])):
+        compileall.compile_dir(folder, quiet=1)
+
+
 def measure(rounds: int, demo_file: Path, pythonpath: str | None) -> dict[str, list[float]]:
     """Every measurement, ``rounds`` times, interleaved."""
     env = _environment(pythonpath)
@@ -77,10 +89,10 @@ def measure(rounds: int, demo_file: Path, pythonpath: str | None) -> dict[str, l
     found: dict[str, list[float]] = {
         "help_s": [], "recorder_s": [], "validate_s": [], "validate_peak_rss_mib": []}
     for _ in range(rounds):
-        found["help_s"].append(_child([python, "-c", CLI, "--help"], env)[0])
+        found["help_s"].append(_child([python, *CLI, "--help"], env)[0])
         _, _, out = _child([python, "-c", RECORDER.format(profile=str(PROFILE))], env)
         found["recorder_s"].append(float(out.strip().splitlines()[-1]))
-        wall, rss, _ = _child([python, "-c", CLI, "validate", str(demo_file)], env)
+        wall, rss, _ = _child([python, *CLI, "validate", str(demo_file)], env)
         found["validate_s"].append(wall)
         found["validate_peak_rss_mib"].append(rss)
     return found
@@ -109,7 +121,7 @@ def table(summary_: dict[str, dict[str, float]], rounds: int) -> str:
 def demo(folder: Path, pythonpath: str | None) -> Path:
     """A demo file written by ``nbo-recorder demo``."""
     out = folder / "demo.ome.tif"
-    subprocess.run([sys.executable, "-c", CLI, "demo", "--out", str(out)], cwd=REPO, check=True,
+    subprocess.run([sys.executable, *CLI, "demo", "--out", str(out)], cwd=REPO, check=True,
                    env=_environment(pythonpath), stdout=subprocess.DEVNULL)
     return out
 
@@ -124,6 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 5:
         parser.error("--rounds must be at least 5")
+    compile_sources(args.pythonpath)
     with tempfile.TemporaryDirectory() as folder:
         demo_file = args.file or demo(Path(folder), args.pythonpath)
         found = measure(args.rounds, demo_file, args.pythonpath)
