@@ -85,9 +85,13 @@ BACKLOG_WARN_BYTES = 256 * 2**20
 #: frames wait for the writer in memory up to this many bytes; beyond it the acquisition
 #: thread waits for the writer (which delays the next snap)
 BACKLOG_LIMIT_BYTES = 2048 * 2**20
-#: ... and during a hardware-triggered burst up to this many: beyond it, frames wait in
-#: the camera's circular buffer, whose memory Micro-Manager has set aside already
-BURST_BACKLOG_LIMIT_BYTES = 16 * 2**20
+#: ... and during a hardware-triggered burst up to this many (16 512² frames), or
+#: ``BURST_BACKLOG_MIN_FRAMES`` frames if they are larger: beyond it, frames wait in the
+#: camera's circular buffer, whose memory Micro-Manager has set aside already
+BURST_BACKLOG_LIMIT_BYTES = 8 * 2**20
+#: two frames keep the writer busy: with room for one, it idled while the next was taken
+#: from the camera's buffer (2048² frames: 30 % less throughput)
+BURST_BACKLOG_MIN_FRAMES = 2
 #: a camera circular buffer fuller than this during a hardware burst triggers a warning
 BUFFER_WARN_FRACTION = 0.5
 _STOP_ON_WRITE_ERROR = WriteErrorPolicy()
@@ -348,7 +352,8 @@ class RecordingSink:
 
         Frames the camera handed over wait for the writer in memory, up to
         ``BACKLOG_LIMIT_BYTES``; past it the acquisition thread waits for the writer. During
-        a hardware-triggered burst the bound is ``BURST_BACKLOG_LIMIT_BYTES``: the camera
+        a hardware-triggered burst the bound is ``BURST_BACKLOG_LIMIT_BYTES`` (at least
+        ``BURST_BACKLOG_MIN_FRAMES`` frames): the camera
         goes on filling its circular buffer, which Micro-Manager has allocated already and
         the rig's user sized for bursts, so frames wait there instead of in memory of the
         recorder's own. Past ``BACKLOG_WARN_BYTES`` waiting in both, or the buffer half full
@@ -380,7 +385,8 @@ class RecordingSink:
                 f"to be written{in_camera}. Slow the acquisition or write to a faster disk.",
                 RuntimeWarning, stacklevel=2,
             )
-        limit = BURST_BACKLOG_LIMIT_BYTES if hardware else BACKLOG_LIMIT_BYTES
+        limit = (max(BURST_BACKLOG_LIMIT_BYTES, BURST_BACKLOG_MIN_FRAMES * frame_bytes)
+                 if hardware else BACKLOG_LIMIT_BYTES)
         while (self._captured - self._written) * frame_bytes > limit and self._writer is not None:
             time.sleep(0.002)
 

@@ -272,6 +272,51 @@ def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path,
         assert len(tf.pages) == 40 - sink.dropped_frames
 
 
+def test_a_burst_keeps_the_writer_two_frames_ahead_however_small_the_bound(demo_core, tmp_path,
+                                                                          monkeypatch):
+    import threading
+    import time
+
+    from nbo_recorder.capture import sink as sink_module
+    from nbo_recorder.store.tiff_writer import TiffPageWriter
+
+    # a byte bound below one frame: the writer still finds the next frame ready when it has
+    # written one (with room for one frame only, it idled while that frame was fetched)
+    monkeypatch.setattr(sink_module, "BURST_BACKLOG_LIMIT_BYTES", 1)
+    real_write = TiffPageWriter.write
+
+    def slow_write(self, img):
+        time.sleep(0.02)
+        return real_write(self, img)
+
+    monkeypatch.setattr(TiffPageWriter, "write", slow_write)
+    demo_core.setProperty("Camera", "FastImage", "1")
+    demo_core.setExposure(0)
+    frame_bytes = demo_core.getImageWidth() * demo_core.getImageHeight() * 2
+    sink = Recorder(demo_core, DEMO_PROFILE).sink(tmp_path / "two.ome.tif")
+    backlog: list[int] = []
+    running = threading.Event()
+    running.set()
+
+    def watch() -> None:
+        while running.is_set():
+            backlog.append(sink.progress.backlog_bytes)
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        demo_core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": 30}), output=sink)
+    finally:
+        running.clear()
+        watcher.join()
+    sink.raise_if_failed()
+    # the frame being written, the next one ready for the writer, and the one just handed
+    # over, which the acquisition thread holds back until one is written (room for one frame
+    # only: two at most)
+    assert max(backlog) == 3 * frame_bytes, max(backlog) / frame_bytes
+
+
 def test_dropped_frames_are_reported_not_hidden(demo_core, tmp_path, monkeypatch):
     """Frames the sequence planned but the engine never delivered show up in the file."""
     engine = demo_core.mda.engine
