@@ -76,10 +76,17 @@ def _child(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 
 def compile_sources(pythonpath: str | None) -> None:
-    """Write the bytecode of the package's modules (and of ``pythonpath``'s), as pip does."""
-    for folder in (REPO / "recorder", REPO / "drivers", REPO / "mocks",
-                   *([Path(pythonpath)] if pythonpath else [])):
-        compileall.compile_dir(folder, quiet=1)
+    """Write the bytecode of the package's modules (and of ``pythonpath``'s), as pip does.
+
+    Symbolic links are followed (``compileall.compile_dir`` skips them): a tree laid out as
+    the installed package is usually links to a checkout's folders.
+    """
+    for root in (REPO / "recorder", REPO / "drivers", REPO / "mocks",
+                 *([Path(pythonpath)] if pythonpath else [])):
+        for folder, _, names in os.walk(root, followlinks=True):
+            for name in names:
+                if name.endswith(".py"):
+                    compileall.compile_file(os.path.join(folder, name), quiet=1)
 
 
 def measure(rounds: int, demo_file: Path, pythonpath: str | None) -> dict[str, list[float]]:
