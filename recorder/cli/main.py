@@ -269,7 +269,7 @@ def validate(
             say(str(exc))
         return EXIT_BAD_INPUT
     if as_json:
-        print(json.dumps(report.as_json(), indent=2))
+        print(report.json_text())
     else:
         print(format_report(report, all_rows=all_rows))
     return 0 if report.passed else 1

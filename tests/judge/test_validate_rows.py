@@ -109,3 +109,24 @@ def test_table_rows_collapse_with_a_count_and_say_which(demo, capsys):
             subject = row["subject"]
             if ", plane " not in subject and ", channel " not in subject:
                 assert subject in lines[0]
+
+
+def test_the_json_text_is_the_standard_librarys_byte_for_byte(demo):
+    from nbo_recorder.judge.validate import ValidationReport, validate_file
+
+    out, _ = demo
+    graded = [validate_file(out, tier) for tier in (1, 3)]
+    assert graded[0].failures, "the demo file is meant to fail tier 1"
+    # a report with nothing failing, no rows, and text JSON must escape
+    plane = ("Plane", "ExposureTime", 1, "SHOULD", "core", "missing", 'no "value"\nat all')
+    named = ("Objective", "Model", 1, "MUST", "core", "present", "")
+    graded.append(ValidationReport(
+        file="/data/µ-run.ome.tif", tier=1, extensions=("core",), graded="an NBO record",
+        elements=[("/OME/Image[1]/Pixels[1]/Plane[1]", "Image 0, plane 0", (plane,)),
+                  ("/OME/Instrument[1]/Objective[1]", "Objective:1 'Plan-Apo λ 60×'",
+                   (named, plane))],
+        verdicts={"1": {"core": True}}))
+    graded.append(ValidationReport(file="empty.ome.tif", tier=2, extensions=(),
+                                   graded="an NBO record"))
+    for report in graded:
+        assert report.json_text() == json.dumps(report.as_json(), indent=2)
