@@ -225,75 +225,27 @@ def test_written_file_is_valid_tiff_after_every_frame(demo_core, tmp_path):
 
 
 
-def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path, monkeypatch):
+def _burst_on_a_slow_disk(core, monkeypatch, out, frames: int, write_s: float,
+                          warning: str | None = None) -> tuple[Any, list[int]]:
+    """Record a hardware-triggered burst of ``frames`` onto a disk that takes ``write_s`` per
+    frame; the sink and what waited in the recorder's memory, sampled from another thread
+    (``warning``: the RuntimeWarning the run must give)."""
+    import contextlib
     import threading
     import time
 
-    from nbo_recorder.capture import sink as sink_module
     from nbo_recorder.store.tiff_writer import TiffPageWriter
 
-    frame_bytes = 512 * 512 * 2
-    monkeypatch.setattr(sink_module, "BACKLOG_WARN_BYTES", 3 * frame_bytes)
-    monkeypatch.setattr(sink_module, "BURST_BACKLOG_LIMIT_BYTES", 6 * frame_bytes)
     real_write = TiffPageWriter.write
 
     def slow_write(self, img):  # a disk far slower than the camera
-        time.sleep(0.03)
+        time.sleep(write_s)
         return real_write(self, img)
 
     monkeypatch.setattr(TiffPageWriter, "write", slow_write)
-    demo_core.setProperty("Camera", "FastImage", "1")
-    demo_core.setExposure(0)
-    out = tmp_path / "slow.ome.tif"
-    seq = useq.MDASequence(time_plan={"interval": 0, "loops": 40})
-    sink = Recorder(demo_core, DEMO_PROFILE).sink(out)
-    backlog: list[int] = []
-    running = threading.Event()
-    running.set()
-
-    def watch() -> None:  # what waits in the recorder's memory, seen from another thread
-        while running.is_set():
-            backlog.append(sink.progress.backlog_bytes)
-            time.sleep(0.002)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        with pytest.warns(RuntimeWarning, match="outrunning the disk"):
-            demo_core.mda.run(seq, output=sink)
-    finally:
-        running.clear()
-        watcher.join()
-    # during the burst the rest waited in the camera's buffer, not in memory
-    assert max(backlog) <= 7 * frame_bytes, max(backlog) / frame_bytes
-    assert max(backlog) >= 5 * frame_bytes, "the disk was meant to fall behind"
-    assert sink.dropped_frames <= 1, "the engine may miss a burst's last frame (see snapped)"
-    with tifffile.TiffFile(out) as tf:
-        assert len(tf.pages) == 40 - sink.dropped_frames
-
-
-def test_a_burst_keeps_the_writer_two_frames_ahead_however_small_the_bound(demo_core, tmp_path,
-                                                                          monkeypatch):
-    import threading
-    import time
-
-    from nbo_recorder.capture import sink as sink_module
-    from nbo_recorder.store.tiff_writer import TiffPageWriter
-
-    # a byte bound below one frame: the writer still finds the next frame ready when it has
-    # written one (with room for one frame only, it idled while that frame was fetched)
-    monkeypatch.setattr(sink_module, "BURST_BACKLOG_LIMIT_BYTES", 1)
-    real_write = TiffPageWriter.write
-
-    def slow_write(self, img):
-        time.sleep(0.02)
-        return real_write(self, img)
-
-    monkeypatch.setattr(TiffPageWriter, "write", slow_write)
-    demo_core.setProperty("Camera", "FastImage", "1")
-    demo_core.setExposure(0)
-    frame_bytes = demo_core.getImageWidth() * demo_core.getImageHeight() * 2
-    sink = Recorder(demo_core, DEMO_PROFILE).sink(tmp_path / "two.ome.tif")
+    core.setProperty("Camera", "FastImage", "1")
+    core.setExposure(0)
+    sink = Recorder(core, DEMO_PROFILE).sink(out)
     backlog: list[int] = []
     running = threading.Event()
     running.set()
@@ -306,10 +258,43 @@ def test_a_burst_keeps_the_writer_two_frames_ahead_however_small_the_bound(demo_
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        demo_core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": 30}), output=sink)
+        with (pytest.warns(RuntimeWarning, match=warning) if warning
+              else contextlib.nullcontext()):
+            core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": frames}),
+                         output=sink)
     finally:
         running.clear()
         watcher.join()
+    return sink, backlog
+
+
+def test_slow_disk_gives_an_early_warning_and_loses_nothing(demo_core, tmp_path, monkeypatch):
+    from nbo_recorder.capture import sink as sink_module
+
+    frame_bytes = 512 * 512 * 2
+    monkeypatch.setattr(sink_module, "BACKLOG_WARN_BYTES", 3 * frame_bytes)
+    monkeypatch.setattr(sink_module, "BURST_BACKLOG_LIMIT_BYTES", 6 * frame_bytes)
+    out = tmp_path / "slow.ome.tif"
+    sink, backlog = _burst_on_a_slow_disk(demo_core, monkeypatch, out, 40, 0.03,
+                                          warning="outrunning the disk")
+    # during the burst the rest waited in the camera's buffer, not in memory
+    assert max(backlog) <= 7 * frame_bytes, max(backlog) / frame_bytes
+    assert max(backlog) >= 5 * frame_bytes, "the disk was meant to fall behind"
+    assert sink.dropped_frames <= 1, "the engine may miss a burst's last frame (see snapped)"
+    with tifffile.TiffFile(out) as tf:
+        assert len(tf.pages) == 40 - sink.dropped_frames
+
+
+def test_a_burst_keeps_the_writer_two_frames_ahead_however_small_the_bound(demo_core, tmp_path,
+                                                                          monkeypatch):
+    from nbo_recorder.capture import sink as sink_module
+
+    # a byte bound below one frame: the writer still finds the next frame ready when it has
+    # written one (with room for one frame only, it idled while that frame was fetched)
+    monkeypatch.setattr(sink_module, "BURST_BACKLOG_LIMIT_BYTES", 1)
+    frame_bytes = demo_core.getImageWidth() * demo_core.getImageHeight() * 2
+    sink, backlog = _burst_on_a_slow_disk(demo_core, monkeypatch, tmp_path / "two.ome.tif",
+                                          30, 0.02)
     sink.raise_if_failed()
     # the frame being written, the next one ready for the writer, and the one just handed
     # over, which the acquisition thread holds back until one is written (room for one frame
