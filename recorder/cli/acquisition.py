@@ -39,6 +39,7 @@ from nbo_recorder.cli.console import (
 from nbo_recorder.store.formats import FORMAT_SUFFIXES, OutputFormat, format_of
 
 if TYPE_CHECKING:
+    from ome_types.model import OME
     from pymmcore_plus import CMMCorePlus
     from useq import MDASequence
 
@@ -314,6 +315,11 @@ def summarise(path: Path) -> str:
     from nbo_recorder.judge.reader import read_outline
 
     pages, ome = read_outline(path)  # no Planes: a summary of 100,000 frames in seconds
+    return summarise_outline(path, pages, ome)
+
+
+def summarise_outline(path: Path, pages: int, ome: OME) -> str:
+    """:func:`summarise` of a file whose outline (page count, OME model) is already read."""
     sa = ome.structured_annotations
     observed = {a.id: {m.k: m.value for m in a.value.ms}
                 for a in (sa.map_annotations if sa else [])}

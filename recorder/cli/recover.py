@@ -39,7 +39,7 @@ def recover(
         "--dry-run", help="say which pages and frames would be kept or dropped; change "
                           "nothing")] = False,
 ) -> int:
-    from nbo_recorder.cli.acquisition import summarise
+    from nbo_recorder.cli.acquisition import summarise, summarise_outline
     from nbo_recorder.store.recovery import RecoveryError
     from nbo_recorder.store.recovery import recover as recover_file
 
@@ -53,6 +53,8 @@ def recover(
     if not dry_run:
         lines[0] += "; marked incomplete"
     print("\n".join(lines))
-    if not dry_run:
+    if report.outline is not None:  # what the file was verified to read back as
+        print(summarise_outline(report.path, *report.outline))
+    elif not dry_run:
         print(summarise(report.path))
     return 0

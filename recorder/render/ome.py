@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ome_types import model as m
 
@@ -245,13 +245,29 @@ def _plane_xml(plane: PlaneLayout, ann_ref: str | None) -> str:
     return f'<Plane TheZ="{z}" TheT="{t}" TheC="{c}"{number_attributes(numbers, "DeltaT")}{tail}'
 
 
+class OmeDocument(NamedTuple):
+    """A run's complete OME-XML, and the OME model it was serialised from.
+
+    ``outline`` is that XML as :func:`~nbo_recorder.judge.reader.read_outline` reads it
+    back: everything but the Planes and TiffData, with the NBO record's Value empty.
+    """
+
+    xml: str
+    outline: m.OME
+
+
 def build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     """Return the complete OME-XML for the frames recorded in ``run``."""
+    return build_ome(run, profile, software).xml
+
+
+def build_ome(run: Run, profile: Profile, software: str) -> OmeDocument:
+    """The complete OME-XML for the frames recorded in ``run``, with its outline."""
     with collector_paused():
-        return _build_ome_xml(run, profile, software)
+        return _build_ome(run, profile, software)
 
 
-def _build_ome_xml(run: Run, profile: Profile, software: str) -> str:
+def _build_ome(run: Run, profile: Profile, software: str) -> OmeDocument:
     start = run.start
     layout = layout_run(run, profile)
     annotations = AnnotationRegistry(_ome_map_annotation)
@@ -293,7 +309,9 @@ def _build_ome_xml(run: Run, profile: Profile, software: str) -> str:
     for body, rest in zip(bodies, parts[1:], strict=True):
         out.append(body)
         out.append(rest)
-    return "".join(out)
+    for image in ome.images:
+        image.pixels.metadata_only = None  # the XML has TiffData in its place
+    return OmeDocument("".join(out), ome)
 
 
 def _image(run: Run, profile: Profile, software: str, layout: ImageLayout,

@@ -29,6 +29,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tifffile
@@ -36,7 +37,7 @@ import tifffile
 from nbo_recorder.capture.documents import FrameRecord, Run, RunStop
 from nbo_recorder.collector import collector_paused
 from nbo_recorder.profile.load import parse_profile
-from nbo_recorder.render.ome import build_ome_xml
+from nbo_recorder.render.ome import build_ome
 from nbo_recorder.store.formats import is_zarr_path
 from nbo_recorder.store.journal import (
     JournalError,
@@ -61,6 +62,9 @@ from nbo_recorder.store.tiff_writer import (
     placeholder_run_id,
 )
 
+if TYPE_CHECKING:
+    from ome_types.model import OME
+
 
 class RecoveryError(RuntimeError):
     """Nothing recoverable, or the inputs are not what a crashed recording leaves."""
@@ -74,7 +78,10 @@ class RecoveryReport:
     ``undescribed_pages`` are the (new) page indices kept without plane metadata, ``notes``
     why a journaled page among them was not described;
     ``unwritten_frames`` the journaled frames whose page never reached the file;
-    ``bytes_needed`` what the new OME-XML adds to the file.
+    ``bytes_needed`` what the new OME-XML adds to the file;
+    ``outline``, once the file is finished and read back, its page count and the OME model
+    its description was written from, as :func:`~nbo_recorder.judge.reader.read_outline`
+    reads it (None for a dry run and an OME-Zarr store).
     """
 
     path: Path
@@ -88,6 +95,7 @@ class RecoveryReport:
     unwritten_frames: tuple[int, ...] = ()
     bytes_needed: int = 0
     dry_run: bool = False
+    outline: tuple[int, OME] | None = field(default=None, repr=False, compare=False)
 
     def lines(self) -> list[str]:
         """The report as sentences for a person, one per line."""
@@ -340,7 +348,7 @@ def recover(
     )
     profile = parse_profile(dict(run.start.profile), f"{jpath} (profile)")
     software = f"nbo-recorder {run.start.versions.get('nbo-recorder', '?')}"
-    xml = build_ome_xml(run, profile, software)
+    xml, outline = build_ome(run, profile, software)
     encoded = xml.encode()
     target = partial if out is None else Path(out)
     report = RecoveryReport(
@@ -358,7 +366,8 @@ def recover(
         _finish_copy(partial, target, encoded, plan.relink, verify)
     if progress is not None:
         progress(len(pages), len(pages))
-    return report
+    # the verifier has read back this XML as the file's description, over this many pages
+    return replace(report, outline=(len(plan.keep), outline))
 
 
 def _recover_store(path: Path, out: Path | None, *, reason: str | None,

@@ -63,3 +63,28 @@ def test_recover_progress_ends_at_the_intact_pages_when_the_last_is_torn(
     ome_schema.validate(load(out)[0])
     with tifffile.TiffFile(out) as tf:
         assert len(tf.pages) == 5
+
+
+def test_the_recovered_files_summary_is_what_the_file_reads_back_as(demo_core, tmp_path,
+                                                                      monkeypatch, capsys):
+    from nbo_recorder.cli.acquisition import summarise
+    from nbo_recorder.cli.main import main
+    from nbo_recorder.judge.reader import read_outline
+
+    out = tmp_path / "torn.ome.tif"
+    _unfinished_run(demo_core, out, monkeypatch)
+    os.truncate(out, out.stat().st_size - FRAME_BYTES // 2)
+    copy = tmp_path / "copy.ome.tif"
+    assert main(["recover", str(out), "--out", str(copy)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == "1 journaled frames never reached the file (frames 5)"
+    # the summary comes from the model the description was written from; read the file anew
+    assert printed[2:] == summarise(copy).splitlines()
+    assert printed[2] == f"{copy}: 5 frames in 1 image(s)"
+    pages, outline = read_outline(copy)
+    report = recover(out, dry_run=True)
+    assert report.outline is None  # nothing was written, nothing to describe
+    in_place = recover(out)
+    assert in_place.outline is not None
+    assert in_place.outline[0] == pages == 5
+    assert in_place.outline[1].model_dump() == outline.model_dump()
