@@ -23,6 +23,7 @@ from nbo_recorder.capture.versions import software_versions
 from nbo_recorder.nbo.schema import get_schema
 from nbo_recorder.profile.core_check import check_against_core
 from nbo_recorder.profile.model import Profile
+from nbo_recorder.render.bindings import prepare_ome_writer
 from nbo_recorder.render.nbo_checks import check_nbo_profile, load_checked_profile
 from nbo_recorder.store.tiff_writer import check_output_path
 
@@ -129,6 +130,8 @@ class Recorder:
         out = Path(path)
         check_output_paths(out, overwrite)  # the journal beside it too
         check_output_path(out, overwrite)
+        # the OME classes' XML bindings, worked out now rather than after the run's last frame
+        prepare_ome_writer()
         return RecordingSink(self.core, self.profile, out,
                              stop_on_device_error=self.on_device_error == "stop",
                              write_errors=self.write_errors, verify=self.verify)
