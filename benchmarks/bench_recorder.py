@@ -171,6 +171,47 @@ def bench_writer(size: int, frames: int, repeats: int) -> dict[str, Any]:
             "ratio": med["nbo-recorder"] / med["tifffile"], "all_MB_per_s": results}
 
 
+def bench_page_cpu(size: int, frames: int, repeats: int) -> dict[str, Any]:
+    """CPU time of the writing thread per page: tifffile writing each page (as the recorder's
+    writer did before it repeated pages) vs nbo-recorder's writer, the same frames, alternated.
+
+    That time is what the writer thread takes from the acquisition thread under the GIL.
+    """
+    import tifffile
+
+    from nbo_recorder.store.tiff_writer import TiffPageWriter
+
+    rng = np.random.default_rng(0)
+    data = [rng.integers(0, 4000, (size, size), dtype=np.uint16) for _ in range(4)]
+
+    def tifffile_pages(path: Path) -> None:
+        with open(path, "wb", buffering=0) as fh, tifffile.TiffWriter(fh, bigtiff=True) as tw:
+            for i in range(frames):
+                tw.write(data[i % 4], description="placeholder" if i == 0 else None,
+                         metadata=None, contiguous=False, photometric="minisblack",
+                         software="nbo-recorder")
+
+    def ours(path: Path) -> None:
+        w = TiffPageWriter(path, bigtiff=True)
+        for i in range(frames):
+            w.write(data[i % 4])
+        w.close()
+
+    fns: dict[str, Callable[[Path], None]] = {"tifffile page by page": tifffile_pages,
+                                              "nbo-recorder": ours}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    with tempfile.TemporaryDirectory(dir=REPO) as tmp:
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                path = Path(tmp) / "pages.tif"
+                t0 = time.thread_time()
+                fn(path)
+                cpu[name].append((time.thread_time() - t0) / frames * 1e6)
+                path.unlink()
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    return {"size": size, "frames": frames, "median_cpu_us_per_page": med, "all_us": cpu}
+
+
 def synthetic_run(planes: int, channels: int = 2) -> tuple[Run, Any]:
     """A run of ``planes`` frames that alternate between a few observed states."""
     profile = load_profile(PROFILE)
@@ -449,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     report["mda_2048"] = bench_mda(2048, 50 if quick else 200, max(2, reps - 2), None)
     report["verify_512"] = bench_verify(512, 30 if quick else 100, reps)
     report["writer_2048"] = bench_writer(2048, 50 if quick else 200, reps)
+    report["page_cpu_512"] = bench_page_cpu(512, 600, reps)
     report["finalise"] = bench_finalise([1000, 10000, 100000], 10000 if quick else 100000)
     report["peak_rss"] = bench_rss([100, 2000] if not quick else [100, 500])
     report["capture"] = bench_capture(300 if quick else 1000)
@@ -522,6 +564,11 @@ def format_table(r: dict[str, Any]) -> str:
     lines.append(f"| writer 2048² x {w['frames']}: nbo-recorder vs tifffile | "
                  f"{w['median_MB_per_s']['nbo-recorder']:.0f} vs "
                  f"{w['median_MB_per_s']['tifffile']:.0f} MB/s ({w['ratio']:.0%}) |")
+    c = r["page_cpu_512"]
+    lines.append(f"| writer thread CPU per {c['size']}² page (x {c['frames']}): nbo-recorder vs "
+                 f"tifffile page by page | "
+                 f"{c['median_cpu_us_per_page']['nbo-recorder']:.0f} vs "
+                 f"{c['median_cpu_us_per_page']['tifffile page by page']:.0f} µs |")
     for f in r["finalise"]:
         valid = f" valid={f['valid']}" if "valid" in f else ""
         lines.append(f"| finalise {f['planes']} planes | {f['build_s']:.3f} s, "

@@ -14,7 +14,9 @@ undoes the steps before it.
 
 tifffile's ``TiffWriter`` is used page by page (``contiguous=False``) rather than with a
 whole-series shape because the number of frames and their order across positions are known
-only as the acquisition proceeds.
+only as the acquisition proceeds. It writes the first page, and the first of each new frame
+size or type; the pages after that repeat it (:mod:`~nbo_recorder.store.page_repeat`), the
+same bytes for a fraction of tifffile's Python time per page.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import tifffile
 
+from nbo_recorder.store.page_repeat import PageRepeater
 from nbo_recorder.store.tiff_pages import (
     Patch,
     description_patch,
@@ -109,8 +112,9 @@ class TiffPageWriter:
         self._placeholder = placeholder(run_id)
         self._bigtiff = bigtiff
         self._broken = False
-        self._fh = open(path, "wb", buffering=0)
+        self._fh = open(path, "w+b", buffering=0)  # read too: page_repeat reads a page back
         self._tw: tifffile.TiffWriter | None = tifffile.TiffWriter(self._fh, bigtiff=bigtiff)
+        self._repeat: PageRepeater | None = None
         self._behind: WriteBehind | None = WriteBehind(self._fh.fileno(), path.name)
 
     @property
@@ -134,14 +138,11 @@ class TiffPageWriter:
                               f"flushing {self.path} to disk failed after "
                               f"{self.bytes_written} bytes: {failed.strerror or failed}")
         try:
-            self._tw.write(
-                frame,
-                description=self._placeholder if self.pages == 0 else None,
-                metadata=None,
-                contiguous=False,
-                photometric="minisblack",
-                software="nbo-recorder",
-            )
+            if self._repeat is not None and self._repeat.fits(frame):
+                self._repeat.write(self._fh, frame)
+                end = self._repeat.end
+            else:
+                end = self._write_with_tifffile(frame)
         except OSError as exc:
             self._broken = True  # the page may be torn: only reopen() may write again
             free = free_bytes(self.path)
@@ -160,8 +161,37 @@ class TiffPageWriter:
             ) from exc
         self.pages += 1
         if self._behind is not None:
-            self._behind.written(self._fh.tell())
+            self._behind.written(end)
         return self.pages - 1
+
+    def _write_with_tifffile(self, frame: NDArray[Any]) -> int:
+        """Append ``frame`` with tifffile; return where the file ends. A page without the
+        description becomes the one later pages of its shape repeat (:mod:`.page_repeat`)."""
+        assert self._tw is not None
+        if self._repeat is not None:
+            # pages written past tifffile: it finds the last IFD again to link after it
+            self._fh.seek(0)
+            self._repeat = None
+            # ome=False: appending to a *.ome.tif, tifffile would add OME-XML of its own
+            self._tw = tifffile.TiffWriter(self._fh, bigtiff=self._bigtiff, append=True,
+                                           ome=False)
+        start = self._fh.tell()
+        first = self.pages == 0
+        self._tw.write(
+            frame,
+            description=self._placeholder if first else None,
+            metadata=None,
+            contiguous=False,
+            photometric="minisblack",
+            software="nbo-recorder",
+        )
+        end = self._fh.tell()
+        if not first:
+            tiff = self._tw.tiff
+            self._repeat = PageRepeater.of_page(
+                self._fh.fileno(), start + start % 2, end - frame.nbytes, frame,
+                tiff.byteorder, tiff.version == 43)
+        return end
 
     def _stop_behind(self) -> None:
         behind, self._behind = self._behind, None
@@ -176,6 +206,7 @@ class TiffPageWriter:
         the file cannot be repaired or reopened (e.g. the disk is still full).
         """
         self._tw = None
+        self._repeat = None
         self._broken = True
         self._stop_behind()
         try:
@@ -184,10 +215,11 @@ class TiffPageWriter:
             pass  # closing flushes nothing (unbuffered); a torn page is dropped below
         try:
             self.pages = drop_torn_tail(self.path)
-            self._fh = open(self.path, "r+b" if self.pages else "wb", buffering=0)
-            # tifffile's append mode finds the last IFD and links new pages after it
+            self._fh = open(self.path, "r+b" if self.pages else "w+b", buffering=0)
+            # tifffile's append mode finds the last IFD and links new pages after it;
+            # ome=False, or it adds OME-XML of its own to the next page of a *.ome.tif
             self._tw = tifffile.TiffWriter(self._fh, bigtiff=self._bigtiff,
-                                           append=self.pages > 0)
+                                           append=self.pages > 0, ome=False)
             self._behind = WriteBehind(self._fh.fileno(), self.path.name)
         except (OSError, ValueError) as exc:
             raise WriterError(

@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 import tifffile
 import useq
+from ome_types.model import OME
 
 from nbo_recorder.capture.recorder import Recorder
 from nbo_recorder.cli.main import main
+from nbo_recorder.render.ome import OmeDocument
 from nbo_recorder.store import recovery as recovery_module
 from nbo_recorder.store.journal import journal_path
 from nbo_recorder.store.tiff_pages import description_patch, first_description
@@ -316,7 +318,8 @@ def test_a_result_that_does_not_read_back_is_undone(demo_core, tmp_path, monkeyp
     out = tmp_path / "part.ome.tif"
     _record(demo_core, out, monkeypatch)
     before = out.read_bytes()
-    monkeypatch.setattr(recovery_module, "build_ome_xml", lambda *_: "<not-ome/>")
+    monkeypatch.setattr(recovery_module, "build_ome",
+                        lambda *_: OmeDocument("<not-ome/>", OME()))
     assert main(["recover", str(out)]) == 2
     err = capsys.readouterr().err
     assert "does not read back" in err and "put back as it was" in err
