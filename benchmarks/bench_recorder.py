@@ -369,9 +369,11 @@ with tempfile.TemporaryDirectory(dir={repo!r}) as folder:
         core.mda.run(seq, output=output)
         wall = time.perf_counter() - start
 full = any("circular buffer" in str(w.message) for w in caught)
-core.unloadAllDevices()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({{"wall_s": wall, "buffer_warning": full, "peak_rss_mib": rss}}))
+# the result first: unloading the demo devices after a burst sometimes aborts the process
+# (glibc: double free), with pymmcore-plus's writer as with nbo-recorder's
+print(json.dumps({{"wall_s": wall, "buffer_warning": full, "peak_rss_mib": rss}}), flush=True)
+core.unloadAllDevices()
 """
 #: a round whose wall time exceeds the no-writer run's by more than this is "slow mode"
 SLOW_RATIO = 1.3
