@@ -33,7 +33,7 @@ _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 
                13: 4, 16: 8, 17: 8, 18: 8}
 _STRIP_OFFSETS = 273
 #: tifffile starts a page's image data on a multiple of this many bytes (its ``align``)
-DATA_ALIGN = 16
+_DATA_ALIGN = 16
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class PageRepeater:
         self._next_at = next_at               # where in it the next-IFD pointer is kept
         self._next_field = ifd_at + next_at   # the last page's next-IFD pointer, in the file
         self.shape, self.dtype = shape, dtype
-        self.end = end                # where the file ends
+        self.end = end                        # where the file ends
 
     @classmethod
     def of_page(cls, fd: int, ifd_at: int, data_at: int, frame: np.ndarray[Any, Any],
@@ -107,7 +107,7 @@ class PageRepeater:
                 values_end = max(values_end, start + size * count)
                 moved.append(field)
                 lay.offset.pack_into(ifd, field, start)
-        # tifffile pads the values to an even size, then the data to DATA_ALIGN bytes
+        # tifffile pads the values to an even size, then the data to _DATA_ALIGN bytes
         ifd_size = values_end + values_end % 2
         if strip_at < 0 or _data_offset(ifd_at, ifd_size) != data_at:
             return None
@@ -119,9 +119,9 @@ class PageRepeater:
         return frame.shape == self.shape and bool(frame.dtype == self.dtype)
 
     def write(self, fh: BinaryIO, frame: np.ndarray[Any, Any]) -> None:
-        """Append ``frame`` as the next page of the file open as ``fh`` (unbuffered) and
-        link it, in tifffile's order, through ``fh`` as tifffile writes; ``fh`` is left at
-        the end of the file."""
+        """Append ``frame`` as the next page of the file open as ``fh`` (unbuffered),
+        writing through ``fh`` as tifffile does, and linking the page first, as tifffile
+        does; ``fh`` is left at the end of the file."""
         at = self.end
         if at % 2:  # an IFD starts on a word boundary
             _write_all(fh, b"\0", at)
@@ -144,7 +144,7 @@ class PageRepeater:
 def _data_offset(ifd_at: int, ifd_size: int) -> int:
     """Where tifffile starts the data of a page whose IFD and values take ``ifd_size``."""
     after = ifd_at + ifd_size
-    return after + (DATA_ALIGN - after % DATA_ALIGN) % DATA_ALIGN
+    return after + (_DATA_ALIGN - after % _DATA_ALIGN) % _DATA_ALIGN
 
 
 def _write_all(fh: BinaryIO, data: bytes | bytearray | memoryview, offset: int) -> None:
