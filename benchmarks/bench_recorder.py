@@ -303,6 +303,70 @@ def bench_rss(counts: list[int]) -> list[dict[str, Any]]:
     return out
 
 
+_LONG_CHILD = """
+import json, os, resource, sys, tempfile, threading, time
+sys.path.insert(0, {repo!r})
+sys.path.insert(0, {repo!r} + "/benchmarks")
+sys.modules["ome_types.units"] = None  # as where pint is not installed
+import useq
+from bench_recorder import demo_core, PROFILE
+
+core = demo_core({size})
+page = os.sysconf("SC_PAGE_SIZE")
+samples, stop, sink = [], threading.Event(), None
+
+def sample():
+    while not stop.wait(0.25):
+        rss = int(open("/proc/self/statm").read().split()[1]) * page / 2**20
+        n = len(sink.run.frames) if sink is not None and sink.run is not None else None
+        samples.append((n, rss))
+
+seq = useq.MDASequence(time_plan={{"interval": 0, "loops": {frames}}})
+with tempfile.TemporaryDirectory(dir={repo!r}) as folder:
+    if {writer!r} == "nbo-recorder":
+        from nbo_recorder.capture.recorder import Recorder
+        sink = Recorder(core, PROFILE).sink(folder + "/long.ome.tif")
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    core.mda.run(seq, output=sink)
+    wall = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    written = len(sink.run.frames) if sink is not None and sink.run is not None else None
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"wall_s": wall, "peak_rss_mib": peak, "written": written,
+                  "samples": samples}}), flush=True)
+core.unloadAllDevices()
+"""
+
+
+def bench_long_rss(frames: int, size: int) -> dict[str, Any]:
+    """Memory over a long run: ``frames`` hardware-sequenced frames of ``size``², no writer
+    and nbo-recorder, each in a fresh process; RSS sampled every 0.25 s from a thread.
+
+    Reported: each run's peak RSS, and for nbo-recorder the RSS once 10 % and 95 % of the
+    frames were written (growth over the run, what the recorder keeps per frame).
+    """
+    out: dict[str, Any] = {"frames": frames, "size": size}
+    for writer in ("none", "nbo-recorder"):
+        code = _LONG_CHILD.format(repo=str(REPO), size=size, frames=frames, writer=writer)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=3600, cwd=REPO)
+        line = next((ln for ln in done.stdout.splitlines() if ln.startswith("{")), None)
+        if line is None:
+            raise RuntimeError(f"{writer}: exit {done.returncode}: {done.stderr[-500:]}")
+        child = json.loads(line)
+        entry = {"wall_s": child["wall_s"], "peak_rss_mib": child["peak_rss_mib"]}
+        if writer == "nbo-recorder":
+            def rss_at(fraction: float, samples: list[list[Any]] = child["samples"]) -> float:
+                return next(rss for n, rss in samples if n is not None and n >= fraction * frames)
+            entry.update(written=child["written"], rss_at_10_percent_mib=rss_at(0.10),
+                         rss_at_95_percent_mib=rss_at(0.95))
+        out[writer] = entry
+    return out
+
+
 def bench_capture(frames: int) -> dict[str, Any]:
     """Per-frame state-capture cost on the acquisition thread (RecordingSink._on_frame)."""
     import useq
@@ -495,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     report["page_cpu_512"] = bench_page_cpu(512, 600, reps)
     report["finalise"] = bench_finalise([1000, 10000, 100000], 10000 if quick else 100000)
     report["peak_rss"] = bench_rss([100, 2000] if not quick else [100, 500])
+    report["long_rss"] = bench_long_rss(10_000 if quick else 100_000, 64)
     report["capture"] = bench_capture(300 if quick else 1000)
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(format_burst_table(report))
@@ -580,6 +645,12 @@ def format_table(r: dict[str, Any]) -> str:
                  if "peak_rss_mb" in p else "failed")
         err = f" ({p['error']})" if p.get("error") else ""
         lines.append(f"| peak RSS, {p['frames']} frames 512² | {value}{err} |")
+    lr = r["long_rss"]
+    nbo = lr["nbo-recorder"]
+    lines.append(f"| peak RSS, {lr['frames']} frames {lr['size']}²: nbo-recorder vs no writer | "
+                 f"{nbo['peak_rss_mib']:.0f} vs {lr['none']['peak_rss_mib']:.0f} MiB; during "
+                 f"the run {nbo['rss_at_10_percent_mib']:.0f} MiB at 10 % of the frames, "
+                 f"{nbo['rss_at_95_percent_mib']:.0f} MiB at 95 % |")
     c = r["capture"]
     lines.append(f"| per-frame capture, {c['frames']} frames | median {c['median_us']:.1f} µs, "
                  f"p95 {c['p95_us']:.1f} µs, {c['device_reads_during_run']} property reads "
