@@ -57,16 +57,12 @@ class PageRepeater:
     """Writes pages that repeat one page tifffile wrote (see the module docstring)."""
 
     def __init__(self, lay: _Layout, ifd: bytes, moved: tuple[int, ...], strip_at: int,
-                 next_at: int, ifd_at: int, shape: tuple[int, ...], dtype: np.dtype[Any],
-                 end: int) -> None:
+                 next_at: int) -> None:
         self._lay = lay
-        self._ifd = ifd                       # the IFD and its values, as at offset 0
-        self._moved = moved                   # where in it offsets to its values are kept
-        self._strip_at = strip_at             # where in it the page's data offset is kept
-        self._next_at = next_at               # where in it the next-IFD pointer is kept
-        self._next_field = ifd_at + next_at   # the last page's next-IFD pointer, in the file
-        self.shape, self.dtype = shape, dtype
-        self.end = end                        # where the file ends
+        self._ifd = ifd             # the IFD and its values, as at offset 0
+        self._moved = moved         # where in it offsets to its values are kept
+        self._strip_at = strip_at   # where in it the page's data offset is kept
+        self._next_at = next_at     # where in it the next-IFD pointer is kept
 
     @classmethod
     def of_page(cls, fd: int, ifd_at: int, data_at: int, frame: np.ndarray[Any, Any],
@@ -111,23 +107,23 @@ class PageRepeater:
         ifd_size = values_end + values_end % 2
         if strip_at < 0 or _data_offset(ifd_at, ifd_size) != data_at:
             return None
-        return cls(lay, bytes(ifd[:ifd_size]), tuple(moved), strip_at, next_at, ifd_at,
-                   frame.shape, frame.dtype, data_at + frame.nbytes)
+        return cls(lay, bytes(ifd[:ifd_size]), tuple(moved), strip_at, next_at)
 
-    def fits(self, frame: np.ndarray[Any, Any]) -> bool:
-        """Whether ``frame`` makes a page like the repeated one (same shape and type)."""
-        return frame.shape == self.shape and bool(frame.dtype == self.dtype)
+    def write(self, fh: BinaryIO, frame: np.ndarray[Any, Any], end: int,
+              link_at: int) -> tuple[int, int]:
+        """Append ``frame`` as a page at ``end``, the end of the file open as ``fh``
+        (unbuffered), and link it from the last page's next-IFD pointer at ``link_at``;
+        return where the file ends now and where the new page's pointer is.
 
-    def write(self, fh: BinaryIO, frame: np.ndarray[Any, Any]) -> None:
-        """Append ``frame`` as the next page of the file open as ``fh`` (unbuffered),
-        writing through ``fh`` as tifffile does, and linking the page first, as tifffile
-        does; ``fh`` is left at the end of the file."""
-        at = self.end
+        Written through ``fh`` as tifffile writes, and linked first, as tifffile links;
+        ``fh`` is left at the end of the file.
+        """
+        at = end
         if at % 2:  # an IFD starts on a word boundary
             _write_all(fh, b"\0", at)
             at += 1
         lay = self._lay
-        _write_all(fh, lay.offset.pack(at), self._next_field)
+        _write_all(fh, lay.offset.pack(at), link_at)
         data_at = _data_offset(at, len(self._ifd))
         ifd = bytearray(self._ifd)
         for field in self._moved:
@@ -137,8 +133,14 @@ class PageRepeater:
         data = np.ascontiguousarray(frame)
         _write_all(fh, ifd, at)
         _write_all(fh, data.data.cast("B"), data_at)
-        self._next_field = at + self._next_at
-        self.end = data_at + data.nbytes
+        return data_at + data.nbytes, at + self._next_at
+
+
+def next_ifd_field(fd: int, ifd_at: int, byteorder: str, bigtiff: bool) -> int:
+    """Where the next-IFD pointer of the IFD at ``ifd_at`` (in the file open as ``fd``) is."""
+    lay = _layout(byteorder, bigtiff)
+    (n,) = lay.count.unpack(os.pread(fd, lay.count.size, ifd_at))
+    return ifd_at + lay.count.size + int(n) * lay.entry.size
 
 
 def _data_offset(ifd_at: int, ifd_size: int) -> int:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import tifffile
 
-from nbo_recorder.store.page_repeat import PageRepeater
+from nbo_recorder.store.page_repeat import PageRepeater, next_ifd_field
 from nbo_recorder.store.tiff_pages import (
     Patch,
     description_patch,
@@ -114,7 +114,11 @@ class TiffPageWriter:
         self._broken = False
         self._fh = open(path, "w+b", buffering=0)  # read too: page_repeat reads a page back
         self._tw: tifffile.TiffWriter | None = tifffile.TiffWriter(self._fh, bigtiff=bigtiff)
-        self._repeat: PageRepeater | None = None
+        #: per frame shape and type, the page tifffile wrote that later ones repeat
+        self._repeats: dict[tuple[tuple[int, ...], str], PageRepeater] = {}
+        self._end = 0                       # where the file ends
+        self._link_at: int | None = None    # where the last page's next-IFD pointer is
+        self._tifffile_current = True       # tifffile wrote the last page
         self._behind: WriteBehind | None = WriteBehind(self._fh.fileno(), path.name)
 
     @property
@@ -138,11 +142,14 @@ class TiffPageWriter:
                               f"flushing {self.path} to disk failed after "
                               f"{self.bytes_written} bytes: {failed.strerror or failed}")
         try:
-            if self._repeat is not None and self._repeat.fits(frame):
-                self._repeat.write(self._fh, frame)
-                end = self._repeat.end
+            kind = (frame.shape, frame.dtype.str)
+            repeat = self._repeats.get(kind)
+            if repeat is not None and self._link_at is not None:
+                self._end, self._link_at = repeat.write(self._fh, frame, self._end,
+                                                        self._link_at)
+                self._tifffile_current = False
             else:
-                end = self._write_with_tifffile(frame)
+                self._write_with_tifffile(frame, kind)
         except OSError as exc:
             self._broken = True  # the page may be torn: only reopen() may write again
             free = free_bytes(self.path)
@@ -161,20 +168,28 @@ class TiffPageWriter:
             ) from exc
         self.pages += 1
         if self._behind is not None:
-            self._behind.written(end)
+            self._behind.written(self._end)
         return self.pages - 1
 
-    def _write_with_tifffile(self, frame: NDArray[Any]) -> int:
-        """Append ``frame`` with tifffile; return where the file ends. A page without the
-        description becomes the one later pages of its shape repeat (:mod:`.page_repeat`)."""
+    def _forget_pages(self) -> None:
+        """A new TiffWriter: no page to repeat yet, nor one to link after."""
+        self._repeats = {}
+        self._end = 0
+        self._link_at = None
+        self._tifffile_current = True
+
+    def _write_with_tifffile(self, frame: NDArray[Any],
+                             kind: tuple[tuple[int, ...], str]) -> None:
+        """Append ``frame`` with tifffile. A page without the description becomes the one
+        later pages of its shape and type repeat (:mod:`~nbo_recorder.store.page_repeat`)."""
         assert self._tw is not None
-        if self._repeat is not None:
-            # pages written past tifffile: it finds the last IFD again to link after it
+        if not self._tifffile_current:
+            # pages were written past tifffile: it finds the last IFD again, once per new
+            # kind of frame; ome=False, or it adds OME-XML of its own to a *.ome.tif's page
             self._fh.seek(0)
-            self._repeat = None
-            # ome=False: appending to a *.ome.tif, tifffile would add OME-XML of its own
             self._tw = tifffile.TiffWriter(self._fh, bigtiff=self._bigtiff, append=True,
                                            ome=False)
+            self._tifffile_current = True
         start = self._fh.tell()
         first = self.pages == 0
         self._tw.write(
@@ -185,13 +200,16 @@ class TiffPageWriter:
             photometric="minisblack",
             software="nbo-recorder",
         )
-        end = self._fh.tell()
+        self._end = self._fh.tell()
+        ifd_at = start + start % 2  # tifffile starts an IFD on a word boundary
+        fd, tiff = self._fh.fileno(), self._tw.tiff
+        bigtiff = tiff.version == 43
+        self._link_at = next_ifd_field(fd, ifd_at, tiff.byteorder, bigtiff)
         if not first:
-            tiff = self._tw.tiff
-            self._repeat = PageRepeater.of_page(
-                self._fh.fileno(), start + start % 2, end - frame.nbytes, frame,
-                tiff.byteorder, tiff.version == 43)
-        return end
+            repeat = PageRepeater.of_page(fd, ifd_at, self._end - frame.nbytes, frame,
+                                          tiff.byteorder, bigtiff)
+            if repeat is not None:
+                self._repeats[kind] = repeat
 
     def _stop_behind(self) -> None:
         behind, self._behind = self._behind, None
@@ -206,7 +224,6 @@ class TiffPageWriter:
         the file cannot be repaired or reopened (e.g. the disk is still full).
         """
         self._tw = None
-        self._repeat = None
         self._broken = True
         self._stop_behind()
         try:
@@ -220,6 +237,7 @@ class TiffPageWriter:
             # ome=False, or it adds OME-XML of its own to the next page of a *.ome.tif
             self._tw = tifffile.TiffWriter(self._fh, bigtiff=self._bigtiff,
                                            append=self.pages > 0, ome=False)
+            self._forget_pages()
             self._behind = WriteBehind(self._fh.fileno(), self.path.name)
         except (OSError, ValueError) as exc:
             raise WriterError(
