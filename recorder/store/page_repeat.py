@@ -16,7 +16,7 @@ Only what this needs of the TIFF format is read here: the IFD's entry count, its
 value types and counts (to find the values stored outside the IFD), StripOffsets and the
 next-IFD pointer. A page with more than one strip, or a layout other than tifffile's (IFD,
 its values, data aligned to 16 bytes), is not repeated: :meth:`PageRepeater.of_page` returns
-None and tifffile writes every page.
+None and tifffile writes every page of that kind.
 """
 
 from __future__ import annotations
