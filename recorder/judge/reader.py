@@ -148,11 +148,24 @@ def _first_description(path: Path) -> str:
     if value is None:
         raise NotOmeTiffError(f"{path}: not a readable TIFF (its first ImageDescription lies "
                               "past the end of the file)")
-    value = value.split(b"\0", 1)[0]
+    # the text up to the NUL, ASCII whitespace trimmed by index: splitting and stripping a
+    # long run's 50 MB description copied it twice, a fifth of what validating it takes
+    end = value.find(b"\0")
+    end = len(value) if end < 0 else end
+    start = 0
+    while start < end and value[start] in _ASCII_SPACE:
+        start += 1
+    while end > start and value[end - 1] in _ASCII_SPACE:
+        end -= 1
+    text = memoryview(value)[start:end]
     try:
-        return value.decode("utf-8").strip()
+        return str(text, "utf-8").strip()
     except UnicodeDecodeError:
-        return value.decode("cp1252", errors="replace").strip()
+        return str(text, "cp1252", errors="replace").strip()
+
+
+#: what ``bytes.strip()`` strips (``str.strip()`` then strips any other whitespace)
+_ASCII_SPACE = b" \t\n\r\x0b\x0c"
 
 
 def nbo_record(ome_xml: str | ET.Element) -> ET.Element | None:

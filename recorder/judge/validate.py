@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from lxml import etree  # type: ignore[import-untyped]
 
 from nbo_recorder.collector import collector_paused
+from nbo_recorder.judge.plane_runs import check_runs, cut_runs, first_planes
 from nbo_recorder.judge.reader import map_annotations, nbo_record, read_ome_xml, read_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
@@ -82,6 +83,54 @@ Grade = tuple[str, str, int, str, str, str, str]
 GradedElement = tuple[str, str, tuple[Grade, ...]]
 
 
+class GradedRun(NamedTuple):
+    """Planes ``first`` to ``first + size - 1`` (0-based) of one Pixels, graded alike:
+    it stands for their graded elements, in order (see
+    :mod:`~nbo_recorder.judge.plane_runs`)."""
+
+    #: their path but for the Plane's number and ``]``: ``/OME/Image[1]/Pixels[1]/Plane[``
+    path: str
+    #: their subject, but for the plane's number when ``numbered``: ``Image 0, plane ``
+    subject: str
+    numbered: bool
+    first: int
+    size: int
+    grades: tuple[Grade, ...]
+
+    def members(self) -> Iterator[GradedElement]:
+        """The elements it stands for."""
+        for k in range(self.first, self.first + self.size):
+            yield (f"{self.path}{k + 1}]", f"{self.subject}{k}" if self.numbered
+                   else self.subject, self.grades)
+
+    def least_path(self) -> str:
+        """The first of its members' paths in text order (``Plane[100]`` before
+        ``Plane[11]``): among numbers of one length, the smallest (text order is then
+        number order), so one per length."""
+        low, high = self.first + 1, self.first + self.size
+        return self.path + min(f"{max(low, 10 ** (digits - 1))}]"
+                               for digits in range(len(str(low)), len(str(high)) + 1))
+
+    def member_at(self, path: str) -> bool:
+        """Whether ``path`` is one of its members'."""
+        number = path[len(self.path):-1]
+        return (path.startswith(self.path) and path.endswith("]") and number.isdigit()
+                and self.first < int(number) <= self.first + self.size)
+
+
+#: what :attr:`ValidationReport.elements` lists: elements, and runs of Planes graded alike
+Graded = GradedElement | GradedRun
+
+
+def _each(elements: Iterable[Graded]) -> Iterator[GradedElement]:
+    """``elements`` with each run of Planes in it as the elements it stands for."""
+    for item in elements:
+        if isinstance(item, GradedRun):
+            yield from item.members()
+        else:
+            yield item
+
+
 @dataclass
 class ValidationReport:
     """Everything ``nbo-recorder validate`` prints, in a JSON-friendly shape.
@@ -95,20 +144,20 @@ class ValidationReport:
     tier: int
     extensions: tuple[str, ...]
     graded: str
-    elements: list[GradedElement] = field(default_factory=list, repr=False)
+    elements: list[Graded] = field(default_factory=list, repr=False)
     schema_errors: list[str] = field(default_factory=list)
     verdicts: dict[str, dict[str, bool]] = field(default_factory=dict)
 
     @property
     def rows(self) -> list[AttributeRow]:
         """Every applicable attribute of every element, in the order they were graded."""
-        return [_row(path, subject, g) for path, subject, grades in self.elements
+        return [_row(path, subject, g) for path, subject, grades in _each(self.elements)
                 for g in grades]
 
     @property
     def failures(self) -> list[AttributeRow]:
         """MUST attributes at or below the chosen tier that the file lacks."""
-        return [_row(path, subject, g) for path, subject, grades in self._failing()
+        return [_row(path, subject, g) for path, subject, grades in _each(self._failing())
                 for g in grades]
 
     @property
@@ -118,9 +167,9 @@ class ValidationReport:
 
     def as_json(self) -> dict[str, Any]:
         return self._document(
-            [_row_dict(path, subject, g) for path, subject, grades in self._failing()
+            [_row_dict(path, subject, g) for path, subject, grades in _each(self._failing())
              for g in grades],
-            [_row_dict(path, subject, g) for path, subject, grades in self.elements
+            [_row_dict(path, subject, g) for path, subject, grades in _each(self.elements)
              for g in grades])
 
     def _document(self, failures: Any, attributes: Any) -> dict[str, Any]:
@@ -129,7 +178,7 @@ class ValidationReport:
                 "verdicts": self.verdicts, "schema_errors": self.schema_errors,
                 "failures": failures, "attributes": attributes}
 
-    def _failing(self) -> Iterator[GradedElement]:
+    def _failing(self) -> Iterator[Graded]:
         """The elements with a failing grade, with just those grades."""
         return _only(self.elements, lambda g: _fails(g, self.tier))
 
@@ -142,7 +191,8 @@ class ValidationReport:
         (with the function ``json`` itself encodes strings with).
         """
         out = ["{"]
-        for key, value in self._document(self._failing(), iter(self.elements)).items():
+        for key, value in self._document(_each(self._failing()),
+                                         _each(self.elements)).items():
             out.append(f"\n  {json.dumps(key)}: ")
             if key in ("failures", "attributes"):
                 _rows_json(value, out)
@@ -204,17 +254,18 @@ def _row(path: str, subject: str, grade: Grade) -> AttributeRow:
                         reason, subject)
 
 
-def _only(elements: Iterable[GradedElement],
-          keep: Callable[[Grade], bool]) -> Iterator[GradedElement]:
+def _only(elements: Iterable[Graded], keep: Callable[[Grade], bool]) -> Iterator[Graded]:
     """``elements`` with just the grades ``keep`` accepts, each shared tuple filtered once;
-    an element left with none is skipped."""
+    an element (or run) left with none is skipped."""
     done: dict[int, tuple[Grade, ...]] = {}  # by id: the tuples stay alive in ``elements``
-    for path, subject, grades in elements:
+    for item in elements:
+        grades = item[-1]
         mine = done.get(id(grades))
         if mine is None:
             mine = done[id(grades)] = tuple(g for g in grades if keep(g))
         if mine:
-            yield path, subject, mine
+            yield (item._replace(grades=mine) if isinstance(item, GradedRun)
+                   else (item[0], item[1], mine))
 
 
 def _fails(grade: Grade, tier: int) -> bool:
@@ -222,10 +273,11 @@ def _fails(grade: Grade, tier: int) -> bool:
     return grade[3] == "MUST" and grade[2] <= tier and grade[5] != "present"
 
 
-def _distinct_grades(elements: Iterable[GradedElement]) -> Iterator[Grade]:
+def _distinct_grades(elements: Iterable[Graded]) -> Iterator[Grade]:
     """Each grade of ``elements`` once per shared tuple."""
     seen: set[int] = set()
-    for _, _, grades in elements:
+    for item in elements:
+        grades = item[-1]
         if id(grades) not in seen:
             seen.add(id(grades))
             yield from grades
@@ -280,9 +332,16 @@ def validate_file(path: str | Path, tier: int = 1,
     _check_choice(tier, extensions)
     with collector_paused():
         xml = read_ome_xml(path)
-        record = _record_alone(xml)
-        if record is not None:
-            return grade(record, record, str(path), tier, extensions, in_place=True)
+        alone = _record_alone(xml)
+        if alone is not None:
+            record, runs, passed = alone
+            report = grade(record, record, str(path), tier, extensions, in_place=True,
+                           runs=runs)
+            if passed():
+                return report
+            whole = _record_parsed(xml)  # None if a Plane cut out is not well-formed
+            if whole is not None:
+                return grade(whole, whole, str(path), tier, extensions, in_place=True)
         tree = _parse(Path(path), xml)
         return grade(tree, nbo_record(tree), str(path), tier, extensions, in_place=True)
 
@@ -304,7 +363,40 @@ class _NoTree:
         return None
 
 
-def _record_alone(xml: str) -> Any:
+def _record_bounds(xml: str) -> tuple[int, int] | None:
+    """Where the NBO record is in ``xml``, when the text is laid out as the recorder
+    writes it (see :func:`_record_alone`); None otherwise."""
+    start = xml.find(_RECORD_START)
+    # "!" and "?" are rare in OME-XML, "<" is not: searching for "<!" itself takes a
+    # file of 100,000 Planes ten times as long
+    if (start < 0 or xml.find(_RECORD_START, start + 1) >= 0
+            or ("!" in xml and "<!" in xml) or (xml.find("?", 1) >= 0 and xml.find("<?", 1) >= 0)
+            or not _DOCUMENT_START.match(xml)
+            or xml.count('xmlns="', 0, start) != 1
+            or xml.count("<XMLAnnotation") != 1
+            or xml.count(f'Namespace="{NBO_NAMESPACE}"') != 1
+            or not _ANNOTATION_START.search(xml, max(0, start - 1000), start)):
+        return None
+    end = xml.find("</OME>", start)
+    if (end < 0 or xml.find("<OME", start + 1, end) >= 0
+            or not _ANNOTATION_END.match(xml, end)):
+        return None
+    return start, end + len("</OME>")
+
+
+def _record_parsed(xml: str) -> Any:
+    """The NBO record of ``xml`` (where :func:`_record_bounds` finds it) parsed whole; None
+    if it is not well-formed."""
+    bounds = _record_bounds(xml)
+    if bounds is None:
+        return None
+    try:
+        return etree.fromstring(xml[bounds[0]:bounds[1]].encode(), XML_PARSER)
+    except etree.XMLSyntaxError:
+        return None
+
+
+def _record_alone(xml: str) -> tuple[Any, dict[Any, int], Callable[[], bool]] | None:
     """The NBO record of ``xml`` parsed on its own by lxml, when the text is laid out as
     the recorder writes it; None otherwise (the caller then parses the whole text).
 
@@ -317,30 +409,43 @@ def _record_alone(xml: str) -> Any:
     and no other ``<OME`` in between; it is the record :func:`nbo_record` finds when the
     document is OME 2016-06, declares no other default namespace and has one XMLAnnotation,
     of the NBO namespace, holding it as its Value.
+
+    Each Pixels' long run of Planes is cut to its first Plane, which then stands for as
+    many Planes after it as the returned mapping says, and the checks that they are
+    graded alike start (:mod:`~nbo_recorder.judge.plane_runs`). The returned function
+    waits for them: if it says they failed, the caller grades the whole record instead.
     """
+    # where the record is if the text is laid out so, checked once the Planes' checks run
     start = xml.find(_RECORD_START)
-    if (start < 0 or xml.find(_RECORD_START, start + 1) >= 0 or "<!" in xml
-            or xml.find("<?", 1) >= 0 or not _DOCUMENT_START.match(xml)
-            or xml.count('xmlns="', 0, start) != 1
-            or xml.count("<XMLAnnotation") != 1
-            or xml.count(f'Namespace="{NBO_NAMESPACE}"') != 1
-            or not _ANNOTATION_START.search(xml, max(0, start - 1000), start)):
+    end = xml.find("</OME>", start) + len("</OME>")
+    if start < 0 or end < len("</OME>"):
         return None
-    end = xml.find("</OME>", start)
-    if (end < 0 or xml.find("<OME", start + 1, end) >= 0
-            or not _ANNOTATION_END.match(xml, end)):
+    text = xml[start:end]
+    cut = cut_runs(text)
+    record: Any = None
+    firsts: list[Any] | None = None
+    if cut.runs:
+        try:
+            record = etree.fromstring(cut.text.encode(), XML_PARSER)
+            firsts = first_planes(record, cut)
+        except etree.XMLSyntaxError:
+            pass
+    passed = check_runs(cut.runs, firsts) if firsts is not None else lambda: True
+    if _record_bounds(xml) != (start, end):
+        passed()  # no thread outlives the call
         return None
-    end += len("</OME>")
     scan = etree.XMLParser(target=_NoTree(), remove_comments=True, remove_pis=True,
                            no_network=True, resolve_entities=False, huge_tree=True)
     try:
-        record = etree.fromstring(xml[start:end].encode(), XML_PARSER)
         # the rest, with an empty element for the record (well-formed on its own, so the
         # whole is well-formed if and only if this is)
         etree.fromstring(f"{xml[:start]}{_RECORD_START}/>{xml[end:]}".encode(), scan)
+        if firsts is not None:
+            return record, dict(zip(firsts, (run.count for run in cut.runs), strict=True)), passed
+        return etree.fromstring(text.encode(), XML_PARSER), {}, lambda: True
     except etree.XMLSyntaxError:
+        passed()  # no thread outlives the call
         return None
-    return record
 
 
 def _parse(path: Path, xml: str) -> Any:
@@ -383,12 +488,15 @@ def _check_choice(tier: int, extensions: Sequence[Extension]) -> None:
 
 
 def grade(tree: Any, record: Any, source: str, tier: int,
-          extensions: Sequence[Extension], *, in_place: bool = False) -> ValidationReport:
+          extensions: Sequence[Extension], *, in_place: bool = False,
+          runs: dict[Any, int] | None = None) -> ValidationReport:
     """Grade the NBO ``record`` of an OME document (``tree``), or its OME part if it has none.
 
     ``tree`` and ``record`` are ElementTree's or lxml's elements. With ``in_place`` (the
     caller is done with ``record``), the XSD validation works on an lxml ``record`` itself
-    instead of a copy: it inserts placeholders for missing children there.
+    instead of a copy: it inserts placeholders for missing children there. ``runs`` maps
+    a Plane of ``record`` to how many Planes, cut out after it, it stands for (graded as
+    it is, checked valid: see :mod:`~nbo_recorder.judge.plane_runs`).
     """
     if record is not None:
         root, graded = record, "the embedded NBO v2.01 record"
@@ -400,8 +508,9 @@ def grade(tree: Any, record: Any, source: str, tier: int,
     # an extension left out is then recognised as such instead of reported as invalid
     paths = element_paths(root)
     subject = _subjects(root)
-    everything = (_missing_children(paths, subject, EXTENSIONS)
-                  + _attribute_grades(root, paths, subject))
+    everything = _with_runs(_missing_children(paths, subject, EXTENSIONS)
+                            + _attribute_grades(root, paths, subject),
+                            runs or {}, paths, subject)
     chosen = set(extensions)
     report.elements = (everything if chosen >= set(EXTENSIONS)
                        else list(_only(everything, lambda g: g[4] in chosen)))
@@ -418,17 +527,42 @@ def grade(tree: Any, record: Any, source: str, tier: int,
     return report
 
 
+def _with_runs(elements: list[GradedElement], runs: dict[Any, int],
+               paths: dict[Any, tuple[str, tuple[str, ...]]],
+               subject: dict[Any, str]) -> list[Graded]:
+    """``elements``, with the run each Plane of ``runs`` stands for after each entry of it."""
+    if not runs:
+        return list(elements)
+    after: dict[str, GradedRun] = {}  # by the standing Plane's path: its run, but grades
+    for plane, count in runs.items():
+        path, about = paths[plane][0], subject[plane]
+        numbered = about.endswith(", plane 0")
+        after[path] = GradedRun(path.removesuffix("1]"), about[:-1] if numbered else about,
+                                numbered, 1, count, ())
+    out: list[Graded] = []
+    for item in elements:
+        out.append(item)
+        run = after.get(item[0])
+        if run is not None:
+            out.append(run._replace(grades=item[2]))
+    return out
+
+
 def _new_schema_errors(errors: Iterable[ValidationIssue],
-                       everything: list[GradedElement]) -> list[str]:
+                       everything: list[Graded]) -> list[str]:
     """The XSD errors to report: all but a missing attribute the attribute table already
     reports (not present) for that element."""
     errors = list(errors)
     wanted = {e.path for e in errors if e.attribute is not None}
     by_path: dict[str, list[tuple[Grade, ...]]] = {}
     if wanted:
-        for path, _, grades in everything:
-            if path in wanted:
-                by_path.setdefault(path, []).append(grades)
+        for item in everything:
+            if isinstance(item, GradedRun):
+                for path in wanted:
+                    if item.member_at(path):
+                        by_path.setdefault(path, []).append(item.grades)
+            elif item[0] in wanted:
+                by_path.setdefault(item[0], []).append(item[2])
     out = []
     for e in errors:
         if e.attribute is not None:
@@ -618,67 +752,80 @@ _IN_IMAGE = re.compile(r"^(?P<image>Image \d+), (?P<kind>channel|plane) (?P<inde
                        r"(?P<name> '.*')?(?P<rest>(?:, [^']*)?)$")
 
 
-def _about(subjects: Iterable[str]) -> str:
+def _about(subjects: Iterable[str | GradedRun]) -> str:
     """The subjects of rows that collapse into one: channels and planes of an Image listed
     once (``Image 0, planes 0-17``, ``Image 0, channels 0 'DAPI', 1 'FITC'``)."""
-    parts: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
+    # per Image, kind and rest: the (first, last) numbers and name of each subject
+    parts: dict[tuple[str, str, str], list[tuple[int, int, str]]] = {}
     for subject in subjects:
+        last = 0
+        if isinstance(subject, GradedRun):
+            last = subject.size - 1
+            subject = next(subject.members())[1]
         match = _IN_IMAGE.match(subject)
         if match is None:
             parts.setdefault((subject, "", ""), [])
         else:
             key = (match["image"], match["kind"], match["rest"])
-            parts.setdefault(key, []).append((int(match["index"]), match["name"] or ""))
+            first = int(match["index"])
+            parts.setdefault(key, []).append((first, first + last, match["name"] or ""))
     out = []
     for (where, kind, rest), items in parts.items():
         if not kind:
             out.append(where)
             continue
-        many = "s" if len(items) > 1 else ""
-        listed = (_ranges([i for i, _ in items]) if kind == "plane"
-                  else ", ".join(f"{i}{name}" for i, name in items))
+        many = "s" if len(items) > 1 or items[0][0] != items[0][1] else ""
+        listed = (_ranges([(a, b) for a, b, _ in items]) if kind == "plane"
+                  else ", ".join(f"{i}{name}" for i, _, name in items))
         out.append(f"{where}, {kind}{many} {listed}{rest}")
     return "; ".join(out)
 
 
-def _ranges(numbers: list[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``0-2, 5``."""
-    spans: list[list[int]] = []
-    for n in sorted(set(numbers)):
-        if spans and n == spans[-1][1] + 1:
-            spans[-1][1] = n
+def _ranges(spans: list[tuple[int, int]]) -> str:
+    """``[(0, 0), (1, 2), (5, 5)]`` -> ``0-2, 5``."""
+    merged: list[list[int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], b)
         else:
-            spans.append([n, n])
-    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+            merged.append([a, b])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in merged)
 
 
 class _Rows(NamedTuple):
     """The report rows of one grade: the (path, element k, grade j) the first of them sorts
-    by, and their subjects in row order (by path, then place)."""
+    by, and their subjects in row order (by path, then place; a run of Planes where its
+    first member in that order is)."""
 
     first: tuple[str, int, int]
-    subjects: list[str]
+    subjects: list[str | GradedRun]
+
+    def rows(self) -> int:
+        """How many rows: a run of Planes counts as its Planes."""
+        return sum(s.size if isinstance(s, GradedRun) else 1 for s in self.subjects)
 
 
-def _rows_by_grade(elements: Iterable[GradedElement]) -> dict[Grade, _Rows]:
+def _rows_by_grade(elements: Iterable[Graded]) -> dict[Grade, _Rows]:
     """The rows of each grade of ``elements``, ordered by path and place in the report.
 
     Elements that share one tuple of grades (a long run's Planes) are gathered, and put in
     row order, once for all the grades only they have: 100,000 Planes with 7 attributes
     each are sorted once, not as 700,000 rows.
     """
-    members: dict[int, tuple[tuple[Grade, ...], list[tuple[str, int, str]]]] = {}
-    for k, (path, subject, grades) in enumerate(elements):
+    members: dict[int, tuple[tuple[Grade, ...], list[tuple[str, int, str | GradedRun]]]] = {}
+    for k, item in enumerate(elements):
+        grades = item[-1]
         entry = members.get(id(grades))
         if entry is None:
             entry = members[id(grades)] = (grades, [])
-        entry[1].append((path, k, subject))
-    sources: dict[Grade, list[tuple[int, list[tuple[str, int, str]]]]] = {}
+        entry[1].append((item.least_path(), k, item) if isinstance(item, GradedRun)
+                        else (item[0], k, item[1]))
+    sources: dict[Grade, list[tuple[int, list[tuple[str, int, str | GradedRun]]]]] = {}
     for grades, elements_with in members.values():
         for j, g in enumerate(grades):
             sources.setdefault(g, []).append((j, elements_with))
     # by id of a member list: its first (path, place) and its subjects in row order
-    ordered: dict[int, tuple[tuple[str, int], list[str]]] = {}
+    ordered: dict[int, tuple[tuple[str, int], list[str | GradedRun]]] = {}
     out: dict[Grade, _Rows] = {}
     for g, found in sources.items():
         if len(found) == 1:  # rows of one grade j each: in the order of (path, place)
@@ -729,7 +876,8 @@ def format_report(report: ValidationReport, *, all_rows: bool = False,
         for grade in order:
             element, attribute, tier, req, ext, status, reason = grade
             rows = groups[grade]
-            count = f"×{len(rows.subjects)}" if len(rows.subjects) > 1 else ""
+            many = rows.rows()
+            count = f"×{many}" if many > 1 else ""
             why = f": {reason}" if reason else ""
             which = about.get(id(rows.subjects))
             if which is None:

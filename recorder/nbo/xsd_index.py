@@ -415,10 +415,17 @@ _IDENTITY_CONSTRAINTS = tuple(f"{_XS}{kind}" for kind in ("key", "keyref", "uniq
 
 @cache
 def _compiled_schema_without_keys() -> etree.XMLSchema:
+    return etree.XMLSchema(schema_tree_without_keys())
+
+
+def schema_tree_without_keys() -> etree._ElementTree:
+    """The NBO XSD without its identity constraints, parsed anew for the caller to adapt
+    and compile (see :func:`xsd_schema_without_keys`); a schema compiled from it is the
+    caller's own, so a thread validating with it needs no lock."""
     tree = _schema_tree()
     for constraint in list(tree.iter(*_IDENTITY_CONSTRAINTS)):
         constraint.getparent().remove(constraint)
-    return etree.XMLSchema(tree)
+    return tree
 
 
 def xsd_schema() -> etree.XMLSchema:
