@@ -43,7 +43,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import numpy as np
 
-from nbo_recorder.capture.documents import FrameRecord, Run, RunStop, StateSnapshot
+from nbo_recorder.capture.documents import (
+    FrameRecord,
+    FrameTable,
+    Run,
+    RunStop,
+    StateSnapshot,
+)
 from nbo_recorder.capture.output_path import discard_empty_outputs
 from nbo_recorder.capture.pause import WriteErrorHold
 from nbo_recorder.capture.plan import count_events, planned_channels, run_start
@@ -283,7 +289,7 @@ class RecordingSink:
         self.run = Run(start=run_start(
             self.profile, sequence, width=width, height=height, dtype=dtype,
             camera=str(info["camera_label"] if info else self.core.getCameraDevice()),
-            versions=software_versions(self.core)))
+            versions=software_versions(self.core)), frames=FrameTable())
         frame_bytes = width * height * np.dtype(dtype).itemsize
         self._frame_bytes = frame_bytes
         expected_bytes = None if self._expected is None else self._expected * frame_bytes
