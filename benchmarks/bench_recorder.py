@@ -318,8 +318,7 @@ samples, stop, sink = [], threading.Event(), None
 def sample():
     while not stop.wait(0.25):
         rss = int(open("/proc/self/statm").read().split()[1]) * page / 2**20
-        n = len(sink.run.frames) if sink is not None and sink.run is not None else None
-        samples.append((n, rss))
+        samples.append((time.perf_counter() - start, rss))
 
 seq = useq.MDASequence(time_plan={{"interval": 0, "loops": {frames}}})
 with tempfile.TemporaryDirectory(dir={repo!r}) as folder:
@@ -327,8 +326,8 @@ with tempfile.TemporaryDirectory(dir={repo!r}) as folder:
         from nbo_recorder.capture.recorder import Recorder
         sink = Recorder(core, PROFILE).sink(folder + "/long.ome.tif")
     thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
     start = time.perf_counter()
+    thread.start()
     core.mda.run(seq, output=sink)
     wall = time.perf_counter() - start
     stop.set()
@@ -345,8 +344,8 @@ def bench_long_rss(frames: int, size: int) -> dict[str, Any]:
     """Memory over a long run: ``frames`` hardware-sequenced frames of ``size``², no writer
     and nbo-recorder, each in a fresh process; RSS sampled every 0.25 s from a thread.
 
-    Reported: each run's peak RSS, and for nbo-recorder the RSS once 10 % and 95 % of the
-    frames were written (growth over the run, what the recorder keeps per frame).
+    Reported: each run's peak RSS, and its RSS at 10 % and 95 % of its wall time (the
+    frames come at a steady rate): the growth over the run, what each keeps per frame.
     """
     out: dict[str, Any] = {"frames": frames, "size": size}
     for writer in ("none", "nbo-recorder"):
@@ -357,13 +356,13 @@ def bench_long_rss(frames: int, size: int) -> dict[str, Any]:
         if line is None:
             raise RuntimeError(f"{writer}: exit {done.returncode}: {done.stderr[-500:]}")
         child = json.loads(line)
-        entry = {"wall_s": child["wall_s"], "peak_rss_mib": child["peak_rss_mib"]}
-        if writer == "nbo-recorder":
-            def rss_at(fraction: float, samples: list[list[Any]] = child["samples"]) -> float:
-                return next(rss for n, rss in samples if n is not None and n >= fraction * frames)
-            entry.update(written=child["written"], rss_at_10_percent_mib=rss_at(0.10),
-                         rss_at_95_percent_mib=rss_at(0.95))
-        out[writer] = entry
+        wall = child["wall_s"]
+
+        def rss_at(fraction: float, samples: list[list[float]] = child["samples"]) -> float:
+            return next(rss for at, rss in samples if at >= fraction * wall)
+        out[writer] = {"wall_s": wall, "peak_rss_mib": child["peak_rss_mib"],
+                       "written": child["written"], "rss_at_10_percent_mib": rss_at(0.10),
+                       "rss_at_95_percent_mib": rss_at(0.95)}
     return out
 
 
@@ -646,11 +645,12 @@ def format_table(r: dict[str, Any]) -> str:
         err = f" ({p['error']})" if p.get("error") else ""
         lines.append(f"| peak RSS, {p['frames']} frames 512² | {value}{err} |")
     lr = r["long_rss"]
-    nbo = lr["nbo-recorder"]
+    nbo, none = lr["nbo-recorder"], lr["none"]
     lines.append(f"| peak RSS, {lr['frames']} frames {lr['size']}²: nbo-recorder vs no writer | "
-                 f"{nbo['peak_rss_mib']:.0f} vs {lr['none']['peak_rss_mib']:.0f} MiB; during "
-                 f"the run {nbo['rss_at_10_percent_mib']:.0f} MiB at 10 % of the frames, "
-                 f"{nbo['rss_at_95_percent_mib']:.0f} MiB at 95 % |")
+                 f"{nbo['peak_rss_mib']:.0f} vs {none['peak_rss_mib']:.0f} MiB; from 10 % to "
+                 f"95 % of the run {nbo['rss_at_10_percent_mib']:.0f} → "
+                 f"{nbo['rss_at_95_percent_mib']:.0f} MiB vs {none['rss_at_10_percent_mib']:.0f}"
+                 f" → {none['rss_at_95_percent_mib']:.0f} MiB |")
     c = r["capture"]
     lines.append(f"| per-frame capture, {c['frames']} frames | median {c['median_us']:.1f} µs, "
                  f"p95 {c['p95_us']:.1f} µs, {c['device_reads_during_run']} property reads "

@@ -54,7 +54,7 @@ def _same(a: FrameRecord, b: FrameRecord) -> bool:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_the_records_come_back_as_they_were_appended(seed):
-    records = _records(2000, seed)
+    records = _records(9000, seed)  # two compressed chunks and rows after them
     table = FrameTable(records)
     assert len(table) == len(records)
     assert all(_same(a, b) for a, b in zip(table, records, strict=True))
