@@ -15,6 +15,7 @@ grades the whole record as before, and so reports each offending Plane where it 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]
 
-from nbo_recorder.nbo.xsd_index import schema_tree_without_keys
+from nbo_recorder.nbo.xsd_index import compile_schema, schema_tree_without_keys
 from nbo_recorder.vocabulary import NBO_NAMESPACE, UNKNOWN_TEXT
 
 __all__ = ["MIN_PLANES", "CutRecord", "PlaneRun", "check_runs", "cut_runs", "first_planes"]
@@ -31,8 +32,14 @@ __all__ = ["MIN_PLANES", "CutRecord", "PlaneRun", "check_runs", "cut_runs", "fir
 #: Pixels with fewer Planes are graded Plane by Plane (cutting saves nothing there)
 MIN_PLANES = 256
 
-#: how many pieces a run's Planes are checked in, each in its own thread
+#: how many threads check a run's Planes (and the fewest pieces it is cut into)
 _PIECES = max(1, min(os.cpu_count() or 1, 4))
+#: Planes per piece at most: a piece's tree is freed before the thread parses the next, so
+#: its memory is used again (a new page costs this machine about 1 ms per MB)
+_PIECE_PLANES = 12_500
+#: characters of text fed to the parser at a time
+_FEED = 1 << 20
+_LOCAL = threading.local()
 
 _PIXELS_TAG = "<Pixels"
 _PLANE_TAG = "<Plane "
@@ -48,11 +55,11 @@ class PlaneRun:
     pixels: int
     #: how many Planes were cut out (the first stays in the record)
     count: int
-    #: the Pixels' start tag and its Planes (the first one too) in pieces, each a document
-    #: of its own
-    pieces: tuple[bytes, ...]
-    #: how many Planes each piece holds
-    sizes: tuple[int, ...]
+    #: the Pixels' start tag, on a line of its own, to put before a piece of its Planes
+    head: str
+    #: where each piece of its Planes (the first one too) is in the text, and how many
+    #: Planes it holds
+    pieces: tuple[tuple[int, int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -65,68 +72,70 @@ class CutRecord:
     pixels: int
 
 
-def cut_runs(record: str) -> CutRecord:
-    """``record`` (an NBO record's text) with each Pixels' Planes after the first cut out,
+def cut_runs(xml: str, start: int = 0, end: int | None = None) -> CutRecord:
+    """The NBO record ``xml[start:end]`` with each Pixels' Planes after the first cut out,
     for Pixels of at least :data:`MIN_PLANES` Planes that come first in their Pixels, as the
-    NBO XSD orders them.
+    NBO XSD orders them. The runs' pieces are places in ``xml``.
 
     Only text operations: whether the cut is sound is checked by parsing both parts (the
     caller parses the record, :func:`check_runs` the Planes) and by :func:`first_planes`.
     The text of a record with a comment, CDATA section or processing instruction must not
     be given (a ``<`` there is not a tag); a ``<`` elsewhere always starts one.
     """
+    end = len(xml) if end is None else end
     out: list[str] = []
     runs: list[PlaneRun] = []
-    done = 0  # where the text not yet copied to ``out`` starts
+    done = start  # where the text not yet copied to ``out`` starts
     ordinal = -1
-    at = record.find(_PIXELS_TAG)
+    at = xml.find(_PIXELS_TAG, start, end)
     while at >= 0:
-        after = record[at + len(_PIXELS_TAG): at + len(_PIXELS_TAG) + 1]
+        after = xml[at + len(_PIXELS_TAG): at + len(_PIXELS_TAG) + 1]
         if after not in (" ", "\t", "\r", "\n", ">", "/"):
-            at = record.find(_PIXELS_TAG, at + 1)
+            at = xml.find(_PIXELS_TAG, at + 1, end)
             continue
         ordinal += 1
-        cut = _cut_one(record, at, ordinal)
+        cut = _cut_one(xml, at, end, ordinal)
         if cut is not None:
             run, first_end, run_end = cut
-            out += (record[done:first_end],)
+            out += (xml[done:first_end],)
             done = run_end
             runs.append(run)
             at = run_end
-        at = record.find(_PIXELS_TAG, at + 1)
-    out.append(record[done:])
+        at = xml.find(_PIXELS_TAG, at + 1, end)
+    out.append(xml[done:end])
     return CutRecord("".join(out), tuple(runs), ordinal + 1)
 
 
-def _cut_one(record: str, at: int, ordinal: int) -> tuple[PlaneRun, int, int] | None:
+def _cut_one(xml: str, at: int, end: int, ordinal: int) -> tuple[PlaneRun, int, int] | None:
     """The run of the Pixels whose start tag is at ``at``, where its first Plane ends and
     where the run ends; None if it has too few Planes or is not laid out as expected."""
-    tag_end = record.find(">", at)
-    if tag_end < 0 or record[tag_end - 1] == "/":
+    tag_end = xml.find(">", at, end)
+    if tag_end < 0 or xml[tag_end - 1] == "/":
         return None
-    start = record.find("<", tag_end + 1)
-    if start < 0 or not record.startswith(_PLANE_TAG, start) or record[tag_end + 1: start].strip():
+    start = xml.find("<", tag_end + 1, end)
+    if start < 0 or not xml.startswith(_PLANE_TAG, start) or xml[tag_end + 1: start].strip():
         return None
-    end = record.find("</Pixels>", start)
-    last = record.rfind(_PLANE_TAG, start, end)
-    if end < 0 or last < 0:
+    pixels_end = xml.find("</Pixels>", start, end)
+    last = xml.rfind(_PLANE_TAG, start, pixels_end)
+    if pixels_end < 0 or last < 0:
         return None
-    run_end = record.find("<", last + 1)  # the tag after the last Plane's start tag
-    if record.startswith("</Plane>", run_end):
+    run_end = xml.find("<", last + 1, end)  # the tag after the last Plane's start tag
+    if xml.startswith("</Plane>", run_end):
         run_end += len("</Plane>")
-    if record.count(_PLANE_TAG, start, run_end) < MIN_PLANES:
+    total = xml.count(_PLANE_TAG, start, run_end)
+    if total < MIN_PLANES:
         return None
-    second = record.find(_PLANE_TAG, start + 1)
-    head = f'<Pixels xmlns="{NBO_NAMESPACE}"{record[at + len(_PIXELS_TAG): tag_end + 1]}\n'
+    second = xml.find(_PLANE_TAG, start + 1, end)
+    head = f'<Pixels xmlns="{NBO_NAMESPACE}"{xml[at + len(_PIXELS_TAG): tag_end + 1]}\n'
+    count = max(_PIECES, -(-total // _PIECE_PLANES))
     bounds = [start]
-    for k in range(1, _PIECES):
-        split = record.find(_PLANE_TAG, start + (run_end - start) * k // _PIECES, run_end)
+    for k in range(1, count):
+        split = xml.find(_PLANE_TAG, start + (run_end - start) * k // count, run_end)
         if split > bounds[-1]:
             bounds.append(split)
     bounds.append(run_end)
-    pieces = tuple(f"{head}{record[a:b]}</Pixels>".encode() for a, b in pairwise(bounds))
-    sizes = tuple(record.count(_PLANE_TAG, a, b) for a, b in pairwise(bounds))
-    return PlaneRun(ordinal, sum(sizes) - 1, pieces, sizes), second, run_end
+    pieces = tuple((a, b, xml.count(_PLANE_TAG, a, b)) for a, b in pairwise(bounds))
+    return PlaneRun(ordinal, total - 1, head, pieces), second, run_end
 
 
 def first_planes(root: Any, cut: CutRecord) -> list[Any] | None:
@@ -146,17 +155,18 @@ def first_planes(root: Any, cut: CutRecord) -> list[Any] | None:
     return found
 
 
-def check_runs(runs: Sequence[PlaneRun], firsts: Sequence[Any]) -> Callable[[], bool]:
-    """Start checking that every Plane of ``runs`` is well-formed, valid against the XSD,
-    childless, free of values recorded as unknown and has the attribute names of its run's
-    first Plane (``firsts``, from the cut record), each piece in a thread of its own.
+def check_runs(xml: str, runs: Sequence[PlaneRun],
+               firsts: Sequence[Any]) -> Callable[[], bool]:
+    """Start checking that every Plane of ``runs`` (cut out of ``xml``) is well-formed,
+    valid against the XSD, childless, free of values recorded as unknown and has the
+    attribute names of its run's first Plane (``firsts``, from the cut record), in pieces,
+    on as many threads as there are cores.
 
     Returns what waits for the checks and says whether all passed: the caller grades the
     cut record meanwhile (libxml2 releases the GIL while it parses and validates).
     """
-    jobs = [(piece, size, tuple(first.keys()))
-            for run, first in zip(runs, firsts, strict=True)
-            for piece, size in zip(run.pieces, run.sizes, strict=True)]
+    jobs = [(xml, piece, run.head, tuple(first.keys()))
+            for run, first in zip(runs, firsts, strict=True) for piece in run.pieces]
     if not jobs:
         return lambda: True
     pool = ThreadPoolExecutor(max_workers=min(len(jobs), _PIECES))
@@ -168,21 +178,32 @@ def check_runs(runs: Sequence[PlaneRun], firsts: Sequence[Any]) -> Callable[[], 
     return passed
 
 
-def _piece_passes(piece: bytes, size: int, names: Sequence[str]) -> bool:
-    """See :func:`check_runs`: ``piece`` is a Pixels start tag, on a line of its own, and
-    ``size`` Planes that must have the attribute ``names``."""
-    schema = _plane_schema(names)
+def _piece_passes(xml: str, piece: tuple[int, int, int], head: str,
+                  names: tuple[str, ...]) -> bool:
+    """See :func:`check_runs`: ``piece`` is where in ``xml`` a number of Planes that must
+    have the attribute ``names`` are, and how many; ``head`` the start tag of their Pixels."""
+    schema = _thread_schema(names)
     if schema is None:
         return False
-    # a parser of this thread's own: lxml shares one parser across threads at a cost
+    start, end, size = piece
+    # a parser of this thread's own (lxml shares one across threads at a cost), fed the
+    # text a megabyte at a time: a few megabytes of copies at most, where copying the
+    # pieces whole took 0.1 s of page faults
     parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
+    unknown = ""
     try:
-        root = etree.fromstring(piece, parser)
+        parser.feed(head.encode())
+        for at in range(start, end, _FEED):
+            text = xml[at:min(at + _FEED, end)].encode()
+            # a value recorded as unknown is in the text as it is, unless written with
+            # character references: reading each attribute of every Plane is then spared
+            if _UNKNOWN in text or b"&" in text:
+                unknown = " or @* = $unknown"
+            parser.feed(text)
+        parser.feed(b"</Pixels>")
+        root = parser.close()
     except etree.XMLSyntaxError:
         return False
-    # a value recorded as unknown is in the text as it is, unless written with character
-    # references: reading each attribute of 50,000 Planes is then spared
-    unknown = " or @* = $unknown" if _UNKNOWN in piece or b"&" in piece else ""
     if root.tag != f"{{{NBO_NAMESPACE}}}Pixels" or not root.xpath(
             f"count(*) = {size} and count(n:Plane) = {size} and not(n:Plane[*{unknown}])",
             namespaces={"n": NBO_NAMESPACE}, unknown=UNKNOWN_TEXT):
@@ -192,6 +213,15 @@ def _piece_passes(piece: bytes, size: int, names: Sequence[str]) -> bool:
     # the Pixels itself lacks its other children here, and its own errors are the
     # record's to report: only errors below it, from line 2 on, are the Planes'
     return all(entry.line == 1 for entry in schema.error_log)
+
+
+def _thread_schema(names: tuple[str, ...]) -> Any:
+    """:func:`_plane_schema` of ``names``, compiled once per thread (an lxml schema keeps
+    the errors of its last validation: a thread's own needs no lock)."""
+    cache: dict[tuple[str, ...], Any] = _LOCAL.__dict__.setdefault("schemas", {})
+    if names not in cache:
+        cache[names] = _plane_schema(names)
+    return cache[names]
 
 
 def _plane_schema(names: Sequence[str]) -> Any:
@@ -212,4 +242,4 @@ def _plane_schema(names: Sequence[str]) -> Any:
         else:
             attribute.attrib.pop("fixed", None)
             attribute.set("use", "prohibited")
-    return etree.XMLSchema(tree)
+    return compile_schema(tree)

@@ -404,9 +404,18 @@ def _schema_tree() -> etree._ElementTree:
     return etree.parse(str(XSD_PATH), parser)
 
 
+def compile_schema(tree: etree._ElementTree) -> etree.XMLSchema:
+    """``tree`` (an XSD) compiled by libxml2, one compilation at a time: libxml2 sets up its
+    built-in types on a first compilation, and two at once in two threads can fail
+    ("the given type is not a built-in type": seen when a thread checking a run's Planes
+    compiled its schema while ``validate`` compiled the NBO XSD)."""
+    with SCHEMA_LOCK:
+        return etree.XMLSchema(tree)
+
+
 @cache
 def _compiled_schema() -> etree.XMLSchema:
-    return etree.XMLSchema(_schema_tree())
+    return compile_schema(_schema_tree())
 
 
 #: the XSD's identity constraints: IDs unique per kind, references that must resolve
@@ -415,7 +424,7 @@ _IDENTITY_CONSTRAINTS = tuple(f"{_XS}{kind}" for kind in ("key", "keyref", "uniq
 
 @cache
 def _compiled_schema_without_keys() -> etree.XMLSchema:
-    return etree.XMLSchema(schema_tree_without_keys())
+    return compile_schema(schema_tree_without_keys())
 
 
 def schema_tree_without_keys() -> etree._ElementTree:

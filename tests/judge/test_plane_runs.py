@@ -153,13 +153,20 @@ def test_only_long_runs_are_cut_and_the_cut_keeps_everything_else(long_run_text)
     record_at = long_run_text.index(f'<OME xmlns="{NBO_NAMESPACE}"')
     record = long_run_text[record_at:long_run_text.index("</OME>", record_at) + len("</OME>")]
     cut = plane_runs.cut_runs(record)
-    assert [(run.pixels, run.count, sum(run.sizes)) for run in cut.runs] == [
-        (0, PLANES - 1, PLANES)]
+    assert [(run.pixels, run.count, sum(size for *_, size in run.pieces))
+            for run in cut.runs] == [(0, PLANES - 1, PLANES)]
     planes = _PLANE.findall(record)
     assert cut.text == record.replace("".join(planes[1:]), "")
-    # every Plane is in one piece, once, after the Pixels' start tag
-    pieces = [piece.decode() for piece in cut.runs[0].pieces]
+    # every Plane is in one piece, once, each piece's Planes counted
+    pieces = [record[start:end] for start, end, _ in cut.runs[0].pieces]
     assert "".join(_PLANE.findall("".join(pieces))) == "".join(planes)
+    assert [len(_PLANE.findall(piece)) for piece in pieces] == [
+        size for *_, size in cut.runs[0].pieces]
+    # a record inside a longer text: the pieces are places in that text
+    wrapped = plane_runs.cut_runs(long_run_text, record_at, record_at + len(record))
+    assert wrapped.text == cut.text
+    assert [(a - record_at, b - record_at, n) for a, b, n in wrapped.runs[0].pieces] == list(
+        cut.runs[0].pieces)
     few = record.replace("".join(planes[plane_runs.MIN_PLANES - 1:]), "")
     assert plane_runs.cut_runs(few).runs == () and plane_runs.cut_runs(few).text == few
 
@@ -195,3 +202,18 @@ def test_each_pixels_run_is_cut_on_its_own(long_run_text, tmp_path, monkeypatch)
     assert len(_runs(graded)) == 2 * len([r for r in _runs(graded) if "Image[1]" in r.path])
     assert f"Plane ExposureTime (Image 0, planes 0-{PLANES - 1}; Image 1, planes 0-{PLANES - 1})" \
         in format_report(graded, all_rows=True)
+
+
+@pytest.mark.parametrize("defect", [None, "has a value the XSD rejects", "lacks an attribute"])
+def test_a_run_checked_in_many_pieces_per_thread_is_graded_alike(long_run_text, tmp_path,
+                                                                 monkeypatch, defect):
+    # seven pieces of at most 45 Planes on two threads: each thread checks several in turn
+    monkeypatch.setattr(plane_runs, "_PIECE_PLANES", 45)
+    text = long_run_text if defect is None else _plane_changed(long_run_text, 200,
+                                                                DEFECTS[defect])
+    path = _written(tmp_path, "pieces.ome.tif", text)
+    cut = plane_runs.cut_runs(text, text.index(f'<OME xmlns="{NBO_NAMESPACE}"'))
+    assert [len(run.pieces) for run in cut.runs] == [7]
+    graded, whole = _reports(path, monkeypatch)
+    _same(graded, whole)
+    assert bool(_runs(graded)) == (defect is None)
