@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -169,6 +168,9 @@ def check_runs(xml: str, runs: Sequence[PlaneRun],
             for run, first in zip(runs, firsts, strict=True) for piece in run.pieces]
     if not jobs:
         return lambda: True
+    # imported here: 10 ms of every validate otherwise, of a small file too
+    from concurrent.futures import ThreadPoolExecutor
+
     pool = ThreadPoolExecutor(max_workers=min(len(jobs), _PIECES))
     checks = [pool.submit(_piece_passes, *job) for job in jobs]
     pool.shutdown(wait=False)
