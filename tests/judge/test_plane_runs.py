@@ -19,6 +19,7 @@ from nbo_recorder.cli.main import main
 from nbo_recorder.judge import plane_runs
 from nbo_recorder.judge.reader import read_ome_xml
 from nbo_recorder.judge.validate import GradedRun, format_report, validate_file
+from nbo_recorder.nbo.rules import EXTENSIONS
 from nbo_recorder.vocabulary import NBO_NAMESPACE, UNKNOWN_TEXT
 
 PLANES = 300
@@ -56,12 +57,13 @@ def _written(folder: Path, name: str, description: str) -> Path:
     return out
 
 
-def _reports(path: Path, monkeypatch: pytest.MonkeyPatch, tier: int = 1):
+def _reports(path: Path, monkeypatch: pytest.MonkeyPatch, tier: int = 1,
+             extensions: tuple[str, ...] = EXTENSIONS):
     """``path`` graded as ``validate`` grades it, and graded Plane by Plane."""
-    cut = validate_file(path, tier)
+    cut = validate_file(path, tier, extensions)
     with monkeypatch.context() as patch:
         patch.setattr(plane_runs, "MIN_PLANES", 10 ** 9)
-        whole = validate_file(path, tier)
+        whole = validate_file(path, tier, extensions)
     return cut, whole
 
 
@@ -77,11 +79,12 @@ def _runs(report) -> list[GradedRun]:
     return [item for item in report.elements if isinstance(item, GradedRun)]
 
 
-@pytest.mark.parametrize("tier", [1, 3])
+@pytest.mark.parametrize(("tier", "extensions"), [(1, EXTENSIONS), (3, EXTENSIONS),
+                                                   (2, ("core", "advconf"))])
 def test_a_long_runs_planes_are_reported_as_when_each_is_graded(long_run_text, tmp_path,
-                                                                 monkeypatch, tier):
+                                                                 monkeypatch, tier, extensions):
     path = _written(tmp_path, "long.ome.tif", long_run_text)
-    cut, whole = _reports(path, monkeypatch, tier)
+    cut, whole = _reports(path, monkeypatch, tier, extensions)
     _same(cut, whole)
     # the run was graded from its first Plane, and stands for every other one
     assert [(run.first, run.size) for run in _runs(cut)] == [(1, PLANES - 1)] * len(_runs(cut))
