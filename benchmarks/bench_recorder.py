@@ -358,7 +358,8 @@ def bench_long_rss(frames: int, size: int) -> dict[str, Any]:
         child = json.loads(line)
         wall = child["wall_s"]
 
-        def rss_at(fraction: float, samples: list[list[float]] = child["samples"]) -> float:
+        def rss_at(fraction: float, samples: list[list[float]] = child["samples"],
+                   wall: float = wall) -> float:
             return next(rss for at, rss in samples if at >= fraction * wall)
         out[writer] = {"wall_s": wall, "peak_rss_mib": child["peak_rss_mib"],
                        "written": child["written"], "rss_at_10_percent_mib": rss_at(0.10),
