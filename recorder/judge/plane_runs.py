@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -26,7 +26,8 @@ from lxml import etree  # type: ignore[import-untyped]
 from nbo_recorder.nbo.xsd_index import compile_schema, schema_tree_without_keys
 from nbo_recorder.vocabulary import NBO_NAMESPACE, UNKNOWN_TEXT
 
-__all__ = ["MIN_PLANES", "CutRecord", "PlaneRun", "check_runs", "cut_runs", "first_planes"]
+__all__ = ["MIN_PLANES", "CutRecord", "PlaneRun", "check_runs", "cut_runs", "encoded_chunks",
+           "first_planes"]
 
 #: Pixels with fewer Planes are graded Plane by Plane (cutting saves nothing there)
 MIN_PLANES = 256
@@ -43,7 +44,6 @@ _LOCAL = threading.local()
 _PIXELS_TAG = "<Pixels"
 _PLANE_TAG = "<Plane "
 _XSD = {"xsd": "http://www.w3.org/2001/XMLSchema"}
-_UNKNOWN = UNKNOWN_TEXT.encode()
 
 
 @dataclass(frozen=True)
@@ -188,19 +188,15 @@ def _piece_passes(xml: str, piece: tuple[int, int, int], head: str,
     if schema is None:
         return False
     start, end, size = piece
-    # a parser of this thread's own (lxml shares one across threads at a cost), fed the
-    # text a megabyte at a time: a few megabytes of copies at most, where copying the
-    # pieces whole took 0.1 s of page faults
+    # a value recorded as unknown is in the text as it is, unless written with character
+    # references: reading each attribute of every Plane is otherwise spared
+    unknown = (" or @* = $unknown" if xml.find(UNKNOWN_TEXT, start, end) >= 0
+               or xml.find("&", start, end) >= 0 else "")
+    # a parser of this thread's own: lxml shares one across threads at a cost
     parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
-    unknown = ""
     try:
         parser.feed(head.encode())
-        for at in range(start, end, _FEED):
-            text = xml[at:min(at + _FEED, end)].encode()
-            # a value recorded as unknown is in the text as it is, unless written with
-            # character references: reading each attribute of every Plane is then spared
-            if _UNKNOWN in text or b"&" in text:
-                unknown = " or @* = $unknown"
+        for text in encoded_chunks(xml, start, end):
             parser.feed(text)
         parser.feed(b"</Pixels>")
         root = parser.close()
@@ -215,6 +211,14 @@ def _piece_passes(xml: str, piece: tuple[int, int, int], head: str,
     # the Pixels itself lacks its other children here, and its own errors are the
     # record's to report: only errors below it, from line 2 on, are the Planes'
     return all(entry.line == 1 for entry in schema.error_log)
+
+
+def encoded_chunks(xml: str, start: int, end: int) -> Iterator[bytes]:
+    """``xml[start:end]`` as UTF-8, a megabyte at a time, for a libxml2 parser's ``feed``:
+    a long run's text is then never copied whole (a new megabyte costs this machine about
+    1 ms of page faults; copying the pieces and the rest of the text whole took 0.1 s)."""
+    for at in range(start, end, _FEED):
+        yield xml[at:min(at + _FEED, end)].encode()
 
 
 def _thread_schema(names: tuple[str, ...]) -> Any:

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from lxml import etree  # type: ignore[import-untyped]
 
 from nbo_recorder.collector import collector_paused
-from nbo_recorder.judge.plane_runs import check_runs, cut_runs, first_planes
+from nbo_recorder.judge.plane_runs import check_runs, cut_runs, encoded_chunks, first_planes
 from nbo_recorder.judge.reader import map_annotations, nbo_record, read_ome_xml, read_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
@@ -445,10 +445,6 @@ def _record_alone(xml: str) -> tuple[Any, dict[Any, int], Callable[[], bool]] | 
         return None
 
 
-#: characters of text fed to the parser at a time
-_FEED = 1 << 20
-
-
 def _scan(xml: str, parts: Iterable[tuple[int | str, int | None]]) -> None:
     """Check that the text of ``parts`` (each a span of ``xml``, or a text of its own with
     None) is well-formed XML: libxml2 builds no tree, and is fed a megabyte at a time
@@ -461,8 +457,8 @@ def _scan(xml: str, parts: Iterable[tuple[int | str, int | None]]) -> None:
             scan.feed(start.encode())
             continue
         assert end is not None
-        for at in range(start, end, _FEED):
-            scan.feed(xml[at:min(at + _FEED, end)].encode())
+        for text in encoded_chunks(xml, start, end):
+            scan.feed(text)
     scan.close()
 
 
