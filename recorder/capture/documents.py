@@ -184,12 +184,12 @@ class FrameTable(Sequence[FrameRecord]):
         """Keep ``record`` after the others."""
         (index, p, t, c, z, channel, elapsed, exposure, x, y, z_um, pixel, snapshot,
          triggered, g, width, height) = values = _VALUES(record)
-        at = self._name_at.get(channel)
-        if at is None:
-            at = self._name_at[channel] = len(self._names)
-            self._names.append(channel)
         row = None
         if tuple(map(type, values)) in _PACKABLE and x == x and y == y and z_um == z_um:
+            at = self._name_at.get(channel)  # a str or None, as the types were checked
+            if at is None:
+                at = self._name_at[channel] = len(self._names)
+                self._names.append(channel)
             try:
                 row = _ROW.pack(index, p, t, c, z, snapshot, g, width, height, elapsed,
                                 exposure, pixel, _NAN if x is None else x,

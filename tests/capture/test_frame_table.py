@@ -32,7 +32,10 @@ def _records(count: int, seed: int) -> list[FrameRecord]:
             index=i, p=0, t=rng.choice([2 ** 40, 3, -(2 ** 35)]), c=0, z=0,
             channel="FITC", elapsed_ms=rng.choice([10, float("nan"), math.inf]),
             exposure_ms=10.0, x_um=rng.choice([float("nan"), None, 1.0]), y_um=None,
-            z_um=None, pixel_size_um=1.0, snapshot=0))
+            z_um=None, pixel_size_um=1.0, snapshot=0) if rng.random() < 0.8 else FrameRecord(
+            index=i, p=0, t=0, c=0, z=0, channel=["not", "a", "name"],  # type: ignore[arg-type]
+            elapsed_ms=1.0, exposure_ms=1.0, x_um=None, y_um=None, z_um=None,
+            pixel_size_um=1.0, snapshot=0))
     return out
 
 
