@@ -28,10 +28,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-#: TIFF field type -> size in bytes of one value (TIFF 6.0 and BigTIFF)
-_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
-               13: 4, 16: 8, 17: 8, 18: 8}
-_STRIP_OFFSETS = 273
+from nbo_recorder.store.tiff_pages import STRIP_OFFSETS, TYPE_SIZES
+
 #: tifffile starts a page's image data on a multiple of this many bytes (its ``align``)
 _DATA_ALIGN = 16
 
@@ -87,11 +85,11 @@ class PageRepeater:
         for k in range(n):
             at = lay.count.size + k * lay.entry.size
             tag, kind, count, _ = lay.entry.unpack_from(head, at)
-            size = _TYPE_SIZES.get(kind)
+            size = TYPE_SIZES.get(kind)
             if size is None:
                 return None
             field = at + lay.entry.size - lay.offset.size
-            if tag == _STRIP_OFFSETS:
+            if tag == STRIP_OFFSETS:
                 if count != 1 or lay.offset.unpack_from(head, field)[0] != data_at:
                     return None
                 strip_at = field

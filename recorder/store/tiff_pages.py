@@ -27,10 +27,12 @@ Patch = tuple[int, bytes]
 
 _IMAGE_DESCRIPTION = 270
 _ASCII = 2
-_STRIP_OFFSETS = 273
+#: the StripOffsets tag
+STRIP_OFFSETS = 273
 _STRIP_BYTE_COUNTS = 279
-_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
-               16: 8, 17: 8, 18: 8}
+#: TIFF field type -> size in bytes of one value (TIFF 6.0 and BigTIFF)
+TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
+              13: 4, 16: 8, 17: 8, 18: 8}
 _INT_FORMATS = {1: "B", 3: "H", 4: "I", 16: "Q"}
 
 #: :func:`intact_pages` reports progress after this many pages
@@ -136,7 +138,7 @@ class _Integers:
 
     def _format(self, key: tuple[int, int]) -> struct.Struct | None:
         tag_type, count = key
-        if tag_type not in _INT_FORMATS or _TYPE_SIZES[tag_type] * count > self._size:
+        if tag_type not in _INT_FORMATS or TYPE_SIZES[tag_type] * count > self._size:
             found = None
         else:
             found = struct.Struct(f"{self._order}{count}{_INT_FORMATS[tag_type]}")
@@ -246,7 +248,7 @@ def _strip_entries(buf: mmap.mmap, lay: _Layout, start: int, next_at: int) -> _S
     """The :class:`_StripEntries` of the IFD whose entries span ``start`` to ``next_at``."""
     tag = struct.Struct(lay.order + "H")
     at = {tag.unpack_from(buf, e)[0]: e - start for e in range(start, next_at, lay.entry_size)}
-    offsets_at, counts_at = at.get(_STRIP_OFFSETS), at.get(_STRIP_BYTE_COUNTS)
+    offsets_at, counts_at = at.get(STRIP_OFFSETS), at.get(_STRIP_BYTE_COUNTS)
     if offsets_at is None or counts_at is None:
         return _StripEntries(offsets_at, counts_at)
     head = struct.Struct(lay.order + "H" + lay.offset_fmt)  # type and count
@@ -254,10 +256,10 @@ def _strip_entries(buf: mmap.mmap, lay: _Layout, start: int, next_at: int) -> _S
     fmt, end, heads = lay.order, 0, []
     for entry in sorted((offsets_at, counts_at)):
         kind, n = head.unpack_from(buf, start + entry + 2)
-        if n != 1 or kind not in _INT_FORMATS or _TYPE_SIZES[kind] > inline:
+        if n != 1 or kind not in _INT_FORMATS or TYPE_SIZES[kind] > inline:
             return _StripEntries(offsets_at, counts_at)
         fmt += (f"{entry + 2 - end}x{head.size}s{_INT_FORMATS[kind]}"
-                f"{inline - _TYPE_SIZES[kind]}x")
+                f"{inline - TYPE_SIZES[kind]}x")
         end = entry + lay.entry_size
         heads.append(buf[start + entry + 2:start + entry + 2 + head.size])
     return _StripEntries(offsets_at, counts_at, struct.Struct(fmt), (heads[0], heads[1]))
@@ -497,7 +499,7 @@ class _IfdLayout:
             if item is None:
                 return None
             value_at = at + entry_size - inline
-            if tag == _STRIP_OFFSETS:
+            if tag == STRIP_OFFSETS:
                 pass  # where the strips lie: intact_pages checked them
             elif struct.calcsize(order + item) * count > inline:
                 pointers.append((value_at, struct.calcsize(order + item) * count))
