@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields
-from itertools import repeat, zip_longest
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any, overload
 
+from nbo_recorder.columns import from_columns
 from nbo_recorder.vocabulary import Unknown
 
 #: A raw device property value as reported (a string, as Micro-Manager reports them).
@@ -85,23 +84,10 @@ def frame_records(columns: Sequence[Sequence[Any]]) -> list[FrameRecord]:
     Each record equals ``FrameRecord(*row)`` of its row, and the values are taken as they
     are (the caller has checked their types). ValueError for too few or too many columns.
 
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, and a
-    long run's journal has a record per frame: setting the fields a column at a time through
-    their slots takes less than half that time. FrameRecord has no ``__post_init__`` to run.
+    Made a column at a time (:func:`~nbo_recorder.columns.from_columns`): a long run's
+    journal has a record per frame.
     """
-    required = sum(default is MISSING for _, default in _FRAME_SLOTS)
-    if not required <= len(columns) <= len(_FRAME_SLOTS):
-        raise ValueError(f"{len(columns)} columns for a FrameRecord, which has "
-                         f"{len(_FRAME_SLOTS)} fields ({required} without a default)")
-    records = list(map(FrameRecord.__new__, repeat(FrameRecord, len(columns[0]))))
-    for (setter, default), column in zip_longest(_FRAME_SLOTS, columns):
-        deque(map(setter, records, repeat(default) if column is None else column), maxlen=0)
-    return records
-
-
-#: each FrameRecord field's slot setter and default (MISSING where it has none)
-_FRAME_SLOTS: tuple[tuple[Callable[[FrameRecord, Any], None], Any], ...] = tuple(
-    (vars(FrameRecord)[f.name].__set__, f.default) for f in fields(FrameRecord))
+    return from_columns(FrameRecord, columns)
 
 
 @dataclass(frozen=True, slots=True)

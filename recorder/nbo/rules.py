@@ -20,11 +20,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Literal, cast
 
+from nbo_recorder.columns import from_columns
 from nbo_recorder.nbo import RULES_PATH
 
 Extension = Literal["core", "basic", "advconf", "calib"]
@@ -111,6 +113,44 @@ class Rule:
         )
 
 
+_RULE_FIELDS = tuple(f.name for f in fields(Rule))
+#: the JSON value types each field takes as they are (what from_record would make of them;
+#: ``type(value) in ...``, so a bool is not taken for an int)
+_RULE_TYPES: dict[str, tuple[type, ...]] = {
+    f.name: {"int": (int,), "bool": (bool,), "str | None": (str, type(None)),
+             "tuple[str, ...]": (list,)}.get(str(f.type), (str,))
+    for f in fields(Rule)}
+#: the enumerated fields' allowed values, as from_record checks them
+_ENUMERATED: dict[str, frozenset[object]] = {
+    "extension": frozenset(EXTENSIONS), "kind": frozenset(("element", "attribute")),
+    "requirement": frozenset(("MUST", "SHOULD")), "tier": frozenset(TIERS)}
+
+
+def _rules_at_once(records: object) -> list[Rule] | None:
+    """The rules of the JSON ``records``, made a column at a time; None unless each record
+    has exactly Rule's fields, every value is of its field's own type (``allowed_values`` a
+    list of strings) and every enumerated field holds an allowed value, which is when each
+    rule equals :meth:`Rule.from_record` of its record."""
+    if (not isinstance(records, list) or not records or set(map(type, records)) != {dict}
+            or set(map(len, records)) != {len(_RULE_FIELDS)}):
+        return None
+    try:  # with as many keys as Rule has fields, all of them: exactly its fields
+        rows = list(map(itemgetter(*_RULE_FIELDS), records))
+    except KeyError:
+        return None
+    columns = dict(zip(_RULE_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
+    if not all(set(map(type, column)) <= set(_RULE_TYPES[name])
+               for name, column in columns.items()):
+        return None
+    if not all(set(columns[name]) <= allowed for name, allowed in _ENUMERATED.items()):
+        return None
+    values = columns["allowed_values"]
+    if not all(type(value) is str for listed in values for value in listed):
+        return None
+    columns["allowed_values"] = list(map(tuple, values))
+    return from_columns(Rule, list(columns.values()))
+
+
 def _suffix_score(context: Sequence[str], ancestors: Sequence[str]) -> int:
     """Number of trailing names ``context`` and ``ancestors`` have in common."""
     score = 0
@@ -143,9 +183,14 @@ class RuleTable:
 
     @classmethod
     def load(cls, path: Path = RULES_PATH) -> RuleTable:
-        """Read a rules table written by ``tools/extract_nbo_rules.py``."""
+        """Read a rules table written by ``tools/extract_nbo_rules.py``.
+
+        Every ``validate`` reads its 3,600 rows: they are made a column at a time
+        (:func:`_rules_at_once`), and one by one (:meth:`Rule.from_record`, which converts
+        and checks each value) only when a row has anything unusual in it.
+        """
         records = json.loads(path.read_text(encoding="utf-8"))
-        return cls(Rule.from_record(record) for record in records)
+        return cls(_rules_at_once(records) or [Rule.from_record(record) for record in records])
 
     def candidates(self, element: str, name: str, kind: Kind = "attribute") -> list[Rule]:
         """Every row for ``name`` (an attribute or child element) of ``element``."""

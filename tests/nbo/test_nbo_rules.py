@@ -8,7 +8,9 @@ Expected values below were read by hand from
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
+from dataclasses import astuple
 from pathlib import Path
 from types import ModuleType
 
@@ -193,3 +195,61 @@ def test_context_disambiguates_same_element_name(table: RuleTable) -> None:
 def test_bad_tier_is_rejected(table: RuleTable) -> None:
     with pytest.raises(ValueError, match="tier"):
         table.must_attributes(4)
+
+
+def _records() -> list[dict[str, object]]:
+    records: list[dict[str, object]] = json.loads(RULES_PATH.read_text(encoding="utf-8"))
+    return records
+
+
+def test_table_made_a_column_at_a_time_is_the_one_made_row_by_row() -> None:
+    """``load`` (rules made a column at a time) gives the rules ``Rule.from_record`` makes of
+    each record, field for field, types included."""
+    rows = [Rule.from_record(record) for record in _records()]
+    loaded = RuleTable.load().rules
+    assert list(loaded) == rows
+    assert [tuple(map(type, astuple(r))) for r in loaded] == [tuple(map(type, astuple(r)))
+                                                              for r in rows]
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("tier", "2", 2),  # a number as text: from_record converts it
+    ("mm", 1, True),
+    ("row", 7.0, 7),
+    ("allowed_values", ["a", 3], ("a", "3")),
+    ("parent", 5, "5"),
+])
+def test_an_unusual_record_is_read_as_from_record_reads_it(
+        tmp_path: Path, field: str, value: object, expected: object) -> None:
+    records = _records()
+    records[10] = {**records[10], field: value}
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    loaded = RuleTable.load(path).rules
+    assert getattr(loaded[10], field) == expected
+    assert type(getattr(loaded[10], field)) is type(expected)
+    assert loaded[11] == Rule.from_record(records[11])
+
+
+@pytest.mark.parametrize("change", [
+    {"tier": 4}, {"extension": "other"}, {"kind": "text"}, {"requirement": "MAY"},
+])
+def test_a_record_out_of_its_enumeration_is_refused(tmp_path: Path,
+                                                    change: dict[str, object]) -> None:
+    records = _records()
+    records[3] = {**records[3], **change}
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    with pytest.raises(ValueError, match=f"rules record {records[3]['path']}"):
+        RuleTable.load(path)
+
+
+def test_a_record_with_a_field_missing_or_one_too_many_is_not_taken_as_it_is(
+        tmp_path: Path) -> None:
+    records = _records()
+    extra = {**records[0], "note": "x"}
+    del extra["label"]  # as many keys as fields, one of them not a field
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps([extra, *records[1:]]), encoding="utf-8")
+    with pytest.raises(KeyError, match="label"):
+        RuleTable.load(path)
