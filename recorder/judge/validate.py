@@ -35,6 +35,7 @@ from nbo_recorder.nbo.schema import (
     validate_nbo,
     xsd_allows,
 )
+from nbo_recorder.nbo.xsd_index import start_compiling_schema
 from nbo_recorder.vocabulary import (
     NBO_NAMESPACE,
     NS_CHANNEL,
@@ -330,6 +331,8 @@ def validate_file(path: str | Path, tier: int = 1,
                   extensions: Sequence[Extension] = EXTENSIONS) -> ValidationReport:
     """Grade ``path``; raises :class:`~nbo_recorder.judge.reader.NotOmeTiffError` if no OME-TIFF."""
     _check_choice(tier, extensions)
+    # compiled while the file is read and its record cut out and graded
+    start_compiling_schema()
     with collector_paused():
         xml = read_ome_xml(path)
         alone = _record_alone(xml)

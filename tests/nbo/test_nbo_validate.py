@@ -7,8 +7,10 @@ other cases edit it. The XSD is loaded once per process by ``get_schema``.
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -323,3 +325,39 @@ def test_no_identity_constraint_of_the_xsd_selects_a_plane() -> None:
     for xpath in selectors:
         assert "Plane" not in xpath, xpath
         assert "//" not in xpath or xpath == ".//OME:AnnotationRef", xpath
+
+
+def test_the_schema_compiled_ahead_is_the_one_validation_uses(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """``validate`` starts compiling the XSD in a thread; the schema it then validates with is
+    that thread's, and a compilation that fails there is raised by the caller's own call
+    (nothing printed by the thread)."""
+    from lxml import etree
+
+    from nbo_recorder.nbo import xsd_index
+
+    monkeypatch.setattr(xsd_index, "_compiled_schema", functools.cache(
+        xsd_index._compiled_schema.__wrapped__))
+    thread = xsd_index.start_compiling_schema()
+    assert thread is not None
+    thread.join()
+    compiled = xsd_index._compiled_schema.cache_info().currsize
+    assert compiled == 1
+    assert xsd_index.start_compiling_schema() is None
+    ahead = xsd_index.xsd_schema()
+    assert ahead is xsd_index.xsd_schema()
+    nbo = etree.fromstring(VALID.encode())
+    assert ahead.validate(nbo), ahead.error_log
+
+    broken = tmp_path / "broken.xsd"
+    broken.write_text('<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
+                      '<xs:element name="a" type="nowhere"/></xs:schema>')
+    monkeypatch.setattr(xsd_index, "XSD_PATH", broken)
+    monkeypatch.setattr(xsd_index, "_compiled_schema", functools.cache(
+        xsd_index._compiled_schema.__wrapped__))
+    thread = xsd_index.start_compiling_schema()
+    assert thread is not None
+    thread.join()
+    assert capfd.readouterr().err == ""
+    with pytest.raises(etree.XMLSchemaParseError, match="nowhere"):
+        xsd_index.xsd_schema()
