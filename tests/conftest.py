@@ -28,14 +28,18 @@ class OmeXsd:
     ``validate(xml)`` raises AssertionError listing every problem libxml2 finds. Loaded into
     xmlschema instead, the XSD took 1.2 s to load and 0.1 s per demo file on this 2-core
     machine (a few per cent of the suite); libxml2 takes 15 ms and 5 ms. The package does
-    not validate OME-XML against this XSD itself, so this stays an independent check.
+    not validate OME-XML against this XSD itself, so this stays an independent check. It is
+    compiled through ``compile_schema``, which only holds the package's lock: libxml2 can
+    fail to compile two schemas at once, and ``validate`` compiles the NBO XSD in a thread.
     """
 
     def __init__(self, path: Path) -> None:
         from lxml import etree  # type: ignore[import-untyped]
 
+        from nbo_recorder.nbo.xsd_index import compile_schema
+
         self._etree = etree
-        self._schema = etree.XMLSchema(etree.parse(str(path)))
+        self._schema = compile_schema(etree.parse(str(path)))
 
     def validate(self, xml: str | bytes) -> None:
         parser = self._etree.XMLParser(huge_tree=True, no_network=True)
