@@ -244,7 +244,8 @@ class FrameTable(Sequence[FrameRecord]):
             index, p, t, c, z, [names[k] for k in channel], elapsed, exposure,
             *([None if v != v else v for v in column] for column in (x, y, z_um)), pixel,
             snapshot, [bool(v) for v in triggered], g, width, height])
-        for k, whole in self._whole.items():
+        # a copy (one step): the appending thread may add to it while this loop runs
+        for k, whole in self._whole.copy().items():
             if k < len(records):
                 records[k] = whole
         return iter(records)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import sys
 import threading
 
 import pytest
@@ -77,18 +78,26 @@ def test_a_reader_sees_only_whole_records_while_frames_are_appended():
     records = _records(20_000, 7)
     table = FrameTable()
     torn: list[int] = []
+    failed: list[BaseException] = []
     done = threading.Event()
 
     def read() -> None:
-        while not done.is_set():
-            seen = len(table)
-            if seen and not _same(table[seen - 1], records[seen - 1]):
-                torn.append(seen - 1)
-            for k, record in enumerate(table):
-                if k % 997 == 0 and not _same(record, records[k]):
-                    torn.append(k)
+        try:
+            while not done.is_set():
+                seen = len(table)
+                if seen and not _same(table[seen - 1], records[seen - 1]):
+                    torn.append(seen - 1)
+                for k, record in enumerate(table):
+                    if k % 997 == 0 and not _same(record, records[k]):
+                        torn.append(k)
+        except BaseException as exc:  # raised in the thread, it would not fail the test
+            failed.append(exc)
 
     reader = threading.Thread(target=read)
+    # threads take turns every microsecond instead of every 5 ms, so the reader also runs
+    # between the steps of an append and of its own reading
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
     reader.start()
     try:
         for record in records:
@@ -96,5 +105,7 @@ def test_a_reader_sees_only_whole_records_while_frames_are_appended():
     finally:
         done.set()
         reader.join()
+        sys.setswitchinterval(switching)
+    assert failed == []
     assert torn == []
     assert all(_same(a, b) for a, b in zip(table, records, strict=True))
