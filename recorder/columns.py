@@ -7,22 +7,45 @@ makes the same records by setting each field's slot a column at a time, which ta
 than half that time.
 
 It converts and checks nothing: the caller has checked every value's type (as the journal
-reader and the rules table do, falling back to the class's own constructor when a value is
-not of its field's type).
+reader and the rules table do, with :func:`exact_types` and :func:`of_types`, falling back to
+the class's own constructor when a value is not of its field's type).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, fields, is_dataclass
 from functools import cache
 from itertools import repeat, zip_longest
 from typing import Any, TypeVar, cast
 
-__all__ = ["from_columns"]
+__all__ = ["EXACT_TYPES", "exact_types", "from_columns", "of_types"]
 
 T = TypeVar("T")
+
+#: by a field's annotation as written, the types of the values a JSON parser returns that
+#: are already what the field holds (``type(value) in ...``: a bool is not taken for an int,
+#: nor an int for a float)
+EXACT_TYPES: Mapping[str, tuple[type, ...]] = {
+    "int": (int,), "float": (float,), "bool": (bool,), "str": (str,),
+    "str | None": (str, type(None)), "float | None": (float, type(None))}
+
+
+def exact_types(cls: type, more: Mapping[str, tuple[type, ...]] | None = None,
+                ) -> tuple[tuple[type, ...], ...]:
+    """For each field of the dataclass ``cls``, in order, the value types taken as they are:
+    :data:`EXACT_TYPES` and ``more`` by the field's annotation, none for another annotation
+    (so that no value of such a field is taken without its class's own conversion)."""
+    known = {**EXACT_TYPES, **(more or {})}
+    return tuple(known.get(str(f.type), ()) for f in fields(cls))
+
+
+def of_types(columns: Sequence[Sequence[Any]], types: Sequence[tuple[type, ...]]) -> bool:
+    """True when every value of each column is of one of its types (``types`` in the same
+    order; a column past the end of ``types`` is not checked)."""
+    return all(set(map(type, column)) <= set(allowed)
+               for column, allowed in zip(columns, types, strict=False))
 
 
 def from_columns(cls: type[T], columns: Sequence[Sequence[Any]]) -> list[T]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass, field
+from typing import Any
 
 import pytest
 
-from nbo_recorder.columns import from_columns
+from nbo_recorder.columns import exact_types, from_columns, of_types
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +58,20 @@ def test_a_class_it_cannot_fill_is_refused() -> None:
             from_columns(cls, [(1,)])
     with pytest.raises(TypeError, match="default factory"):
         from_columns(Factory, [])
+
+
+def test_values_are_taken_as_they_are_only_when_already_of_their_field_s_type() -> None:
+    @dataclass(frozen=True, slots=True)
+    class Other:
+        when: Any
+        names: tuple[str, ...] = ()
+
+    assert exact_types(_Row) == ((str,), (int,), (float, type(None)), (bool,))
+    assert exact_types(Other) == ((), ())  # no value of an unlisted annotation is taken
+    assert exact_types(Other, {"tuple[str, ...]": (list,)}) == ((), (list,))
+    types = exact_types(_Row)
+    assert of_types([("a", "b"), (1, 2), (0.5, None), (True, False)], types)
+    assert not of_types([("a",), (True,)], types)  # a bool is not taken for an int
+    assert not of_types([("a",), (1,), (1,)], types)  # nor an int for a float
+    assert not of_types([("a", None)], types)  # None only where the field allows it
+    assert of_types([("a",), (1,), (None,), (True,), ("past the fields",)], types)

@@ -26,7 +26,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Literal, cast
 
-from nbo_recorder.columns import from_columns
+from nbo_recorder.columns import exact_types, from_columns, of_types
 from nbo_recorder.nbo import RULES_PATH
 
 Extension = Literal["core", "basic", "advconf", "calib"]
@@ -114,12 +114,10 @@ class Rule:
 
 
 _RULE_FIELDS = tuple(f.name for f in fields(Rule))
-#: the JSON value types each field takes as they are (what from_record would make of them;
-#: ``type(value) in ...``, so a bool is not taken for an int)
-_RULE_TYPES: dict[str, tuple[type, ...]] = {
-    f.name: {"int": (int,), "bool": (bool,), "str | None": (str, type(None)),
-             "tuple[str, ...]": (list,)}.get(str(f.type), (str,))
-    for f in fields(Rule)}
+#: the JSON value types each field takes as they are (what from_record would make of them);
+#: ``allowed_values``, a JSON list, is made a tuple
+_RULE_TYPES = exact_types(Rule, {"Extension": (str,), "Kind": (str,), "Requirement": (str,),
+                                 "tuple[str, ...]": (list,)})
 #: the enumerated fields' allowed values, as from_record checks them
 _ENUMERATED: dict[str, frozenset[object]] = {
     "extension": frozenset(EXTENSIONS), "kind": frozenset(("element", "attribute")),
@@ -139,8 +137,7 @@ def _rules_at_once(records: object) -> list[Rule] | None:
     except KeyError:
         return None
     columns = dict(zip(_RULE_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
-    if not all(set(map(type, column)) <= set(_RULE_TYPES[name])
-               for name, column in columns.items()):
+    if not of_types(list(columns.values()), _RULE_TYPES):
         return None
     if not all(set(columns[name]) <= allowed for name, allowed in _ENUMERATED.items()):
         return None

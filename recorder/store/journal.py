@@ -37,6 +37,7 @@ from nbo_recorder.capture.documents import (
     StateSnapshot,
     frame_records,
 )
+from nbo_recorder.columns import exact_types, of_types
 from nbo_recorder.vocabulary import Unknown
 
 SUFFIX = ".nbo-journal"
@@ -174,13 +175,9 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}" if where else str(err["msg"])
 
 
-#: per FrameRecord field (by its annotation), the JSON value types that are already what
-#: pydantic would return (``type(value) in ...``: bool is not taken for int, nor int for
-#: float); a field of another annotation takes none, so its lines go through pydantic
-_FRAME_TYPES: tuple[tuple[type, ...], ...] = tuple(
-    {"int": (int,), "float": (float,), "bool": (bool,), "str | None": (str, type(None)),
-     "float | None": (float, type(None))}.get(str(f.type), ())
-    for f in fields(FrameRecord))
+#: per FrameRecord field, the JSON value types that are already what pydantic would return;
+#: a field of another annotation takes none, so its lines go through pydantic
+_FRAME_TYPES = exact_types(FrameRecord)
 
 
 def _frame(doc: Any) -> FrameRecord:
@@ -281,8 +278,7 @@ def _frames_at_once(raws: list[bytes], run: Run) -> list[FrameRecord] | None:
             or not _REQUIRED_FRAME_FIELDS <= lengths.pop() <= len(_FRAME_FIELDS)):
         return None
     columns = list(zip(*docs, strict=True))
-    if not all(set(map(type, column)) <= set(types)
-               for column, types in zip(columns, _FRAME_TYPES, strict=False)):
+    if not of_types(columns, _FRAME_TYPES):
         return None
     indices, snapshots = columns[_INDEX], columns[_SNAPSHOT]
     after = run.frames[-1].index if run.frames else -1
