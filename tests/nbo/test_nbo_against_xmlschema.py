@@ -271,3 +271,23 @@ def test_importing_the_validator_reads_no_schema():
 
 def test_result_type_is_unchanged():
     assert isinstance(validate_nbo(f'<OME xmlns="{NBO_NAMESPACE}"/>', 1), ValidationResult)
+
+
+def test_the_index_names_the_global_elements_xmlschema_finds() -> None:
+    """The index works its declarations out as they are asked for; as a mapping it still
+    holds every global element the XSD declares (xmlschema's list), and no other."""
+    code = (
+        "from nbo_recorder.nbo.xsd_index import xsd_index\n"
+        "elements = xsd_index().elements\n"
+        "assert elements.get('NoSuchElement') is None and 'NoSuchElement' not in elements\n"
+        "print(len(elements), ' '.join(sorted(elements)))\n"
+        "print(sum(1 for name in elements if elements[name].abstract))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    declared = {d.local_name: d for name, d in reference().maps.elements.items()
+                if name.startswith(NS)}
+    count, names = out[0].split(" ", 1)
+    assert int(count) == len(declared)
+    assert names.split() == sorted(declared)
+    assert int(out[1]) == sum(1 for d in declared.values() if d.abstract)
