@@ -20,6 +20,7 @@ substitution groups.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -476,6 +477,13 @@ def xsd_schema() -> etree.XMLSchema:
     """
     with SCHEMA_LOCK:
         return _compiled_schema()
+
+
+def resolve_declarations() -> None:
+    """Work out every global element's declaration now (about 20 ms), rather than as each is
+    first asked for: the recorder does this while it is set up, so that rendering and
+    checking a run's record, during the run and after its last frame, find them done."""
+    deque(xsd_index().elements.values(), maxlen=0)
 
 
 def start_compiling_schema() -> threading.Thread | None:
