@@ -20,6 +20,7 @@ from nbo_recorder.capture.output_path import check_output_paths
 from nbo_recorder.capture.policy import RecordingError, VerifyPolicy, WriteErrorPolicy
 from nbo_recorder.capture.sink import RecordingSink, SinkProgress
 from nbo_recorder.capture.versions import software_versions
+from nbo_recorder.nbo.rules import load_rules
 from nbo_recorder.nbo.schema import get_schema
 from nbo_recorder.nbo.xsd_index import resolve_declarations
 from nbo_recorder.profile.core_check import check_against_core
@@ -105,11 +106,9 @@ class Recorder:
             self.profile = load_checked_profile(profile)
         self.on_device_error = on_device_error
         check_against_core(self.profile, core)
-        # compile the NBO XSD (libxml2, ~50 ms) and work out its declarations (~20 ms) now,
-        # during set-up, rather than while a camera is streaming or at the end of the first
-        # run; a broken XSD fails here
+        # compile the NBO XSD (libxml2, ~50 ms) now, during set-up, rather than while a
+        # camera is streaming or at the end of the first run; a broken XSD fails here
         get_schema()
-        resolve_declarations()
 
     def preflight(self, tier: int, sequence: MDASequence | None = None, *,
                   source: str = "pre-flight") -> Preflight:
@@ -133,8 +132,14 @@ class Recorder:
         out = Path(path)
         check_output_paths(out, overwrite)  # the journal beside it too
         check_output_path(out, overwrite)
-        # the OME classes' XML bindings, worked out now rather than after the run's last frame
+        # worked out now rather than during the run or after its last frame (once per
+        # process): the OME classes' XML bindings, the NBO XSD's declarations and the NBO
+        # rules table. The sink checks the record's NBO compliance in a thread of its own
+        # once every channel has its first frame; working those two out there cost 0.2 s of
+        # Python, taken from the acquisition while the camera streamed
         prepare_ome_writer()
+        resolve_declarations()
+        load_rules()
         return RecordingSink(self.core, self.profile, out,
                              stop_on_device_error=self.on_device_error == "stop",
                              write_errors=self.write_errors, verify=self.verify)
