@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -26,7 +26,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from nbo_recorder.nbo.xsd_index import compile_schema, schema_tree_without_keys
 from nbo_recorder.vocabulary import NBO_NAMESPACE, UNKNOWN_TEXT
 
-__all__ = ["MIN_PLANES", "CutRecord", "PlaneRun", "check_runs", "cut_runs", "encoded_chunks",
+__all__ = ["MIN_PLANES", "CutRecord", "PlaneRun", "check_runs", "cut_runs", "feed",
            "first_planes"]
 
 #: Pixels with fewer Planes are graded Plane by Plane (cutting saves nothing there)
@@ -195,11 +195,7 @@ def _piece_passes(xml: str, piece: tuple[int, int, int], head: str,
     # a parser of this thread's own: lxml shares one across threads at a cost
     parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
     try:
-        parser.feed(head.encode())
-        for text in encoded_chunks(xml, start, end):
-            parser.feed(text)
-        parser.feed(b"</Pixels>")
-        root = parser.close()
+        root = feed(parser, xml, ((head, None), (start, end), ("</Pixels>", None)))
     except etree.XMLSyntaxError:
         return False
     if root.tag != f"{{{NBO_NAMESPACE}}}Pixels" or not root.xpath(
@@ -213,12 +209,21 @@ def _piece_passes(xml: str, piece: tuple[int, int, int], head: str,
     return all(entry.line == 1 for entry in schema.error_log)
 
 
-def encoded_chunks(xml: str, start: int, end: int) -> Iterator[bytes]:
-    """``xml[start:end]`` as UTF-8, a megabyte at a time, for a libxml2 parser's ``feed``:
-    a long run's text is then never copied whole (a new megabyte costs this machine about
-    1 ms of page faults; copying the pieces and the rest of the text whole took 0.1 s)."""
-    for at in range(start, end, _FEED):
-        yield xml[at:min(at + _FEED, end)].encode()
+def feed(parser: Any, xml: str, parts: Iterable[tuple[int | str, int | None]]) -> Any:
+    """Feed lxml's ``parser`` the text of ``parts`` in order, then close it and return what
+    it made. A part is a span ``(start, end)`` of ``xml``, or ``(text, None)`` for a text of
+    its own. A span is fed as UTF-8 a megabyte at a time, so a long run's text is never
+    copied whole (a new megabyte costs this machine about 1 ms of page faults; copying the
+    pieces and the rest of the text whole took 0.1 s). XMLSyntaxError if it is not
+    well-formed."""
+    for start, end in parts:
+        if isinstance(start, str):
+            parser.feed(start.encode())
+            continue
+        assert end is not None
+        for at in range(start, end, _FEED):
+            parser.feed(xml[at:min(at + _FEED, end)].encode())
+    return parser.close()
 
 
 def _thread_schema(names: tuple[str, ...]) -> Any:

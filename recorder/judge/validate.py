@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from lxml import etree  # type: ignore[import-untyped]
 
 from nbo_recorder.collector import collector_paused
-from nbo_recorder.judge.plane_runs import check_runs, cut_runs, encoded_chunks, first_planes
+from nbo_recorder.judge.plane_runs import check_runs, cut_runs, feed, first_planes
 from nbo_recorder.judge.reader import map_annotations, nbo_record, read_ome_xml, read_xml
 from nbo_recorder.nbo.rules import EXTENSIONS, TIERS, Extension, Rule, check_tier, load_rules
 from nbo_recorder.nbo.schema import (
@@ -449,20 +449,12 @@ def _record_alone(xml: str) -> tuple[Any, dict[Any, int], Callable[[], bool]] | 
 
 
 def _scan(xml: str, parts: Iterable[tuple[int | str, int | None]]) -> None:
-    """Check that the text of ``parts`` (each a span of ``xml``, or a text of its own with
-    None) is well-formed XML: libxml2 builds no tree, and is fed a megabyte at a time
+    """Check that the text of ``parts`` (as :func:`~nbo_recorder.judge.plane_runs.feed`
+    takes them) is well-formed XML: libxml2 builds no tree, and is fed a megabyte at a time
     (copying the 30 MB around a long run's record to one text, and encoding it, took a
     tenth of a second of page faults). XMLSyntaxError if it is not."""
-    scan = etree.XMLParser(target=_NoTree(), remove_comments=True, remove_pis=True,
-                           no_network=True, resolve_entities=False, huge_tree=True)
-    for start, end in parts:
-        if isinstance(start, str):
-            scan.feed(start.encode())
-            continue
-        assert end is not None
-        for text in encoded_chunks(xml, start, end):
-            scan.feed(text)
-    scan.close()
+    feed(etree.XMLParser(target=_NoTree(), remove_comments=True, remove_pis=True,
+                         no_network=True, resolve_entities=False, huge_tree=True), xml, parts)
 
 
 def _parse(path: Path, xml: str) -> Any:
