@@ -196,8 +196,7 @@ class FrameTable(Sequence[FrameRecord]):
             self.append(record)
 
     def __len__(self) -> int:
-        chunks, rows = self._state
-        return len(chunks) * _CHUNK_ROWS + len(rows) // _ROW.size
+        return _count(*self._state)
 
     @overload
     def __getitem__(self, at: int) -> FrameRecord: ...
@@ -206,8 +205,8 @@ class FrameTable(Sequence[FrameRecord]):
     def __getitem__(self, at: int | slice) -> FrameRecord | list[FrameRecord]:
         if isinstance(at, slice):
             return [self[k] for k in range(*at.indices(len(self)))]
-        chunks, rows = self._state
-        count = len(chunks) * _CHUNK_ROWS + len(rows) // _ROW.size
+        chunks, rows = self._state  # one state: the count and the rows read agree
+        count = _count(chunks, rows)
         k = at + count if at < 0 else at
         if not 0 <= k < count:
             raise IndexError(f"frame {at} of {count}")
@@ -267,6 +266,12 @@ _ROW = struct.Struct("<q8i6dib")
 #: rows compressed together (380 KB of rows)
 _CHUNK_ROWS = 4096
 _EMPTY_ROW = bytes(_ROW.size)
+
+
+def _count(chunks: tuple[bytes, ...], rows: bytearray) -> int:
+    """How many whole records a FrameTable state holds."""
+    return len(chunks) * _CHUNK_ROWS + len(rows) // _ROW.size
+
 _NAN = float("nan")
 #: a FrameRecord's values in field order, in one call
 _VALUES = attrgetter(*(f.name for f in fields(FrameRecord)))
