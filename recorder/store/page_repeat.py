@@ -22,39 +22,20 @@ None and tifffile writes every page of that kind.
 from __future__ import annotations
 
 import os
-import struct
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from nbo_recorder.store.tiff_pages import STRIP_OFFSETS, TYPE_SIZES
+from nbo_recorder.store.tiff_pages import STRIP_OFFSETS, TYPE_SIZES, IfdFormat
 
 #: tifffile starts a page's image data on a multiple of this many bytes (its ``align``)
 _DATA_ALIGN = 16
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Byte orders and sizes of one TIFF flavour (classic or BigTIFF)."""
-
-    count: struct.Struct   # the IFD's number of entries
-    entry: struct.Struct   # one entry: tag, type, count, value or offset
-    offset: struct.Struct  # an offset (next-IFD pointer, strip offset)
-
-
-def _layout(byteorder: str, bigtiff: bool) -> _Layout:
-    if bigtiff:
-        return _Layout(struct.Struct(byteorder + "Q"), struct.Struct(byteorder + "HHQ8s"),
-                       struct.Struct(byteorder + "Q"))
-    return _Layout(struct.Struct(byteorder + "H"), struct.Struct(byteorder + "HHI4s"),
-                   struct.Struct(byteorder + "I"))
-
-
 class PageRepeater:
     """Writes pages that repeat one page tifffile wrote (see the module docstring)."""
 
-    def __init__(self, lay: _Layout, ifd: bytes, moved: tuple[int, ...], strip_at: int,
+    def __init__(self, lay: IfdFormat, ifd: bytes, moved: tuple[int, ...], strip_at: int,
                  next_at: int) -> None:
         self._lay = lay
         self._ifd = ifd             # the IFD and its values, as at offset 0
@@ -69,7 +50,7 @@ class PageRepeater:
         bytes, the file's last) start at ``data_at``; None if it cannot be repeated."""
         if not frame.dtype.isnative:  # tifffile may have swapped its bytes for the file
             return None
-        lay = _layout(byteorder, bigtiff)
+        lay = IfdFormat(byteorder, bigtiff)
         head = os.pread(fd, data_at - ifd_at, ifd_at)
         if len(head) != data_at - ifd_at or len(head) < lay.count.size:
             return None
@@ -136,7 +117,7 @@ class PageRepeater:
 
 def next_ifd_field(fd: int, ifd_at: int, byteorder: str, bigtiff: bool) -> int:
     """Where the next-IFD pointer of the IFD at ``ifd_at`` (in the file open as ``fd``) is."""
-    lay = _layout(byteorder, bigtiff)
+    lay = IfdFormat(byteorder, bigtiff)
     (n,) = lay.count.unpack(os.pread(fd, lay.count.size, ifd_at))
     return ifd_at + lay.count.size + int(n) * lay.entry.size
 

@@ -13,6 +13,7 @@ each page, so that a page tifffile cannot read is known before a file is declare
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import os
@@ -83,33 +84,58 @@ class PageGeometry:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class IfdFormat:
+    """How a TIFF's IFDs are encoded: byte order (``order``, ``"<"`` or ``">"``) and
+    classic TIFF or BigTIFF.
+
+    What tifffile's ``TiffFormat`` says, without importing tifffile (and numpy) to say it:
+    reading the first page's description, as ``validate`` does, needs neither.
+    """
+
     order: str
     bigtiff: bool
 
     @property
     def offset_fmt(self) -> str:
+        """The struct format of an offset (next-IFD pointer, strip offset) and of a count."""
         return "Q" if self.bigtiff else "I"
 
     @property
     def count_fmt(self) -> str:
+        """The struct format of an IFD's number of entries."""
         return "Q" if self.bigtiff else "H"
 
     @property
     def entry_size(self) -> int:
+        """Bytes in one IFD entry."""
         return 20 if self.bigtiff else 12
 
+    @functools.cached_property
+    def count(self) -> struct.Struct:
+        """An IFD's number of entries."""
+        return struct.Struct(self.order + self.count_fmt)
 
-def _layout(fh: BinaryIO, path: Path) -> tuple[_Layout, int]:
+    @functools.cached_property
+    def entry(self) -> struct.Struct:
+        """One IFD entry: tag, type, count, and its value or the offset of its value (bytes)."""
+        return struct.Struct(f"{self.order}HH{self.offset_fmt}{8 if self.bigtiff else 4}s")
+
+    @functools.cached_property
+    def offset(self) -> struct.Struct:
+        """One offset: a next-IFD pointer, a strip offset."""
+        return struct.Struct(self.order + self.offset_fmt)
+
+
+def _layout(fh: BinaryIO, path: Path) -> tuple[IfdFormat, int]:
     head = fh.read(16)
     if head[:2] not in (b"II", b"MM"):
         raise TiffStructureError(f"{path}: not a TIFF file")
     order = "<" if head[:2] == b"II" else ">"
     magic = struct.unpack(order + "H", head[2:4])[0]
     if magic == 42:
-        return _Layout(order, False), struct.unpack(order + "I", head[4:8])[0]
+        return IfdFormat(order, False), struct.unpack(order + "I", head[4:8])[0]
     if magic == 43:
-        return _Layout(order, True), struct.unpack(order + "Q", head[8:16])[0]
+        return IfdFormat(order, True), struct.unpack(order + "Q", head[8:16])[0]
     raise TiffStructureError(f"{path}: not a TIFF file (magic {magic})")
 
 
@@ -128,10 +154,10 @@ class _Integers:
     one strip of the same type.
     """
 
-    def __init__(self, buf: mmap.mmap, lay: _Layout, file_size: int) -> None:
+    def __init__(self, buf: mmap.mmap, lay: IfdFormat, file_size: int) -> None:
         self._buf, self._order, self._size = buf, lay.order, file_size
         self._head = struct.Struct(lay.order + "H" + lay.offset_fmt)  # type and count
-        self._pointer = struct.Struct(lay.order + lay.offset_fmt)
+        self._pointer = lay.offset
         self._value_at = 2 + self._head.size
         self._inline = self._pointer.size
         self._formats: dict[tuple[int, int], struct.Struct | None] = {}
@@ -181,11 +207,10 @@ def intact_pages(path: Path, on_page: Callable[[int], None] | None = None) -> li
     return pages
 
 
-def _walk(buf: mmap.mmap, lay: _Layout, offset: int, size: int,
+def _walk(buf: mmap.mmap, lay: IfdFormat, offset: int, size: int,
           on_page: Callable[[int], None] | None) -> list[PageExtent]:
     """:func:`intact_pages` of the mapped file ``buf`` whose first IFD is at ``offset``."""
-    count = struct.Struct(lay.order + lay.count_fmt)
-    pointer = struct.Struct(lay.order + lay.offset_fmt)
+    count, pointer = lay.count, lay.offset
     integers = _Integers(buf, lay, size)
     entry_size, count_size, ptr_size = lay.entry_size, count.size, pointer.size
     # per list of tags (the low and the high bytes of each entry's tag code): where in the
@@ -244,7 +269,7 @@ class _StripEntries(NamedTuple):
     heads: tuple[bytes, bytes] = (b"", b"")
 
 
-def _strip_entries(buf: mmap.mmap, lay: _Layout, start: int, next_at: int) -> _StripEntries:
+def _strip_entries(buf: mmap.mmap, lay: IfdFormat, start: int, next_at: int) -> _StripEntries:
     """The :class:`_StripEntries` of the IFD whose entries span ``start`` to ``next_at``."""
     tag = struct.Struct(lay.order + "H")
     at = {tag.unpack_from(buf, e)[0]: e - start for e in range(start, next_at, lay.entry_size)}
@@ -285,7 +310,7 @@ def first_description(path: Path) -> DescriptionEntry:
         lay, offset = _layout(fh, path)
         count_size = 8 if lay.bigtiff else 2
         head = _read(fh, offset, count_size, size)
-        n = struct.unpack(lay.order + lay.count_fmt, head)[0] if head else 0
+        n = lay.count.unpack(head)[0] if head else 0
         body = _read(fh, offset + count_size, n * lay.entry_size, size) if 0 < n < 4096 else None
         if body is None:
             raise TiffStructureError(f"{path}: the first page's IFD is damaged")
@@ -294,12 +319,11 @@ def first_description(path: Path) -> DescriptionEntry:
             if struct.unpack(lay.order + "H", entry[:2])[0] != _IMAGE_DESCRIPTION:
                 continue
             fields_offset = offset + count_size + i * lay.entry_size + 2
-            count = struct.unpack(lay.order + lay.offset_fmt,
-                                  entry[4:12] if lay.bigtiff else entry[4:8])[0]
+            count = lay.offset.unpack(entry[4:12] if lay.bigtiff else entry[4:8])[0]
             inline = entry[12:20] if lay.bigtiff else entry[8:12]
             if count <= len(inline):
                 return DescriptionEntry(fields_offset, inline[:count])
-            ptr = struct.unpack(lay.order + lay.offset_fmt, inline)[0]
+            ptr = lay.offset.unpack(inline)[0]
             return DescriptionEntry(fields_offset, _read(fh, ptr, count, size))
     raise NoDescriptionError(f"{path}: the first page has no ImageDescription entry")
 
@@ -331,7 +355,7 @@ def next_pointer_patch(path: Path, page: PageExtent, target: int) -> Patch:
     """The bytes that make ``target`` (an IFD offset, 0 for none) follow ``page``."""
     with path.open("rb") as fh:
         lay, _ = _layout(fh, path)
-    return page.next_pointer_offset, struct.pack(lay.order + lay.offset_fmt, target)
+    return page.next_pointer_offset, lay.offset.pack(target)
 
 
 def read_page_geometry(path: Path, pages: list[PageExtent]) -> list[PageGeometry | str]:
@@ -427,7 +451,7 @@ def _same_ifds(path: Path, pages: list[PageExtent]) -> list[int]:
 _CHUNK = 8192
 
 
-def _like_the_second(path: Path, buf: mmap.mmap, lay: _Layout, pages: list[PageExtent],
+def _like_the_second(path: Path, buf: mmap.mmap, lay: IfdFormat, pages: list[PageExtent],
                      size: int) -> list[bool]:
     """For each page, True when :func:`_same_ifds` would find its IFD read like page 1's: the
     same bytes but where its strips and out-of-line values lie, and the same values there.
@@ -482,7 +506,7 @@ class _IfdLayout:
     template: bytes
 
     @classmethod
-    def parse(cls, raw: bytes, lay: _Layout) -> _IfdLayout | None:
+    def parse(cls, raw: bytes, lay: IfdFormat) -> _IfdLayout | None:
         """The layout of one IFD's bytes (entry count and entries), or None if its entries
         use a type tifffile does not know (tifffile then judges the page alone)."""
         import tifffile  # imported when needed, as in _read_geometries
@@ -535,7 +559,7 @@ def end_chain_after(path: Path, pages: list[PageExtent], keep: int) -> None:
     with path.open("r+b") as fh:
         lay, _ = _layout(fh, path)
         fh.seek(pages[keep - 1].next_pointer_offset)
-        fh.write(struct.pack(lay.order + lay.offset_fmt, 0))
+        fh.write(lay.offset.pack(0))
 
 
 def drop_torn_tail(path: Path) -> int:

@@ -14,6 +14,7 @@ import tifffile
 
 from nbo_recorder.store.tiff_pages import (
     PROGRESS_EVERY,
+    IfdFormat,
     PageGeometry,
     intact_pages,
     read_page_geometry,
@@ -62,3 +63,15 @@ def test_a_page_with_another_out_of_line_value_is_read_on_its_own(tmp_path, bigt
     geometries = read_page_geometry(path, intact_pages(path))
     assert all(g == PageGeometry((4, 5), "uint16", 40) for g in geometries)
     assert [k for k, g in enumerate(geometries) if g is not geometries[1]] == [0, other]
+
+
+@pytest.mark.parametrize("kind", ["CLASSIC_LE", "CLASSIC_BE", "BIG_LE", "BIG_BE"])
+def test_ifd_format_encodes_as_tifffile_does(kind):
+    """The page walk and the page repeater read and write IFDs through IfdFormat: its
+    structs must be tifffile's own for each byte order and for classic TIFF and BigTIFF."""
+    theirs = getattr(tifffile.TIFF, kind)
+    ours = IfdFormat(theirs.byteorder, theirs.version == 43)
+    assert ours.count.format == theirs.tagnoformat and ours.count.size == theirs.tagnosize
+    assert ours.offset.format == theirs.offsetformat and ours.offset.size == theirs.offsetsize
+    assert ours.entry.format == theirs.tagformat1 + theirs.tagformat2[1:]
+    assert ours.entry.size == ours.entry_size == theirs.tagsize
