@@ -198,7 +198,8 @@ def bench_writer(size: int, frames: int, repeats: int) -> dict[str, Any]:
     order = list(fns)
     with tempfile.TemporaryDirectory(dir=REPO) as tmp:
         for round_ in range(repeats):
-            for name in order[round_ % 3:] + order[:round_ % 3]:
+            turn = round_ % len(order)
+            for name in order[turn:] + order[:turn]:
                 path = Path(tmp) / "writer.tif"
                 t0 = time.perf_counter()
                 fns[name](path)
