@@ -176,17 +176,17 @@ class _GlobalElements(Mapping[str, "ElementDeclaration"]):
         self._lock = threading.RLock()
 
     def __getitem__(self, name: str) -> ElementDeclaration:
+        found = self._reader.elements.get(name)
+        if found is not None:
+            return found
         if name not in self._reader.global_nodes:
             raise KeyError(name)
         with self._lock:
             return self._reader.global_element(name)
 
     def get(self, name: str, default: Any = None) -> Any:
-        """``self[name]``, or ``default`` if the XSD declares no global ``name`` (one look-up
+        """``self[name]``, or ``default`` if the XSD declares no global ``name`` (a test
         where :class:`Mapping`'s own would catch a KeyError)."""
-        found = self._reader.elements.get(name)
-        if found is not None:
-            return found
         return self[name] if name in self._reader.global_nodes else default
 
     def __iter__(self) -> Iterator[str]:
