@@ -121,6 +121,11 @@ class IfdFormat:
         return struct.Struct(f"{self.order}HH{self.offset_fmt}{8 if self.bigtiff else 4}s")
 
     @functools.cached_property
+    def kind_and_count(self) -> struct.Struct:
+        """An IFD entry's field type and value count (the entry after its tag)."""
+        return struct.Struct(self.order + "H" + self.offset_fmt)
+
+    @functools.cached_property
     def offset(self) -> struct.Struct:
         """One offset: a next-IFD pointer, a strip offset."""
         return struct.Struct(self.order + self.offset_fmt)
@@ -156,7 +161,7 @@ class _Integers:
 
     def __init__(self, buf: mmap.mmap, lay: IfdFormat, file_size: int) -> None:
         self._buf, self._order, self._size = buf, lay.order, file_size
-        self._head = struct.Struct(lay.order + "H" + lay.offset_fmt)  # type and count
+        self._head = lay.kind_and_count
         self._pointer = lay.offset
         self._value_at = 2 + self._head.size
         self._inline = self._pointer.size
@@ -276,7 +281,7 @@ def _strip_entries(buf: mmap.mmap, lay: IfdFormat, start: int, next_at: int) -> 
     offsets_at, counts_at = at.get(STRIP_OFFSETS), at.get(_STRIP_BYTE_COUNTS)
     if offsets_at is None or counts_at is None:
         return _StripEntries(offsets_at, counts_at)
-    head = struct.Struct(lay.order + "H" + lay.offset_fmt)  # type and count
+    head = lay.kind_and_count
     inline = struct.calcsize(lay.offset_fmt)
     fmt, end, heads = lay.order, 0, []
     for entry in sorted((offsets_at, counts_at)):
@@ -339,12 +344,11 @@ def description_patch(path: Path, entry: DescriptionEntry, offset: int, value: b
     with path.open("rb") as fh:
         lay, _ = _layout(fh, path)
     inline = 8 if lay.bigtiff else 4
-    head = lay.order + "H" + lay.offset_fmt
+    head = lay.kind_and_count.pack(_ASCII, len(value))
     if len(value) <= inline:
-        return entry.fields_offset, struct.pack(head, _ASCII, len(value)) + value.ljust(
-            inline, b"\0")
+        return entry.fields_offset, head + value.ljust(inline, b"\0")
     try:
-        packed = struct.pack(head + lay.offset_fmt, _ASCII, len(value), offset)
+        packed = head + lay.offset.pack(offset)
     except struct.error:
         raise ValueError(f"{path}: a description at byte {offset} is beyond what a classic "
                          "(non-Big) TIFF can address") from None

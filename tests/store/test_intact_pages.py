@@ -74,4 +74,6 @@ def test_ifd_format_encodes_as_tifffile_does(kind):
     assert ours.count.format == theirs.tagnoformat and ours.count.size == theirs.tagnosize
     assert ours.offset.format == theirs.offsetformat and ours.offset.size == theirs.offsetsize
     assert ours.entry.format == theirs.tagformat1 + theirs.tagformat2[1:]
+    # an entry after its tag: its field type, then its count
+    assert ours.kind_and_count.format == theirs.tagformat1[:2] + theirs.offsetformat[1:]
     assert ours.entry.size == ours.entry_size == theirs.tagsize
