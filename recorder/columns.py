@@ -6,9 +6,9 @@ every ``validate`` reads, that is most of the time the reading takes. :func:`fro
 makes the same records by setting each field's slot a column at a time, which takes less
 than half that time.
 
-It converts and checks nothing: the caller has checked every value's type (as the journal
-reader and the rules table do, with :func:`exact_types` and :func:`of_types`, falling back to
-the class's own constructor when a value is not of its field's type).
+It converts and checks nothing: the caller has checked every value's type (the rules table
+with :func:`exact_types` and :func:`of_types`, the journal reader as msgspec parses its frame
+lines), falling back to the class's own constructor when a value is not of its field's type.
 """
 
 from __future__ import annotations

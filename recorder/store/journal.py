@@ -23,9 +23,12 @@ import os
 import time
 import uuid
 from dataclasses import MISSING, asdict, dataclass, fields
+from functools import cache
 from pathlib import Path
-from typing import Any
+from types import GenericAlias
+from typing import Any, get_type_hints
 
+import msgspec
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from nbo_recorder.capture.documents import (
@@ -37,7 +40,7 @@ from nbo_recorder.capture.documents import (
     StateSnapshot,
     frame_records,
 )
-from nbo_recorder.columns import exact_types, of_types
+from nbo_recorder.columns import exact_types
 from nbo_recorder.vocabulary import Unknown
 
 SUFFIX = ".nbo-journal"
@@ -267,25 +270,40 @@ def _frames_at_once(raws: list[bytes], run: Run) -> list[FrameRecord] | None:
     The lists are joined with a newline, which no JSON string may hold, so no value spans two
     lines; a line that is no single list of plain values would need a nested list, or would
     change the count, to parse here, and either sends the stretch back to the line-by-line
-    reading. A long run's journal is read so in less than half the time line by line takes.
+    reading. msgspec parses the array and checks each value's type in C (:func:`_rows`): a
+    long run's journal is read so in a third of the time line by line takes.
     """
     try:
-        docs = json.loads(b"[" + b",\n".join([raw[_FRAME_LIST] for raw in raws]) + b"]")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        fields_in_line = len(json.loads(raws[0])["f"])
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError):
         return None
-    lengths = set(map(len, docs))
-    if (len(docs) != len(raws) or set(map(type, docs)) != {list} or len(lengths) != 1
-            or not _REQUIRED_FRAME_FIELDS <= lengths.pop() <= len(_FRAME_FIELDS)):
+    if not _REQUIRED_FRAME_FIELDS <= fields_in_line <= len(_FRAME_FIELDS):
         return None
-    columns = list(zip(*docs, strict=True))
-    if not of_types(columns, _FRAME_TYPES):
+    try:
+        rows = _rows(fields_in_line).decode(
+            b"[" + b",\n".join([raw[_FRAME_LIST] for raw in raws]) + b"]")
+    except msgspec.DecodeError:  # not JSON, or a value not of its field's type
         return None
+    if len(rows) != len(raws):
+        return None
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True))
     indices, snapshots = columns[_INDEX], columns[_SNAPSHOT]
     after = run.frames[-1].index if run.frames else -1
     if (indices[0] <= after or indices[0] < 0 or len(set(indices)) != len(indices)
             or list(indices) != sorted(indices) or not set(snapshots) <= run.snapshots.keys()):
         return None
     return frame_records(columns)
+
+
+@cache
+def _rows(fields_in_line: int) -> msgspec.json.Decoder[Any]:
+    """A decoder of a JSON array of frame lists of ``fields_in_line`` values each, every
+    value of its :class:`FrameRecord` field's type. An integer is taken for a float (as
+    pydantic converts it), nothing else is converted: a bool is not an int, nor 1.0 an int.
+    """
+    hints = get_type_hints(FrameRecord)
+    row = GenericAlias(tuple, tuple(hints[name] for name in _FRAME_FIELDS[:fields_in_line]))
+    return msgspec.json.Decoder(GenericAlias(list, row))
 
 
 class _Reader:

@@ -102,6 +102,21 @@ def test_frame_lines_without_the_later_fields_take_their_defaults(tmp_path: Path
                           for i in range(2, 6)]
 
 
+def test_a_stretch_of_lines_with_whole_numbers_for_floats_reads_them_as_floats(
+        tmp_path: Path) -> None:
+    """Many frame lines, read at once, convert a whole number in a float field as one line
+    read alone does (and as pydantic would): to the float, never kept as an int."""
+    path = _journal(tmp_path)
+    _with_frame_lines(path, [_compact([i, 0, i, 0, 0, None, 100 * i, 10, 1, None, -2, 1, 0,
+                                       False, 0, 8, 8]) for i in range(2, 6)])
+    frames = read_journal(path).frames[2:]
+    assert [f.elapsed_ms for f in frames] == [200.0, 300.0, 400.0, 500.0]
+    assert {(type(f.elapsed_ms), type(f.exposure_ms), type(f.x_um), type(f.z_um),
+             type(f.pixel_size_um)) for f in frames} == {(float,) * 5}
+    assert {(f.index, f.width, type(f.index)) for f in frames} == {
+        (i, 8, int) for i in range(2, 6)}
+
+
 @pytest.mark.parametrize(("bad", "message"), [
     ([3, 0, 0, 0, 0, None, 1.0, 1.0, None, None, None, 1.0, 0, False, 0, 8, "eight"],
      "height"),
