@@ -214,7 +214,12 @@ def intact_pages(path: Path, on_page: Callable[[int], None] | None = None) -> li
 
 def _walk(buf: mmap.mmap, lay: IfdFormat, offset: int, size: int,
           on_page: Callable[[int], None] | None) -> list[PageExtent]:
-    """:func:`intact_pages` of the mapped file ``buf`` whose first IFD is at ``offset``."""
+    """:func:`intact_pages` of the mapped file ``buf`` whose first IFD is at ``offset``.
+
+    Where two pages in a row have the same tags, one inline strip each, and the next page
+    the same distance on, the pages after them are checked a stretch at a time
+    (:func:`_alike_pages`) and the page-by-page walk resumes where the stretch ends.
+    """
     count, pointer = lay.count, lay.offset
     integers = _Integers(buf, lay, size)
     entry_size, count_size, ptr_size = lay.entry_size, count.size, pointer.size
@@ -223,6 +228,10 @@ def _walk(buf: mmap.mmap, lay: IfdFormat, offset: int, size: int,
     strip_entries: dict[bytes, _StripEntries] = {}
     pages: list[PageExtent] = []
     seen: set[int] = set()
+    # the highest IFD offset walked: a stretch starts beyond it, so it meets no page twice
+    highest = previous = -1
+    # a stretch that ended at once is not tried again for this many pages
+    tried_at = -_RETRY_AFTER
     while offset and offset not in seen:
         seen.add(offset)
         if offset + count_size > size:
@@ -239,10 +248,12 @@ def _walk(buf: mmap.mmap, lay: IfdFormat, offset: int, size: int,
         if found is None:
             found = strip_entries[tags] = _strip_entries(buf, lay, start, next_at)
         data_end = None
+        inline = False
         if found.both is not None:
             head_a, value_a, head_b, value_b = found.both.unpack_from(buf, start)
             if (head_a, head_b) == found.heads:
                 data_end = value_a + value_b  # one strip: its offset plus its byte count
+                inline = True
         if data_end is None:
             data_end = _data_end(integers, start, found)
         if data_end is None or data_end > size:
@@ -253,8 +264,105 @@ def _walk(buf: mmap.mmap, lay: IfdFormat, offset: int, size: int,
         pages.append(_new_tuple(PageExtent, (offset, next_at, data_end, next_ifd)))
         if on_page is not None and len(pages) % PROGRESS_EVERY == 0:
             on_page(len(pages))
-        offset = next_ifd
+        highest = max(highest, offset)
+        stride = next_ifd - offset
+        if (inline and stride > 0 and offset - previous == stride and next_ifd > highest
+                and len(pages) - tried_at >= _RETRY_AFTER):
+            alike = _alike_pages(buf, lay, offset, found, size)
+            _report_stretch(on_page, len(pages), len(alike))
+            pages += alike
+            seen.update(range(next_ifd, next_ifd + len(alike) * stride, stride))
+            if alike:
+                highest = offset = alike[-1].ifd_offset
+                next_ifd = alike[-1].next_ifd
+            else:
+                tried_at = len(pages)
+        previous, offset = offset, next_ifd
     return pages
+
+
+#: pages a stretch checks in its first block (each further block is twice the last)
+_FIRST_BLOCK = 16
+#: see ``tried_at`` in :func:`_walk`
+_RETRY_AFTER = 16
+
+
+def _alike_pages(buf: mmap.mmap, lay: IfdFormat, template: int, found: _StripEntries,
+                 size: int) -> list[PageExtent]:
+    """The intact pages that follow the page at ``template`` at its own distance, one after
+    another, each as the page-by-page walk would find it: IFDs of the template's entry
+    count and tags, one inline strip of the template's type, the data inside the file, and
+    each page's next IFD the same distance on. The first page that is not so ends the
+    stretch (that page is not among them).
+
+    numpy reads the fields of a block of pages at once through a view of the mapped file
+    (no copy); a block is twice the last, so a stretch that ends soon costs little.
+    """
+    import numpy as np
+
+    order, count_size, entry_size = lay.order, lay.count.size, lay.entry_size
+    n = lay.count.unpack_from(buf, template)[0]
+    start = template + count_size
+    stride = lay.offset.unpack_from(buf, start + n * entry_size)[0] - template
+    ifd_bytes = count_size + n * entry_size + lay.offset.size
+    if stride < ifd_bytes or found.offsets_at is None or found.counts_at is None:
+        return []
+    head = lay.kind_and_count
+    # the bytes every page of the stretch must share with the template: the entry count,
+    # each entry's tag, the strip entries' type and count
+    fixed = [(0, lay.count_fmt)]
+    fixed += [(count_size + k * entry_size, "H") for k in range(n)]
+    values = []
+    for at in (found.offsets_at, found.counts_at):
+        kind, _ = head.unpack_from(buf, start + at + 2)
+        fixed += [(count_size + at + 2, "H"), (count_size + at + 4, lay.offset_fmt)]
+        values.append((count_size + at + 2 + head.size, _INT_FORMATS[kind]))
+    next_field = (count_size + n * entry_size, lay.offset_fmt)
+    fields = [*fixed, *values, next_field]
+    row = np.dtype({"names": [f"f{k}" for k in range(len(fields))],
+                    "formats": [order + fmt for _, fmt in fields],
+                    "offsets": [at for at, _ in fields], "itemsize": stride})
+    pointer_at = count_size + n * entry_size
+    # the template itself is row 0: the fields every page must share are read from it
+    rows = np.ndarray(((size - template) // stride,), dtype=row, buffer=buf, offset=template)
+    if len(rows) < 2:
+        return []
+    shared = [rows[f"f{k}"][0] for k in range(len(fixed))]
+    strip = [f"f{len(fixed)}", f"f{len(fixed) + 1}"]
+    nxt = f"f{len(fields) - 1}"
+    pages: list[PageExtent] = []
+    at, block = 1, _FIRST_BLOCK
+    while at < len(rows):
+        part = rows[at:at + block]
+        offsets = np.arange(at, at + len(part), dtype=np.uint64) * np.uint64(stride) + \
+            np.uint64(template)
+        strip_at, strip_bytes = part[strip[0]], part[strip[1]]
+        good = ((strip_at <= size) & (strip_bytes <= size)
+                & (strip_at + strip_bytes <= size)
+                & (part[nxt] == offsets + np.uint64(stride)))
+        for k, value in enumerate(shared):
+            good &= part[f"f{k}"] == value
+        bad = np.flatnonzero(~good)
+        ok = int(bad[0]) if bad.size else len(part)
+        begin = template + at * stride
+        ends = (strip_at[:ok].astype(np.uint64) + strip_bytes[:ok]).tolist()
+        pages += [_new_tuple(PageExtent, (o, o + pointer_at, end, o + stride))
+                  for o, end in zip(range(begin, begin + ok * stride, stride), ends,
+                                    strict=True)]
+        if ok < len(part):
+            break
+        at, block = at + len(part), block * 2
+    return pages
+
+
+def _report_stretch(on_page: Callable[[int], None] | None, before: int, more: int) -> None:
+    """Call ``on_page`` as the page-by-page walk would have for ``more`` pages found after
+    ``before``: at each multiple of :data:`PROGRESS_EVERY` they pass."""
+    if on_page is None:
+        return
+    for done in range((before // PROGRESS_EVERY + 1) * PROGRESS_EVERY, before + more + 1,
+                      PROGRESS_EVERY):
+        on_page(done)
 
 
 class _StripEntries(NamedTuple):

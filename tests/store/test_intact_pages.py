@@ -5,7 +5,10 @@ Ground truth: the pages tifffile writes and where tifffile itself finds their IF
 
 from __future__ import annotations
 
+import functools
+import io
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +80,85 @@ def test_ifd_format_encodes_as_tifffile_does(kind):
     # an entry after its tag: its field type, then its count
     assert ours.kind_and_count.format == theirs.tagformat1[:2] + theirs.offsetformat[1:]
     assert ours.entry.size == ours.entry_size == theirs.tagsize
+
+
+_DAMAGED = 300
+
+
+def _pages_as_tifffile_wrote_them(path: io.BytesIO) -> list[tuple[int, int, int, int]]:
+    """Each page's IFD offset, where its next-IFD pointer is, where its data end and its next
+    IFD, as tifffile reads the undamaged file."""
+    with tifffile.TiffFile(path) as tf:
+        fmt = tf.tiff
+        pages = [(page.offset, page.offset + fmt.tagnosize + len(page.tags) * fmt.tagsize,
+                  page.dataoffsets[0] + page.databytecounts[0]) for page in tf.pages]
+    return [(*page, after[0]) for page, after in zip(pages, [*pages[1:], (0,)], strict=True)]
+
+
+@pytest.mark.parametrize(("bigtiff", "byteorder"), [(False, "<"), (True, ">")],
+                         ids=["classic-little-endian", "bigtiff-big-endian"])
+@pytest.mark.parametrize("damage", ["cut", "loop", "end", "strip", "entries", "tag"])
+@pytest.mark.parametrize("at", [0, 1, 2, 3, 17, 49, 113, 150, _DAMAGED - 2, _DAMAGED - 1])
+def test_alike_pages_are_walked_as_one_by_one_up_to_any_damage(tmp_path, bigtiff, byteorder,
+                                                               damage, at):
+    """A long run's alike pages are checked many at a time: damage to any one of them, at
+    any place in such a stretch or at its edges, ends the intact pages where it would
+    page by page. Ground truth: tifffile's reading of the file before the damage."""
+    path = tmp_path / "alike.tif"
+    data, truth = _alike_file(bigtiff, byteorder)
+    path.write_bytes(data)
+    fmt = IfdFormat(byteorder, bigtiff)
+    ifd, pointer, data_end, _ = truth[at]
+    expected = truth
+    with path.open("r+b") as fh:
+        if damage == "cut":  # the file ends inside the page's image data
+            fh.truncate(data_end - 1)
+            expected = truth[:at]
+        elif damage in ("loop", "end"):  # the page points back to an earlier one, or to none
+            target = truth[at // 2][0] if damage == "loop" else 0
+            fh.seek(pointer)
+            fh.write(fmt.offset.pack(target))
+            expected = [*truth[:at], (ifd, pointer, data_end, target)]
+        elif damage == "strip":  # its strip reaches past the end of the file
+            entry = _entry_of(fh, fmt, ifd, 279)
+            fh.seek(entry + 4 + fmt.offset.size)
+            kind = fmt.kind_and_count.unpack(_read_at(fh, entry + 2, fmt.kind_and_count.size))
+            fh.write(struct.pack(byteorder + {3: "H", 4: "I", 16: "Q"}[kind[0]],
+                                 {3: 0xFFFF, 4: 0xFFFFFFF0, 16: 1 << 40}[kind[0]]))
+            expected = truth[:at]
+        elif damage == "entries":  # an IFD of no entries
+            fh.seek(ifd)
+            fh.write(fmt.count.pack(0))
+            expected = truth[:at]
+        else:  # a tag of another code: still an intact page, and a stretch ends and resumes
+            entry = _entry_of(fh, fmt, ifd, 256)
+            fh.seek(entry)
+            fh.write(struct.pack(byteorder + "H", 65001))
+    assert intact_pages(path) == expected
+
+
+@functools.cache
+def _alike_file(bigtiff: bool, byteorder: str) -> tuple[bytes, list[tuple[int, int, int, int]]]:
+    """A file of _DAMAGED pages as tifffile writes them, alike but for their values, and
+    its pages as tifffile reads them (:func:`_pages_as_tifffile_wrote_them`)."""
+    out = io.BytesIO()
+    with tifffile.TiffWriter(out, bigtiff=bigtiff, byteorder=byteorder) as tw:
+        for i in range(_DAMAGED):
+            tw.write(np.full((3, 4), i, dtype=np.uint16), contiguous=False, metadata=None)
+    out.seek(0)
+    return out.getvalue(), _pages_as_tifffile_wrote_them(out)
+
+
+def _read_at(fh, offset: int, size: int) -> bytes:
+    fh.seek(offset)
+    return fh.read(size)
+
+
+def _entry_of(fh, fmt: IfdFormat, ifd: int, tag: int) -> int:
+    """Where the entry of ``tag`` in the IFD at ``ifd`` is."""
+    n = fmt.count.unpack(_read_at(fh, ifd, fmt.count.size))[0]
+    for k in range(n):
+        entry = ifd + fmt.count.size + k * fmt.entry_size
+        if struct.unpack(fmt.order + "H", _read_at(fh, entry, 2))[0] == tag:
+            return entry
+    raise AssertionError(f"no tag {tag} at IFD {ifd}")
