@@ -302,13 +302,13 @@ def _build_ome(run: Run, profile: Profile, software: str) -> OmeDocument:
     parts = head.split("<MetadataOnly/>")
     if len(parts) != len(bodies) + 1:
         raise RuntimeError("unexpected OME-XML layout from ome-types; cannot place planes")
-    # the NBO record goes into the XMLAnnotation, which follows the last Image: embedding it
-    # there, before the parts are joined, does not copy the planes' text again
-    parts[-1] = _embed_nbo(parts[-1], nbo)
     out = [parts[0]]
     for body, rest in zip(bodies, parts[1:], strict=True):
         out.append(body)
         out.append(rest)
+    # the NBO record goes into the XMLAnnotation, which follows the last Image: its text is
+    # joined with the rest once, not copied into the last part first
+    out[-1:] = _embed_nbo(out[-1], nbo)
     for image in ome.images:
         image.pixels.metadata_only = None  # the XML has TiffData in its place
     return OmeDocument("".join(out), ome)
@@ -369,16 +369,18 @@ def _image_body(layout: ImageLayout, annotations: AnnotationRegistry[m.MapAnnota
         planes.append(_plane_xml(plane, refs[key]))
         tiffdata.append(f'<TiffData IFD="{f.index}" FirstZ="{z}" FirstT="{t}" FirstC="{c}" '
                         'PlaneCount="1"/>')
-    return "".join(tiffdata) + "".join(planes)
+    tiffdata += planes  # one join: the text of a long run is tens of megabytes
+    return "".join(tiffdata)
 
 
-def _embed_nbo(xml: str, nbo: str) -> str:
-    """Put the NBO document into the (empty) value of the NBO XMLAnnotation."""
+def _embed_nbo(xml: str, nbo: str) -> list[str]:
+    """``xml`` with the NBO document in the (empty) value of the NBO XMLAnnotation, as the
+    pieces that make it when joined."""
     start = xml.find(f'<XMLAnnotation ID="{NBO_ANNOTATION_ID}"')
     value = xml.find("<Value/>", start) if start >= 0 else -1
     if value < 0:
         raise RuntimeError("unexpected OME-XML layout from ome-types; cannot embed the NBO record")
-    return f"{xml[:value]}<Value>{nbo}</Value>{xml[value + len('<Value/>'):]}"
+    return [xml[:value], "<Value>", nbo, "</Value>", xml[value + len("<Value/>"):]]
 
 
 def _objective_settings(
