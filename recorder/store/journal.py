@@ -11,7 +11,8 @@ the TIFF's placeholder description carries the same one, so recovery can tell a 
 belongs to another file. The journal is removed once the OME-XML has been written into the
 file; a journal left beside a file means the run did not finish cleanly.
 
-Reading checks every line against the documents' types (pydantic) and the order the writer
+Reading checks every line against the documents' types (pydantic; a stretch of frame lines
+at once with msgspec, which checks each value's type as it parses) and the order the writer
 keeps (frame indices increasing, snapshots before their frames): a damaged or foreign line
 is reported by its line number instead of being guessed at.
 """
