@@ -281,8 +281,9 @@ def _walk(buf: mmap.mmap, lay: IfdFormat, offset: int, size: int,
     return pages
 
 
-#: pages a stretch checks in its first block (each further block is twice the last)
-_FIRST_BLOCK = 16
+#: pages a stretch checks in its first block (each further block is twice the last, up to
+#: _LAST_BLOCK: a file of millions of pages is checked in blocks of bounded memory)
+_FIRST_BLOCK, _LAST_BLOCK = 16, 1 << 16
 #: see ``tried_at`` in :func:`_walk`
 _RETRY_AFTER = 16
 
@@ -296,7 +297,8 @@ def _alike_pages(buf: mmap.mmap, lay: IfdFormat, template: int, found: _StripEnt
     stretch (that page is not among them).
 
     numpy reads the fields of a block of pages at once through a view of the mapped file
-    (no copy); a block is twice the last, so a stretch that ends soon costs little.
+    (no copy); a block is twice the last (up to 65,536 pages), so a stretch that ends soon
+    costs little.
     """
     import numpy as np
 
@@ -351,7 +353,7 @@ def _alike_pages(buf: mmap.mmap, lay: IfdFormat, template: int, found: _StripEnt
                                     strict=True)]
         if ok < len(part):
             break
-        at, block = at + len(part), block * 2
+        at, block = at + len(part), min(block * 2, _LAST_BLOCK)
     return pages
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from nbo_recorder.store import tiff_pages
 from nbo_recorder.store.tiff_pages import (
     PROGRESS_EVERY,
     IfdFormat,
@@ -162,3 +163,19 @@ def _entry_of(fh, fmt: IfdFormat, ifd: int, tag: int) -> int:
         if struct.unpack(fmt.order + "H", _read_at(fh, entry, 2))[0] == tag:
             return entry
     raise AssertionError(f"no tag {tag} at IFD {ifd}")
+
+
+@pytest.mark.parametrize("damage_at", [None, 150, _DAMAGED - 1])
+def test_blocks_of_the_largest_size_walk_as_one_by_one(tmp_path, monkeypatch, damage_at):
+    """Past its largest block a stretch goes on in blocks of that size (a file of millions of
+    pages is walked in bounded memory): here the largest block is made 32 pages."""
+    monkeypatch.setattr(tiff_pages, "_LAST_BLOCK", 32)
+    path = tmp_path / "blocks.tif"
+    data, truth = _alike_file(False, "<")
+    path.write_bytes(data)
+    if damage_at is not None:  # the page's IFD has no entries: the pages end before it
+        with path.open("r+b") as fh:
+            fh.seek(truth[damage_at][0])
+            fh.write(IfdFormat("<", False).count.pack(0))
+        truth = truth[:damage_at]
+    assert intact_pages(path) == truth
