@@ -339,15 +339,16 @@ def _alike_pages(buf: mmap.mmap, lay: IfdFormat, template: int, found: _StripEnt
         offsets = np.arange(at, at + len(part), dtype=np.uint64) * np.uint64(stride) + \
             np.uint64(template)
         strip_at, strip_bytes = part[strip[0]], part[strip[1]]
-        good = ((strip_at <= size) & (strip_bytes <= size)
-                & (strip_at + strip_bytes <= size)
+        # in 64 bits: two 32-bit values each inside a file of 3 GiB can add up past 2**32
+        data_end = strip_at.astype(np.uint64) + strip_bytes
+        good = ((strip_at <= size) & (strip_bytes <= size) & (data_end <= size)
                 & (part[nxt] == offsets + np.uint64(stride)))
         for k, value in enumerate(shared):
             good &= part[f"f{k}"] == value
         bad = np.flatnonzero(~good)
         ok = int(bad[0]) if bad.size else len(part)
         begin = template + at * stride
-        ends = (strip_at[:ok].astype(np.uint64) + strip_bytes[:ok]).tolist()
+        ends = data_end[:ok].tolist()
         pages += [_new_tuple(PageExtent, (o, o + pointer_at, end, o + stride))
                   for o, end in zip(range(begin, begin + ok * stride, stride), ends,
                                     strict=True)]

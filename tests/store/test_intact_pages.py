@@ -179,3 +179,24 @@ def test_blocks_of_the_largest_size_walk_as_one_by_one(tmp_path, monkeypatch, da
             fh.write(IfdFormat("<", False).count.pack(0))
         truth = truth[:damage_at]
     assert intact_pages(path) == truth
+
+
+def test_a_strip_whose_offset_and_count_add_up_past_4_gib_ends_the_pages(tmp_path):
+    """In a classic TIFF of 3.5 GiB (a sparse file here), a page whose strip offset and byte
+    count are each inside the file but add up to more than it (and than 2**32) is not
+    intact: the sum is not taken in 32 bits."""
+    path = tmp_path / "big.tif"
+    data, truth = _alike_file(False, "<")
+    path.write_bytes(data)
+    size = 3_500_000_000
+    os.truncate(path, size)  # a hole after the pages: they stay where they are
+    fmt = IfdFormat("<", False)
+    damaged = 100
+    with path.open("r+b") as fh:
+        for tag, value in ((273, 3_000_000_000), (279, 2_000_000_000)):
+            entry = _entry_of(fh, fmt, truth[damaged][0], tag)
+            kind, count = fmt.kind_and_count.unpack(_read_at(fh, entry + 2, 6))
+            assert (kind, count) == (4, 1)  # one LONG, as tifffile writes it
+            fh.seek(entry + 8)
+            fh.write(struct.pack("<I", value))
+    assert intact_pages(path) == truth[:damaged]
