@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,9 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_recorder import REPO
-from bench_scale import crashed_file
-
-from nbo_recorder.store.journal import journal_path
+from bench_scale import crashed_file, fresh_copy
 
 #: The floor child. Its parts mirror what the recorder writes for each frame (attributes as
 #: in a recovered file); it prints each part's seconds as one JSON object.
@@ -98,14 +95,6 @@ def _wall(argv: list[str]) -> tuple[float, str]:
     return wall, done.stdout
 
 
-def _fresh(pristine: Path, folder: Path) -> Path:
-    """A copy of the crashed file and its journal, as each round starts from."""
-    path = folder / "big.ome.tif"
-    shutil.copyfile(pristine, path)
-    shutil.copyfile(journal_path(pristine), journal_path(path))
-    return path
-
-
 def bench_floor(planes: int, rounds: int) -> dict[str, Any]:
     """The floor's parts and process wall, the real command's, and a bare interpreter's."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "recorder")],
@@ -121,12 +110,12 @@ def bench_floor(planes: int, rounds: int) -> dict[str, Any]:
                 if variant == "python -c pass":
                     wall, _ = _wall([sys.executable, "-c", "pass"])
                 elif variant == "floor":
-                    path = _fresh(pristine, folder)
+                    path = fresh_copy(pristine, folder / "big.ome.tif")
                     wall, out = _wall([sys.executable, "-c", f"PATH = {str(path)!r}\n{_FLOOR}"])
                     for name, seconds in json.loads(out.splitlines()[-1]).items():
                         parts.setdefault(name, []).append(seconds)
                 else:
-                    path = _fresh(pristine, folder)
+                    path = fresh_copy(pristine, folder / "big.ome.tif")
                     wall, _ = _wall([sys.executable, "-m", "nbo_recorder.cli.main", "recover",
                                      str(path)])
                 walls[variant].append(wall)

@@ -65,6 +65,14 @@ def crashed_file(folder: Path, planes: int) -> Path:
     return path
 
 
+def fresh_copy(pristine: Path, path: Path) -> Path:
+    """Copy the crashed file ``pristine`` and its journal to ``path``: each timed round
+    starts from the same crash; ``path``."""
+    shutil.copyfile(pristine, path)
+    shutil.copyfile(journal_path(pristine), journal_path(path))
+    return path
+
+
 def _child(step: str, path: Path, profile: Path | None) -> tuple[float, float]:
     """Run one step in a fresh process: its own wall time and the child's CPU seconds."""
     code = _CHILD.format(repo=str(REPO), body=_STEPS[step].format(path=str(path)))
@@ -99,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             pristine = crashed_file(folder, planes)
             times: dict[str, list[tuple[float, float]]] = {s: [] for s in _STEPS}
             for k in range(args.rounds):
-                path = folder / "big.ome.tif"
-                shutil.copyfile(pristine, path)
-                shutil.copyfile(journal_path(pristine), journal_path(path))
+                path = fresh_copy(pristine, folder / "big.ome.tif")
                 for step in _STEPS:
                     prof = (args.profile / f"{step}-{planes}.prof"
                             if args.profile and k == 0 else None)
