@@ -66,8 +66,8 @@ def crashed_file(folder: Path, planes: int) -> Path:
 
 
 def fresh_copy(pristine: Path, path: Path) -> Path:
-    """Copy the crashed file ``pristine`` and its journal to ``path``: each timed round
-    starts from the same crash; ``path``."""
+    """Copy the crashed file ``pristine`` and its journal to ``path`` and return ``path``,
+    so that each timed round starts from the same crash."""
     shutil.copyfile(pristine, path)
     shutil.copyfile(journal_path(pristine), journal_path(path))
     return path
